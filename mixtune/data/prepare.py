@@ -1,0 +1,302 @@
+"""`mixtune prepare`: raw multi-domain sources -> a dataset directory (see `store.py`).
+
+Three streaming passes over the sources, so memory stays flat however large the corpus:
+
+1. scan: validate every record, count documents, and fix the train/validation split (given by
+   `train/` and `validation/` folders, else a hash of the text);
+2. train the tokenizer on the training split (skipped with `--tokenizer`);
+3. tokenize in batches (the Rust tokenizer uses every core) and append to one file per split
+   and domain.
+
+Everything is written into a staging folder beside `--out` and renamed into place at the end, so
+`--out` is either absent or complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mixtune.data import store
+from mixtune.data.sources import Document, read_documents
+from mixtune.data.tokenizer import EOS, load_tokenizer, save_tokenizer, train_bpe
+from mixtune.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Tokenize this many documents per call: large enough to keep the Rust thread pool busy,
+# small enough that a buffer of raw text stays a few MB.
+BATCH_DOCS = 512
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+
+
+@dataclass
+class PrepareOptions:
+    sources: list[str]
+    out: str
+    text_field: str = "text"
+    domain_field: str | None = None
+    validation_fraction: float = 0.05
+    tokenizer: str | None = None
+    vocab_size: int = 8192
+    tokenizer_train_bytes: int = 1 << 30
+    seq_len: int = 512
+    skip_bad_records: bool = False
+    overwrite: bool = False
+
+    def recorded(self) -> dict:
+        """The options that determine the output (a rerun with others is refused)."""
+        return {
+            "sources": [str(Path(s).resolve()) for s in self.sources],
+            "text_field": self.text_field,
+            "domain_field": self.domain_field,
+            "validation_fraction": self.validation_fraction,
+            "tokenizer": str(Path(self.tokenizer).resolve()) if self.tokenizer else None,
+            "vocab_size": None if self.tokenizer else self.vocab_size,
+            "seq_len": self.seq_len,
+            "skip_bad_records": self.skip_bad_records,
+        }
+
+
+@dataclass
+class Scan:
+    """What pass 1 learned: per-domain counts and which unsplit documents go to validation."""
+
+    domains: list[str] = field(default_factory=list)
+    forced_validation: set[tuple[str, int]] = field(default_factory=set)
+    skipped: Counter = field(default_factory=Counter)  # (split, domain, reason) -> n
+
+
+def hash_unit(text: str) -> float:
+    """A deterministic number in [0, 1) from the text: the same document always lands in the same
+    split, wherever it appears (so exact duplicates never straddle train and validation)."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64
+
+
+def prepare(opts: PrepareOptions) -> Path:
+    out = Path(opts.out)
+    _check_options(opts)
+    if (out / store.MANIFEST).is_file() and not opts.overwrite:
+        existing = store.open_dataset(out).manifest.get("options")
+        if existing != opts.recorded():
+            raise UserError(
+                f"{out} already holds a dataset prepared with other options; pass --overwrite to "
+                "replace it or choose another --out."
+            )
+        log.info("%s is already complete (manifest.json present); --overwrite redoes it.", out)
+        return out
+    if out.exists() and not (out / store.MANIFEST).is_file() and any(out.iterdir()) and not opts.overwrite:
+        raise UserError(f"{out} exists and is not a dataset; choose another --out or pass --overwrite.")
+
+    scan = _scan(opts)
+    staged = store.staging_dir(out)
+    try:
+        tok, eos = _make_tokenizer(opts, scan, staged / "tokenizer")
+        eos_id = tok.token_to_id(eos)
+        vocab_size = tok.get_vocab_size(with_added_tokens=True)
+        dtype = store.token_dtype(vocab_size)
+        counts = _tokenize_all(opts, scan, tok, eos_id, dtype, staged)
+        manifest = _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype)
+        store.write_json_atomic(staged / store.MANIFEST, manifest)
+        store.publish_dir(staged, out)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return out
+
+
+def _check_options(opts: PrepareOptions) -> None:
+    if not opts.sources:
+        raise UserError("prepare needs at least one SOURCE.")
+    if not 0 < opts.validation_fraction < 1:
+        raise UserError(f"--validation-fraction {opts.validation_fraction}: must be between 0 and 1.")
+    if opts.seq_len < 1:
+        raise UserError(f"--seq-len {opts.seq_len}: must be positive.")
+    if opts.tokenizer is None and opts.vocab_size < 300:
+        raise UserError(f"--vocab-size {opts.vocab_size}: a byte-level BPE needs at least 300 (256 bytes + merges).")
+
+
+def _documents(opts: PrepareOptions, on_skip=None) -> Iterator[Document]:
+    return read_documents(
+        opts.sources,
+        text_field=opts.text_field,
+        domain_field=opts.domain_field,
+        skip_bad=opts.skip_bad_records,
+        on_skip=on_skip,
+    )
+
+
+def _with_split(opts: PrepareOptions, scan: Scan) -> Iterator[tuple[str, Document]]:
+    """Documents paired with their split; sources without split folders are hash-split."""
+    ordinal: Counter = Counter()
+    for doc in _documents(opts):
+        if doc.split is not None:
+            yield doc.split, doc
+            continue
+        k = ordinal[doc.domain]
+        ordinal[doc.domain] += 1
+        val = hash_unit(doc.text) < opts.validation_fraction or (doc.domain, k) in scan.forced_validation
+        yield ("validation" if val else "train"), doc
+
+
+def _scan(opts: PrepareOptions) -> Scan:
+    scan = Scan()
+    docs: Counter = Counter()  # (split, domain) -> documents
+    best: dict[str, tuple[float, int]] = {}  # domain -> (smallest hash, ordinal) among unsplit docs
+    ordinal: Counter = Counter()
+
+    def on_skip(split, domain, reason):
+        scan.skipped[(split, domain, reason)] += 1
+
+    for doc in _documents(opts, on_skip):
+        if doc.split is not None:
+            docs[(doc.split, doc.domain)] += 1
+            continue
+        k = ordinal[doc.domain]
+        ordinal[doc.domain] += 1
+        u = hash_unit(doc.text)
+        docs[("validation" if u < opts.validation_fraction else "train", doc.domain)] += 1
+        if doc.domain not in best or u < best[doc.domain][0]:
+            best[doc.domain] = (u, k)
+
+    # The hash split keeps at least one validation document per domain: if none fell below the
+    # threshold, the document closest to it moves over.
+    for domain, (_, k) in best.items():
+        if docs[("validation", domain)] == 0:
+            scan.forced_validation.add((domain, k))
+            docs[("validation", domain)] += 1
+            docs[("train", domain)] -= 1
+
+    scan.domains = sorted({d for _, d in docs})
+    if not scan.domains:
+        raise UserError(f"{', '.join(opts.sources)}: no documents found.")
+    no_train = [d for d in scan.domains if docs[("train", d)] == 0]
+    if no_train:
+        raise UserError(
+            f"domain(s) {', '.join(no_train)} have no training documents (a domain needs at least "
+            "2 documents for the hash split, or documents under train/)."
+        )
+    return scan
+
+
+def _make_tokenizer(opts: PrepareOptions, scan: Scan, out_dir: Path):
+    if opts.tokenizer:
+        tok, eos = load_tokenizer(opts.tokenizer)
+        src = Path(opts.tokenizer)
+        if src.is_dir():
+            out_dir.mkdir(parents=True)
+            for name in TOKENIZER_FILES:
+                if (src / name).is_file():
+                    shutil.copy2(src / name, out_dir / name)
+        else:
+            save_tokenizer(tok, out_dir, eos)
+        return tok, eos
+
+    budget = opts.tokenizer_train_bytes
+
+    def train_texts() -> Iterator[str]:
+        used = 0
+        for split, doc in _with_split(opts, scan):
+            if split == "train":
+                used += len(doc.text)
+                yield doc.text
+                if used >= budget:  # a sample of a big corpus trains a tokenizer just as well
+                    return
+
+    log.info("training a byte-level BPE tokenizer (vocab %d) on the training split", opts.vocab_size)
+    tok = train_bpe(train_texts(), opts.vocab_size)
+    save_tokenizer(tok, out_dir)
+    return tok, EOS
+
+
+def _tokenize_all(opts, scan, tok, eos_id, dtype, staged) -> dict:
+    writers = {
+        (split, d): store.TokenWriter(staged / split / f"{d}.bin", dtype)
+        for split in store.SPLITS
+        for d in scan.domains
+    }
+    buffers: dict[tuple[str, str], list[str]] = defaultdict(list)
+
+    def flush(key):
+        encoded = tok.encode_batch(buffers[key], add_special_tokens=False)
+        lengths = np.fromiter((len(e.ids) + 1 for e in encoded), dtype=np.int64, count=len(encoded))
+        ids = np.empty(int(lengths.sum()), dtype=np.int64)
+        ends = np.cumsum(lengths)
+        for e, end, n in zip(encoded, ends, lengths, strict=True):
+            ids[end - n : end - 1] = e.ids
+        ids[ends - 1] = eos_id  # EOS after every document
+        writers[key].write(ids, documents=len(encoded))
+        buffers[key].clear()
+
+    docs = _with_split(opts, scan)
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        docs = tqdm(docs, desc="tokenizing", unit="doc")
+    try:
+        for split, doc in docs:
+            key = (split, doc.domain)
+            buffers[key].append(doc.text)
+            if len(buffers[key]) >= BATCH_DOCS:
+                flush(key)
+        for key in [k for k, v in buffers.items() if v]:
+            flush(key)
+    finally:
+        for w in writers.values():
+            w.close()
+    return {key: (w.documents, w.tokens) for key, w in writers.items()}
+
+
+def _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype) -> dict:
+    short = [d for d in scan.domains if counts[("train", d)][1] < opts.seq_len + 1]
+    if short:
+        raise UserError(
+            f"domain(s) {', '.join(short)} have fewer than seq_len + 1 = {opts.seq_len + 1} training "
+            "tokens, too few for one training sequence; add data or lower --seq-len."
+        )
+    splits = {}
+    for split in store.SPLITS:
+        splits[split] = {}
+        for d in scan.domains:
+            skipped = {r: n for (s, dom, r), n in scan.skipped.items() if s == split and dom == d}
+            n_docs, n_tok = counts[(split, d)]
+            splits[split][d] = store.domain_entry(n_docs, n_tok, opts.seq_len, skipped)
+    unassigned = [
+        {"split": s, "domain": d, "reason": r, "count": n}
+        for (s, d, r), n in sorted(scan.skipped.items(), key=str)
+        if s is None or d is None
+    ]
+    return {
+        "format_version": store.FORMAT_VERSION,
+        "domains": scan.domains,
+        "seq_len": opts.seq_len,
+        "dtype": dtype.str,
+        "tokenizer": {
+            "sha256": store.tokenizer_hash(staged / "tokenizer"),
+            "vocab_size": vocab_size,
+            "eos_id": eos_id,
+            "source": opts.tokenizer or f"byte-level BPE trained on the training split (vocab {opts.vocab_size})",
+        },
+        "splits": splits,
+        "skipped_outside_domains": unassigned,
+        "skipped_total": sum(scan.skipped.values()),
+        "sources": [str(Path(s).resolve()) for s in opts.sources],
+        "options": opts.recorded(),
+    }
+
+
+def summary_rows(manifest: dict) -> Iterator[tuple]:
+    """(domain, train docs, train tokens, train sequences, validation docs, validation tokens)."""
+    tr, va = manifest["splits"]["train"], manifest["splits"]["validation"]
+    for d in manifest["domains"]:
+        yield d, tr[d]["documents"], tr[d]["tokens"], tr[d]["sequences"], va[d]["documents"], va[d]["tokens"]
+

@@ -1,0 +1,83 @@
+"""Tokenizers: train a byte-level BPE locally, or load any Hugging Face tokenizer from disk.
+
+Everything is saved as a Hugging Face tokenizer folder, so `AutoTokenizer.from_pretrained` (and the
+`final/` model folders that copy it) load it with no custom code and no Hub access.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from mixtune.errors import UserError
+
+EOS = "<|endoftext|>"
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+    """Byte-level BPE (GPT-2 style) trained on `texts`; the Rust trainer uses every core."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def save_tokenizer(tok: Tokenizer, out_dir: Path, eos_token: str = EOS) -> None:
+    """Save as an HF tokenizer folder (tokenizer.json + tokenizer_config.json)."""
+    from transformers import PreTrainedTokenizerFast
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos_token)
+    fast.save_pretrained(str(out_dir))
+
+
+def load_tokenizer(spec: str | os.PathLike) -> tuple[Tokenizer, str]:
+    """Load a tokenizer from an HF folder or a tokenizer.json; return it and its EOS token.
+
+    The EOS token comes from the folder's tokenizer_config.json / special_tokens_map.json when
+    present, else the first of a few conventional names found in the vocabulary.
+    """
+    path = Path(spec)
+    file = path / "tokenizer.json" if path.is_dir() else path
+    if not file.is_file():
+        raise UserError(
+            f"--tokenizer {spec}: no tokenizer.json there. Pass a Hugging Face tokenizer folder "
+            "(as saved by save_pretrained) or a tokenizer.json file."
+        )
+    try:
+        tok = Tokenizer.from_file(str(file))
+    except Exception as e:  # the Rust loader raises plain Exceptions
+        raise UserError(f"{file}: not a loadable tokenizers JSON file ({e}).") from None
+    eos = _configured_eos(file.parent) or next(
+        (t for t in (EOS, "</s>", "<eos>", "<|end_of_text|>") if tok.token_to_id(t) is not None), None
+    )
+    if eos is None:
+        raise UserError(
+            f"{file}: no end-of-sequence token found (looked in tokenizer_config.json and for "
+            f"{EOS}, </s>, <eos>). Add one with eos_token in tokenizer_config.json."
+        )
+    return tok, eos
+
+
+def _configured_eos(folder: Path) -> str | None:
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        f = folder / name
+        if f.is_file():
+            eos = json.loads(f.read_text()).get("eos_token")
+            if isinstance(eos, dict):
+                eos = eos.get("content")
+            if isinstance(eos, str):
+                return eos
+    return None
