@@ -71,7 +71,9 @@ def clean_partial(run_dir: Path) -> None:
 def load(path: Path, model, optimizer) -> dict:
     """Restore model, optimizer and RNG in place; return the JSON state."""
     load_model(model, str(path / "model.safetensors"))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu"))
+    optimizer.load_state_dict(
+        torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu")
+    )
     rng = torch.load(path / "rng.pt", weights_only=True)
     torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and torch.cuda.is_available():

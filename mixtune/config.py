@@ -77,20 +77,48 @@ class TrainConfig:
         need(self.steps >= 1, f"--steps {self.steps}: must be at least 1.")
         need(self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1.")
         need(self.grad_accum >= 1, f"--grad-accum {self.grad_accum}: must be at least 1.")
-        need(self.seq_len is None or self.seq_len >= 1, f"--seq-len {self.seq_len}: must be positive.")
+        need(
+            self.seq_len is None or self.seq_len >= 1,
+            f"--seq-len {self.seq_len}: must be positive.",
+        )
         need(self.lr > 0, f"--lr {self.lr}: must be positive.")
-        need(0 < self.final_lr_ratio <= 1, f"final_lr_ratio {self.final_lr_ratio}: must be in (0, 1].")
-        need(0 <= self.warmup_fraction < 1, f"warmup_fraction {self.warmup_fraction}: must be in [0, 1).")
-        need(self.checkpoint_every >= 1, f"--checkpoint-every {self.checkpoint_every}: must be at least 1.")
+        need(
+            0 < self.final_lr_ratio <= 1,
+            f"final_lr_ratio {self.final_lr_ratio}: must be in (0, 1].",
+        )
+        need(
+            0 <= self.warmup_fraction < 1,
+            f"warmup_fraction {self.warmup_fraction}: must be in [0, 1).",
+        )
+        need(
+            self.checkpoint_every >= 1,
+            f"--checkpoint-every {self.checkpoint_every}: must be at least 1.",
+        )
         need(self.eval_every >= 0, f"--eval-every {self.eval_every}: must be >= 0.")
-        need(self.precision in ("auto", "fp32", "bf16"), f"--precision {self.precision!r}: auto, fp32 or bf16.")
-        need(self.report_to in ("none", "tensorboard", "wandb"), f"--report-to {self.report_to!r}: none, tensorboard or wandb.")
+        need(
+            self.precision in ("auto", "fp32", "bf16"),
+            f"--precision {self.precision!r}: auto, fp32 or bf16.",
+        )
+        need(
+            self.report_to in ("none", "tensorboard", "wandb"),
+            f"--report-to {self.report_to!r}: none, tensorboard or wandb.",
+        )
         need(self.eta > 0, f"--eta {self.eta}: must be positive.")
         need(0 <= self.smoothing < 1, f"--smoothing {self.smoothing}: must be in [0, 1).")
-        need(self.loss_normalization in ("domain", "token"), f"--loss-normalization {self.loss_normalization!r}: domain or token.")
+        need(
+            self.loss_normalization in ("domain", "token"),
+            f"--loss-normalization {self.loss_normalization!r}: domain or token.",
+        )
 
     # Fields that change what is computed; the rest (logging, checkpoint cadence) may change on resume.
-    IDENTITY_EXCLUDE = ("checkpoint_every", "keep_checkpoints", "report_to", "eval_batch_size", "device", "out")
+    IDENTITY_EXCLUDE = (
+        "checkpoint_every",
+        "keep_checkpoints",
+        "report_to",
+        "eval_batch_size",
+        "device",
+        "out",
+    )
 
     def identity(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.IDENTITY_EXCLUDE}
@@ -104,7 +132,9 @@ def from_dict(cls, d: dict, where: str):
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:
-        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}.")
+        raise UserError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}."
+        )
     return cls(**d)
 
 

@@ -51,11 +51,17 @@ def evaluate(
         for length in sorted({b - a for a, b in mine}, reverse=True):
             group = [(a, b) for a, b in mine if b - a == length]
             for i in range(0, len(group), batch_size):
-                rows = np.stack([np.asarray(tokens[a:b], dtype=np.int64) for a, b in group[i : i + batch_size]])
+                rows = np.stack(
+                    [np.asarray(tokens[a:b], dtype=np.int64) for a, b in group[i : i + batch_size]]
+                )
                 x = torch.from_numpy(rows).to(device)
-                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                with torch.autocast(
+                    device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+                ):
                     logits = model(input_ids=x[:, :-1]).logits
-                loss = F.cross_entropy(logits.float().flatten(0, 1), x[:, 1:].flatten(), reduction="sum")
+                loss = F.cross_entropy(
+                    logits.float().flatten(0, 1), x[:, 1:].flatten(), reduction="sum"
+                )
                 totals[0, d] += loss.item()
                 totals[1, d] += x[:, 1:].numel()
     all_reduce_sum(totals)
@@ -64,33 +70,53 @@ def evaluate(
 
 
 def summarize(domains, loss_sums, counts) -> dict:
-    log_ppl = {d: (s / n if n else None) for d, s, n in zip(domains, loss_sums, counts, strict=True)}
+    log_ppl = {
+        d: (s / n if n else None) for d, s, n in zip(domains, loss_sums, counts, strict=True)
+    }
     present = [v for v in log_ppl.values() if v is not None]
     return {
         "log_ppl": log_ppl,
         "tokens": {d: int(n) for d, n in zip(domains, counts, strict=True)},
         "average": sum(present) / len(present) if present else math.nan,
         "worst": max(present) if present else math.nan,
-        "worst_domain": max((v, d) for d, v in log_ppl.items() if v is not None)[1] if present else None,
+        "worst_domain": max((v, d) for d, v in log_ppl.items() if v is not None)[1]
+        if present
+        else None,
     }
 
 
 def format_table(result: dict, floors: dict | None = None) -> str:
     rows = [("domain", "log-ppl", "ppl", "tokens") + (("floor",) if floors else ())]
     for d, v in result["log_ppl"].items():
-        cells = (d, "—" if v is None else f"{v:.4f}", "—" if v is None else f"{math.exp(min(v, 700)):.2f}",
-                 str(result["tokens"][d]))
+        cells = (
+            d,
+            "—" if v is None else f"{v:.4f}",
+            "—" if v is None else f"{math.exp(min(v, 700)):.2f}",
+            str(result["tokens"][d]),
+        )
         rows.append(cells + ((f"{floors[d]:.4f}",) if floors else ()))
-    rows.append(("average (uniform)", f"{result['average']:.4f}", "", "") + (("",) if floors else ()))
-    rows.append((f"worst ({result['worst_domain']})", f"{result['worst']:.4f}", "", "") + (("",) if floors else ()))
+    rows.append(
+        ("average (uniform)", f"{result['average']:.4f}", "", "") + (("",) if floors else ())
+    )
+    rows.append(
+        (f"worst ({result['worst_domain']})", f"{result['worst']:.4f}", "", "")
+        + (("",) if floors else ())
+    )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-             for r in rows]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def evaluate_run(run, *, data=None, max_tokens_per_domain=None, batch_size=8, device="auto") -> dict:
+def evaluate_run(
+    run, *, data=None, max_tokens_per_domain=None, batch_size=8, device="auto"
+) -> dict:
     """`mixtune eval`: evaluate a run's `final/` model; write `eval.json` beside it; print a table."""
     from pathlib import Path
 
@@ -105,7 +131,9 @@ def evaluate_run(run, *, data=None, max_tokens_per_domain=None, batch_size=8, de
     final = run if (run / "config.json").is_file() else run / "final"
     run_dir = final.parent
     if not (final / "config.json").is_file():
-        raise UserError(f"{run}: no trained model (expected {final}/config.json); finish the run first.")
+        raise UserError(
+            f"{run}: no trained model (expected {final}/config.json); finish the run first."
+        )
     if data is None:
         cfg_file = run_dir / "config.yaml"
         if not cfg_file.is_file():
@@ -113,14 +141,35 @@ def evaluate_run(run, *, data=None, max_tokens_per_domain=None, batch_size=8, de
         data = yaml.safe_load(cfg_file.read_text())["data"]
     ds = open_dataset(data)
     if tokenizer_hash(final) != ds.tokenizer_hash:
-        raise UserError(f"{final} was trained with another tokenizer than {data}; evaluate it on its own dataset.")
+        raise UserError(
+            f"{final} was trained with another tokenizer than {data}; evaluate it on its own dataset."
+        )
     dist = distributed.setup(device)
     model = load_model(final).to(dist.device)
-    seq_len = int(json.loads((final / "mixtune.json").read_text())["seq_len"]) if (final / "mixtune.json").is_file() else ds.seq_len
-    result = evaluate(model, ds, seq_len=seq_len, max_tokens_per_domain=max_tokens_per_domain, batch_size=batch_size,
-                      device=dist.device, rank=dist.rank, world_size=dist.world_size)
+    seq_len = (
+        int(json.loads((final / "mixtune.json").read_text())["seq_len"])
+        if (final / "mixtune.json").is_file()
+        else ds.seq_len
+    )
+    result = evaluate(
+        model,
+        ds,
+        seq_len=seq_len,
+        max_tokens_per_domain=max_tokens_per_domain,
+        batch_size=batch_size,
+        device=dist.device,
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
     if dist.is_main:
-        write_json_atomic(run_dir / "eval.json", {"split": "validation", "dataset": str(Path(data).resolve()),
-                                                  "max_tokens_per_domain": max_tokens_per_domain, **result})
+        write_json_atomic(
+            run_dir / "eval.json",
+            {
+                "split": "validation",
+                "dataset": str(Path(data).resolve()),
+                "max_tokens_per_domain": max_tokens_per_domain,
+                **result,
+            },
+        )
         print(format_table(result))
     return result

@@ -39,7 +39,9 @@ SCALES: dict[str, Scale] = {
 
 def get_scale(name: str) -> Scale:
     if name not in SCALES:
-        raise UserError(f"--scale {name!r}: unknown; choose one of {', '.join(SCALES)} (see `mixtune scales`).")
+        raise UserError(
+            f"--scale {name!r}: unknown; choose one of {', '.join(SCALES)} (see `mixtune scales`)."
+        )
     return SCALES[name]
 
 
@@ -61,14 +63,18 @@ def model_config(scale: str, vocab_size: int, seq_len: int, eos_id: int) -> Llam
     )
 
 
-def build_model(scale: str, vocab_size: int, seq_len: int, eos_id: int, seed: int) -> LlamaForCausalLM:
+def build_model(
+    scale: str, vocab_size: int, seq_len: int, eos_id: int, seed: int
+) -> LlamaForCausalLM:
     torch.manual_seed(seed)  # the initial weights are a function of the seed alone
     return LlamaForCausalLM(model_config(scale, vocab_size, seq_len, eos_id))
 
 
 def load_model(path: Path) -> LlamaForCausalLM:
     """Load a `final/` folder (safetensors, no custom code, no pickle)."""
-    return LlamaForCausalLM.from_pretrained(str(path), attn_implementation="sdpa", use_safetensors=True)
+    return LlamaForCausalLM.from_pretrained(
+        str(path), attn_implementation="sdpa", use_safetensors=True
+    )
 
 
 def count_params(scale: str, vocab_size: int) -> tuple[int, int]:

@@ -48,7 +48,12 @@ from mixtune.model import build_model, load_model
 
 log = logging.getLogger(__name__)
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -106,8 +111,12 @@ def run(cfg: TrainConfig) -> Path:
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]  # norms: decaying them only hurts
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
     )
     sampler = DomainSampler(ds, weights, cfg.batch_size, cfg.seed, seq_len=seq_len)
     k = len(ds.domains)
@@ -146,7 +155,10 @@ def run(cfg: TrainConfig) -> Path:
         for group in opt.param_groups:
             group["lr"] = lr
         plan = sampler.next()
-        slots = [slot_range(cfg.batch_size, dist.world_size, dist.rank, cfg.grad_accum, m) for m in range(cfg.grad_accum)]
+        slots = [
+            slot_range(cfg.batch_size, dist.world_size, dist.rank, cfg.grad_accum, m)
+            for m in range(cfg.grad_accum)
+        ]
         xs = [torch.from_numpy(sampler.tokens(plan, s)).to(dist.device) for s in slots]
         doms = [torch.from_numpy(plan.domain_ids[s]).to(dist.device) for s in slots]
         # Every rank holds the global plan, so global per-domain token counts need no communication.
@@ -169,7 +181,9 @@ def run(cfg: TrainConfig) -> Path:
                     kept = proxy
             distributed.all_reduce_sum(stats[1:])
             alpha = state.update(stats[1].cpu().numpy(), counts.numpy(), cfg.eta, cfg.smoothing)
-            factor = doremi.proxy_loss_weights(torch.as_tensor(alpha), counts, sampling, cfg.loss_normalization)
+            factor = doremi.proxy_loss_weights(
+                torch.as_tensor(alpha), counts, sampling, cfg.loss_normalization
+            )
         else:
             factor = torch.full((k,), 1.0 / (cfg.batch_size * seq_len), dtype=torch.float64)
         factor = factor.to(device=dist.device, dtype=torch.float32)
@@ -206,13 +220,21 @@ def run(cfg: TrainConfig) -> Path:
                 "tokens": tokens_seen,
                 "step_time_s": dt,
                 "tokens_per_s": cfg.batch_size * seq_len / dt,
-                "domain_loss": {d: (float(v) if c else None) for d, v, c in zip(ds.domains, domain_loss, counts.tolist(), strict=True)},
-                "domain_sequences": dict(zip(ds.domains, plan.domain_counts(k).tolist(), strict=True)),
+                "domain_loss": {
+                    d: (float(v) if c else None)
+                    for d, v, c in zip(ds.domains, domain_loss, counts.tolist(), strict=True)
+                },
+                "domain_sequences": dict(
+                    zip(ds.domains, plan.domain_counts(k).tolist(), strict=True)
+                ),
             }
             if state is not None:
                 row["domain_excess"] = as_dict(state.last_excess, ds.domains)
                 row["domain_weights"] = as_dict(state.alpha, ds.domains)
-                history.write(json.dumps({"step": step + 1, "weights": as_dict(state.alpha, ds.domains)}) + "\n")
+                history.write(
+                    json.dumps({"step": step + 1, "weights": as_dict(state.alpha, ds.domains)})
+                    + "\n"
+                )
                 history.flush()
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
@@ -225,7 +247,10 @@ def run(cfg: TrainConfig) -> Path:
         if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
             result = _evaluate(model, ds, seq_len, cfg, dist, amp)
             if dist.is_main:
-                metrics.write(json.dumps({"kind": "eval", "step": done, "tokens": tokens_seen, **result}) + "\n")
+                metrics.write(
+                    json.dumps({"kind": "eval", "step": done, "tokens": tokens_seen, **result})
+                    + "\n"
+                )
                 metrics.flush()
                 reporter.log({"kind": "eval", "step": done, **result})
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
@@ -240,7 +265,9 @@ def run(cfg: TrainConfig) -> Path:
         bar.close()
     result = _evaluate(model, ds, seq_len, cfg, dist, amp)
     if dist.is_main:
-        metrics.write(json.dumps({"kind": "eval", "step": cfg.steps, "tokens": tokens_seen, **result}) + "\n")
+        metrics.write(
+            json.dumps({"kind": "eval", "step": cfg.steps, "tokens": tokens_seen, **result}) + "\n"
+        )
         metrics.close()
         if history is not None:
             history.close()
@@ -249,7 +276,10 @@ def run(cfg: TrainConfig) -> Path:
         write_json_atomic(out / "eval.json", {"step": cfg.steps, "split": "validation", **result})
         if state is not None:
             avg = as_dict(state.average, ds.domains)
-            write_json_atomic(out / "domain_weights.json", {"train_domain_weights": avg, "eval_domain_weights": avg})
+            write_json_atomic(
+                out / "domain_weights.json",
+                {"train_domain_weights": avg, "eval_domain_weights": avg},
+            )
         _save_final(model, ds, cfg, out, seq_len)
         print(format_table(result), file=sys.stderr)
     distributed.barrier()
@@ -258,9 +288,15 @@ def run(cfg: TrainConfig) -> Path:
 
 def _evaluate(model, ds, seq_len, cfg, dist, amp) -> dict:
     return evaluate(
-        model, ds, seq_len=seq_len, max_tokens_per_domain=cfg.eval_max_tokens_per_domain,
-        batch_size=cfg.eval_batch_size, device=dist.device, autocast_dtype=amp,
-        rank=dist.rank, world_size=dist.world_size,
+        model,
+        ds,
+        seq_len=seq_len,
+        max_tokens_per_domain=cfg.eval_max_tokens_per_domain,
+        batch_size=cfg.eval_batch_size,
+        device=dist.device,
+        autocast_dtype=amp,
+        rank=dist.rank,
+        world_size=dist.world_size,
     )
 
 
@@ -271,7 +307,11 @@ def _check_or_write_config(cfg: TrainConfig, out: Path, dist) -> None:
         import yaml
 
         old = TrainConfig(**yaml.safe_load(saved.read_text()))
-        diff = {k: (v, cfg.identity().get(k)) for k, v in old.identity().items() if cfg.identity().get(k) != v}
+        diff = {
+            k: (v, cfg.identity().get(k))
+            for k, v in old.identity().items()
+            if cfg.identity().get(k) != v
+        }
         if diff:
             what = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
             raise UserError(
@@ -312,10 +352,18 @@ def _save_final(model, ds: Dataset, cfg: TrainConfig, out: Path, seq_len: int) -
             if (ds.tokenizer_dir / name).is_file():
                 shutil.copy2(ds.tokenizer_dir / name, staged / name)
         load_tokenizer(staged)  # fail now, not in a later stage, if the copy is unusable
-        write_json_atomic(staged / "mixtune.json", {
-            "scale": cfg.scale, "steps": cfg.steps, "seq_len": seq_len, "domains": ds.domains,
-            "weights": cfg.weights, "tokenizer_sha256": ds.tokenizer_hash, "dataset": str(Path(cfg.data).resolve()),
-        })
+        write_json_atomic(
+            staged / "mixtune.json",
+            {
+                "scale": cfg.scale,
+                "steps": cfg.steps,
+                "seq_len": seq_len,
+                "domains": ds.domains,
+                "weights": cfg.weights,
+                "tokenizer_sha256": ds.tokenizer_hash,
+                "dataset": str(Path(cfg.data).resolve()),
+            },
+        )
         publish_dir(staged, out / "final")
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
@@ -358,9 +406,17 @@ class _Reporter:
             elif self.kind == "wandb":
                 import wandb
 
-                self.impl = wandb.init(project="mixtune", name=out.name, dir=str(out), config=cfg.__dict__, resume="allow")
+                self.impl = wandb.init(
+                    project="mixtune",
+                    name=out.name,
+                    dir=str(out),
+                    config=cfg.__dict__,
+                    resume="allow",
+                )
         except ImportError:
-            raise UserError(f"--report-to {self.kind}: the package is not installed (pip install 'mixtune[{self.kind}]').") from None
+            raise UserError(
+                f"--report-to {self.kind}: the package is not installed (pip install 'mixtune[{self.kind}]')."
+            ) from None
 
     def log(self, row: dict) -> None:
         if self.impl is None:
@@ -368,7 +424,13 @@ class _Reporter:
         flat = {}
         for key, value in row.items():
             if isinstance(value, dict):
-                flat.update({f"{row['kind']}/{key}/{d}": v for d, v in value.items() if isinstance(v, (int, float))})
+                flat.update(
+                    {
+                        f"{row['kind']}/{key}/{d}": v
+                        for d, v in value.items()
+                        if isinstance(v, (int, float))
+                    }
+                )
             elif isinstance(value, (int, float)) and key != "step":
                 flat[f"{row['kind']}/{key}"] = value
         if self.kind == "tensorboard":

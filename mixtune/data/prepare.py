@@ -35,7 +35,12 @@ log = logging.getLogger(__name__)
 # Tokenize this many documents per call: large enough to keep the Rust thread pool busy,
 # small enough that a buffer of raw text stays a few MB.
 BATCH_DOCS = 512
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+)
 
 
 @dataclass
@@ -94,8 +99,15 @@ def prepare(opts: PrepareOptions) -> Path:
             )
         log.info("%s is already complete (manifest.json present); --overwrite redoes it.", out)
         return out
-    if out.exists() and not (out / store.MANIFEST).is_file() and any(out.iterdir()) and not opts.overwrite:
-        raise UserError(f"{out} exists and is not a dataset; choose another --out or pass --overwrite.")
+    if (
+        out.exists()
+        and not (out / store.MANIFEST).is_file()
+        and any(out.iterdir())
+        and not opts.overwrite
+    ):
+        raise UserError(
+            f"{out} exists and is not a dataset; choose another --out or pass --overwrite."
+        )
 
     scan = _scan(opts)
     staged = store.staging_dir(out)
@@ -118,11 +130,15 @@ def _check_options(opts: PrepareOptions) -> None:
     if not opts.sources:
         raise UserError("prepare needs at least one SOURCE.")
     if not 0 < opts.validation_fraction < 1:
-        raise UserError(f"--validation-fraction {opts.validation_fraction}: must be between 0 and 1.")
+        raise UserError(
+            f"--validation-fraction {opts.validation_fraction}: must be between 0 and 1."
+        )
     if opts.seq_len < 1:
         raise UserError(f"--seq-len {opts.seq_len}: must be positive.")
     if opts.tokenizer is None and opts.vocab_size < 300:
-        raise UserError(f"--vocab-size {opts.vocab_size}: a byte-level BPE needs at least 300 (256 bytes + merges).")
+        raise UserError(
+            f"--vocab-size {opts.vocab_size}: a byte-level BPE needs at least 300 (256 bytes + merges)."
+        )
 
 
 def _documents(opts: PrepareOptions, on_skip=None) -> Iterator[Document]:
@@ -144,7 +160,10 @@ def _with_split(opts: PrepareOptions, scan: Scan) -> Iterator[tuple[str, Documen
             continue
         k = ordinal[doc.domain]
         ordinal[doc.domain] += 1
-        val = hash_unit(doc.text) < opts.validation_fraction or (doc.domain, k) in scan.forced_validation
+        val = (
+            hash_unit(doc.text) < opts.validation_fraction
+            or (doc.domain, k) in scan.forced_validation
+        )
         yield ("validation" if val else "train"), doc
 
 
@@ -212,7 +231,9 @@ def _make_tokenizer(opts: PrepareOptions, scan: Scan, out_dir: Path):
                 if used >= budget:  # a sample of a big corpus trains a tokenizer just as well
                     return
 
-    log.info("training a byte-level BPE tokenizer (vocab %d) on the training split", opts.vocab_size)
+    log.info(
+        "training a byte-level BPE tokenizer (vocab %d) on the training split", opts.vocab_size
+    )
     tok = train_bpe(train_texts(), opts.vocab_size)
     save_tokenizer(tok, out_dir)
     return tok, EOS
@@ -284,7 +305,8 @@ def _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype) -> dict:
             "sha256": store.tokenizer_hash(staged / "tokenizer"),
             "vocab_size": vocab_size,
             "eos_id": eos_id,
-            "source": opts.tokenizer or f"byte-level BPE trained on the training split (vocab {opts.vocab_size})",
+            "source": opts.tokenizer
+            or f"byte-level BPE trained on the training split (vocab {opts.vocab_size})",
         },
         "splits": splits,
         "skipped_outside_domains": unassigned,
@@ -298,5 +320,11 @@ def summary_rows(manifest: dict) -> Iterator[tuple]:
     """(domain, train docs, train tokens, train sequences, validation docs, validation tokens)."""
     tr, va = manifest["splits"]["train"], manifest["splits"]["validation"]
     for d in manifest["domains"]:
-        yield d, tr[d]["documents"], tr[d]["tokens"], tr[d]["sequences"], va[d]["documents"], va[d]["tokens"]
-
+        yield (
+            d,
+            tr[d]["documents"],
+            tr[d]["tokens"],
+            tr[d]["sequences"],
+            va[d]["documents"],
+            va[d]["tokens"],
+        )

@@ -116,7 +116,11 @@ class DomainSampler:
         self.batch_size, self.seed = int(batch_size), int(seed)
         tokens = dataset.counts(split)
         self.num_seqs = np.array([num_sequences(tokens[d], self.seq_len) for d in self.domains])
-        empty = [d for d, w, n in zip(self.domains, self.weights, self.num_seqs, strict=True) if w > 0 and n == 0]
+        empty = [
+            d
+            for d, w, n in zip(self.domains, self.weights, self.num_seqs, strict=True)
+            if w > 0 and n == 0
+        ]
         if empty:
             raise UserError(
                 f"domain(s) {', '.join(empty)} have weight > 0 but fewer than seq_len + 1 = "
@@ -185,7 +189,11 @@ class DomainSampler:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        for key, mine in (("seed", self.seed), ("batch_size", self.batch_size), ("domains", list(self.domains))):
+        for key, mine in (
+            ("seed", self.seed),
+            ("batch_size", self.batch_size),
+            ("domains", list(self.domains)),
+        ):
             if state[key] != mine:
                 raise UserError(
                     f"checkpoint sampler {key} is {state[key]!r} but this run has {mine!r}; "

@@ -128,7 +128,9 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
     try:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as e:
-        raise UserError(f"{manifest_path}: not valid JSON ({e}); re-run `mixtune prepare --overwrite`.") from None
+        raise UserError(
+            f"{manifest_path}: not valid JSON ({e}); re-run `mixtune prepare --overwrite`."
+        ) from None
     if manifest.get("format_version") != FORMAT_VERSION:
         raise UserError(
             f"{manifest_path}: format_version {manifest.get('format_version')!r}, this mixtune reads "
@@ -172,7 +174,9 @@ def publish_dir(staged: Path, final: Path) -> None:
         os.replace(staged, final)
 
 
-def domain_entry(documents: int, tokens: int, seq_len: int, skipped: dict[str, int] | None = None) -> dict:
+def domain_entry(
+    documents: int, tokens: int, seq_len: int, skipped: dict[str, int] | None = None
+) -> dict:
     return {
         "documents": documents,
         "tokens": tokens,

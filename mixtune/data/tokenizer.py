@@ -61,7 +61,8 @@ def load_tokenizer(spec: str | os.PathLike) -> tuple[Tokenizer, str]:
     except Exception as e:  # the Rust loader raises plain Exceptions
         raise UserError(f"{file}: not a loadable tokenizers JSON file ({e}).") from None
     eos = _configured_eos(file.parent) or next(
-        (t for t in (EOS, "</s>", "<eos>", "<|end_of_text|>") if tok.token_to_id(t) is not None), None
+        (t for t in (EOS, "</s>", "<eos>", "<|end_of_text|>") if tok.token_to_id(t) is not None),
+        None,
     )
     if eos is None:
         raise UserError(

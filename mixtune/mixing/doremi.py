@@ -25,8 +25,12 @@ def step(alpha, excess, eta: float = 1.0, smoothing: float = 1e-3):
     float64 so that the update does not depend on the caller's precision.
     """
     is_torch = isinstance(alpha, torch.Tensor)
-    a = (alpha.detach().double().cpu().numpy() if is_torch else np.asarray(alpha, dtype=np.float64))
-    lam = excess.detach().double().cpu().numpy() if isinstance(excess, torch.Tensor) else np.asarray(excess, np.float64)
+    a = alpha.detach().double().cpu().numpy() if is_torch else np.asarray(alpha, dtype=np.float64)
+    lam = (
+        excess.detach().double().cpu().numpy()
+        if isinstance(excess, torch.Tensor)
+        else np.asarray(excess, np.float64)
+    )
     logits = np.log(a) + eta * lam
     logits -= logits.max()  # logsumexp normalisation: exp never overflows
     p = np.exp(logits)
@@ -37,7 +41,9 @@ def step(alpha, excess, eta: float = 1.0, smoothing: float = 1e-3):
     return new
 
 
-def excess_per_domain(excess_sum: np.ndarray, token_count: np.ndarray, previous: np.ndarray) -> np.ndarray:
+def excess_per_domain(
+    excess_sum: np.ndarray, token_count: np.ndarray, previous: np.ndarray
+) -> np.ndarray:
     """λ_t: mean clipped excess loss per domain; domains without tokens keep their previous λ."""
     excess_sum = np.asarray(excess_sum, np.float64)
     token_count = np.asarray(token_count, np.float64)
@@ -47,8 +53,9 @@ def excess_per_domain(excess_sum: np.ndarray, token_count: np.ndarray, previous:
     return lam
 
 
-def proxy_loss_weights(alpha: torch.Tensor, token_count: torch.Tensor, sampling: torch.Tensor,
-                       normalization: str) -> torch.Tensor:
+def proxy_loss_weights(
+    alpha: torch.Tensor, token_count: torch.Tensor, sampling: torch.Tensor, normalization: str
+) -> torch.Tensor:
     """Per-domain factors `f` such that the proxy loss is Σ_j f[d(j)]·ℓ_j over the global batch.
 
     - "domain" (the paper): Σ_i α_i · mean_i  ->  f_i = α_i / n_i  (0 for absent domains);
@@ -74,7 +81,9 @@ class DoReMiState:
     alpha_sum: np.ndarray
     steps: int
     last_excess: np.ndarray
-    history: list = field(default_factory=list)  # not checkpointed: rows go to weights_history.jsonl
+    history: list = field(
+        default_factory=list
+    )  # not checkpointed: rows go to weights_history.jsonl
 
     @classmethod
     def uniform(cls, k: int) -> DoReMiState:
@@ -104,4 +113,9 @@ class DoReMiState:
 
     @classmethod
     def from_state_dict(cls, s: dict) -> DoReMiState:
-        return cls(np.array(s["alpha"]), np.array(s["alpha_sum"]), int(s["steps"]), np.array(s["last_excess"]))
+        return cls(
+            np.array(s["alpha"]),
+            np.array(s["alpha_sum"]),
+            int(s["steps"]),
+            np.array(s["last_excess"]),
+        )

@@ -18,7 +18,9 @@ from mixtune.errors import UserError
 SPEC_HELP = "natural, uniform, temperature:T (T > 0) or a JSON file {domain: weight}"
 
 
-def resolve_weights(spec: str, domains: Sequence[str], train_tokens: Mapping[str, int]) -> np.ndarray:
+def resolve_weights(
+    spec: str, domains: Sequence[str], train_tokens: Mapping[str, int]
+) -> np.ndarray:
     """Turn a weights spec into normalised weights over `domains`.
 
     `natural` is each domain's share of training tokens (the reference DoReMi code's baseline);
@@ -59,7 +61,9 @@ def load_weights_file(path: Path, domains: Sequence[str]) -> np.ndarray:
     return weights_from_mapping(obj, domains, where=f"weights file {path}")
 
 
-def weights_from_mapping(obj: Mapping, domains: Sequence[str], where: str = "weights") -> np.ndarray:
+def weights_from_mapping(
+    obj: Mapping, domains: Sequence[str], where: str = "weights"
+) -> np.ndarray:
     known = set(domains)
     unknown = sorted(set(obj) - known)
     if unknown:
@@ -73,7 +77,9 @@ def weights_from_mapping(obj: Mapping, domains: Sequence[str], where: str = "wei
             continue  # a domain left out is excluded from training
         v = obj[d]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise UserError(f"{where}: weight of {d!r} is {v!r}; weights must be finite numbers >= 0.")
+            raise UserError(
+                f"{where}: weight of {d!r} is {v!r}; weights must be finite numbers >= 0."
+            )
         w[i] = float(v)
     return normalise(w, where)
 
@@ -82,7 +88,9 @@ def normalise(w: np.ndarray, where: str) -> np.ndarray:
     w = np.asarray(w, dtype=np.float64)
     total = w.sum()
     if not (total > 0 and math.isfinite(total)):
-        raise UserError(f"{where}: all weights are zero; at least one domain needs a positive weight.")
+        raise UserError(
+            f"{where}: all weights are zero; at least one domain needs a positive weight."
+        )
     return w / total
 
 

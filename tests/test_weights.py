@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+import pytest
+
+from mixtune.errors import UserError
+from mixtune.mixing.static import resolve_weights
+
+DOMAINS = ["a", "b", "c"]
+TOKENS = {"a": 100, "b": 300, "c": 600}
+
+
+def test_natural_uniform_temperature():
+    assert np.allclose(resolve_weights("natural", DOMAINS, TOKENS), [0.1, 0.3, 0.6])
+    assert np.allclose(resolve_weights("uniform", DOMAINS, TOKENS), [1 / 3] * 3)
+    t2 = np.sqrt([100, 300, 600])
+    assert np.allclose(resolve_weights("temperature:2", DOMAINS, TOKENS), t2 / t2.sum())
+    assert np.allclose(resolve_weights("temperature:1", DOMAINS, TOKENS), [0.1, 0.3, 0.6])
+
+
+def test_json_file_any_order_unnormalised_missing_excluded(tmp_path):
+    f = tmp_path / "w.json"
+    f.write_text(json.dumps({"c": 2, "a": 6}))
+    assert np.allclose(resolve_weights(str(f), DOMAINS, TOKENS), [0.75, 0.0, 0.25])
+
+
+def test_doremi_layout_is_read(tmp_path):
+    f = tmp_path / "domain_weights.json"
+    f.write_text(
+        json.dumps({"train_domain_weights": {"a": 1, "b": 1, "c": 2}, "eval_domain_weights": {}})
+    )
+    assert np.allclose(resolve_weights(str(f), DOMAINS, TOKENS), [0.25, 0.25, 0.5])
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ({"a": 1, "zzz": 1}, "unknown domain"),
+        ({"a": -1, "b": 1}, "'a' is -1"),
+        ({"a": float("nan")}, "'a' is nan"),
+        ({"a": 0, "b": 0}, "all weights are zero"),
+        ({"a": "1"}, "finite numbers"),
+        ([1, 2], "expected a JSON object"),
+    ],
+)
+def test_bad_weights_files(tmp_path, content, message):
+    f = tmp_path / "w.json"
+    f.write_text(json.dumps(content))
+    with pytest.raises(UserError, match=message) as e:
+        resolve_weights(str(f), DOMAINS, TOKENS)
+    if message != "expected a JSON object":
+        assert str(f) in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "spec", ["temperature:0", "temperature:x", "temperature:-1", "bogus", "missing.json"]
+)
+def test_bad_specs(spec):
+    with pytest.raises(UserError):
+        resolve_weights(spec, DOMAINS, TOKENS)
+
+
+def test_invalid_json(tmp_path):
+    f = tmp_path / "w.json"
+    f.write_text("{nope")
+    with pytest.raises(UserError, match="not valid JSON"):
+        resolve_weights(str(f), DOMAINS, TOKENS)
