@@ -173,6 +173,28 @@ def cmd_scales(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from mixtune.pipeline import run_pipeline
+
+    out = run_pipeline(args.config, force=args.force)
+    print(f"report: {out}/report/report.md  (DoReMi weights: {out}/mixtures/doremi.json)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from mixtune.report import write_report
+
+    print(f"report: {write_report(args.output)}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from mixtune.demo import run_demo
+
+    run_demo(args.out, steps=args.steps)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixtune",
@@ -243,6 +265,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "run",
+        help="the whole chain from a YAML config: prepare, reference, proxy, main models, report",
+    )
+    p.add_argument("config", help="YAML file (see examples/)")
+    p.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="redo STAGE (e.g. round-1/proxy, proxy, main) and every stage after it; repeatable",
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="(re)write OUTPUT/report/ from a finished or partial run")
+    p.add_argument("output", help="output folder of `mixtune run`")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "demo", help="the whole chain on generated domains with tiny models (minutes on a laptop)"
+    )
+    p.add_argument("--out", default="mixtune-demo", help="output folder (default ./mixtune-demo)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="override the steps of every model (for a quicker look)",
+    )
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("scales", help="list the named model scales")
     p.add_argument("--vocab-size", type=int, default=8192)

@@ -248,7 +248,7 @@ def run(cfg: TrainConfig) -> Path:
             result = _evaluate(model, ds, seq_len, cfg, dist, amp)
             if dist.is_main:
                 metrics.write(
-                    json.dumps({"kind": "eval", "step": done, "tokens": tokens_seen, **result})
+                    json.dumps({"kind": "eval", "step": done, **result, "tokens": tokens_seen})
                     + "\n"
                 )
                 metrics.flush()
@@ -266,7 +266,7 @@ def run(cfg: TrainConfig) -> Path:
     result = _evaluate(model, ds, seq_len, cfg, dist, amp)
     if dist.is_main:
         metrics.write(
-            json.dumps({"kind": "eval", "step": cfg.steps, "tokens": tokens_seen, **result}) + "\n"
+            json.dumps({"kind": "eval", "step": cfg.steps, **result, "tokens": tokens_seen}) + "\n"
         )
         metrics.close()
         if history is not None:

@@ -99,10 +99,12 @@ def prepare(opts: PrepareOptions) -> Path:
             )
         log.info("%s is already complete (manifest.json present); --overwrite redoes it.", out)
         return out
+    # `out` may be a plain file: test is_dir() before listing it (iterdir() on a file raised
+    # NotADirectoryError, a traceback instead of this message).
     if (
         out.exists()
         and not (out / store.MANIFEST).is_file()
-        and any(out.iterdir())
+        and (not out.is_dir() or any(out.iterdir()))
         and not opts.overwrite
     ):
         raise UserError(
@@ -291,10 +293,13 @@ def _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype) -> dict:
             skipped = {r: n for (s, dom, r), n in scan.skipped.items() if s == split and dom == d}
             n_docs, n_tok = counts[(split, d)]
             splits[split][d] = store.domain_entry(n_docs, n_tok, opts.seq_len, skipped)
+    # Skipped records without a split (hash split) or a domain, or of a domain that never had a
+    # good record (with --domain-field), have no entry above; list them here so that every
+    # skipped record is reported somewhere (the last kind used to be counted in skipped_total only).
     unassigned = [
         {"split": s, "domain": d, "reason": r, "count": n}
         for (s, d, r), n in sorted(scan.skipped.items(), key=str)
-        if s is None or d is None
+        if s is None or d is None or d not in scan.domains
     ]
     return {
         "format_version": store.FORMAT_VERSION,

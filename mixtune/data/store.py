@@ -166,12 +166,21 @@ def publish_dir(staged: Path, final: Path) -> None:
     """Move a finished staging folder to its final path (replacing an old one if present)."""
     if final.exists():
         old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
         os.replace(final, old)
         os.replace(staged, final)
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     else:
         os.replace(staged, final)
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder tree or a plain file, if present. (rmtree alone silently left a plain file
+    or symlink replaced with --overwrite behind as `.NAME.old`.)"""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
 
 
 def domain_entry(

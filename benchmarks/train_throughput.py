@@ -1,0 +1,116 @@
+"""Training throughput: tokens/s, achieved FLOP/s vs this machine's matmul rate, proxy/plain step time.
+
+    python benchmarks/train_throughput.py [--data DATASET] [--steps 30] [--scales tiny small]
+
+Runs the real loop (`mixtune.train.run`) for a few steps per scale, once as a plain model and once
+as a DoReMi proxy against the plain run's model, and reads `step_time_s` from metrics.jsonl (median
+after a warm-up). Without --data it prepares ../shared/corpora/dev if present (vocab 8192,
+seq_len 512), else generates a synthetic dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from mixtune.config import TrainConfig
+from mixtune.data.store import open_dataset
+from mixtune.model import count_params, flops_per_token
+from mixtune.train import run
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "dev"
+
+
+def matmul_flops(n: int = 1024, repeats: int = 20) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - t)
+
+
+def dataset(tmp: Path, data: str | None) -> Path:
+    if data:
+        return Path(data)
+    if DEV.is_dir():
+        from mixtune.data.prepare import PrepareOptions, prepare
+
+        return prepare(PrepareOptions(sources=[str(DEV)], out=str(tmp / "dev"), seq_len=512))
+    from mixtune.data.synthetic import write_dataset
+
+    return write_dataset(
+        tmp / "syn", train_tokens=400_000, validation_tokens=4096, seq_len=512, doc_len=256
+    )
+
+
+def median_step(run_dir: Path, warmup: int) -> float:
+    rows = [json.loads(x) for x in open(run_dir / "metrics.jsonl")]
+    return statistics.median(
+        r["step_time_s"] for r in rows if r["kind"] == "train" and r["step"] > warmup
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--scales", nargs="+", default=["tiny", "small"])
+    args = ap.parse_args()
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    peak = matmul_flops()
+    print(f"measured fp32 matmul rate (1024^3): {peak / 1e9:.1f} GFLOP/s")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = dataset(tmp, args.data)
+        ds = open_dataset(data)
+        L = ds.seq_len
+        print(
+            f"dataset: {data} (vocab {ds.vocab_size}, seq_len {L}), global batch {args.batch_size}\n"
+        )
+        print(
+            f"{'scale':<6} {'params':>10} {'step s':>8} {'tokens/s':>9} {'GFLOP/s':>8} {'of matmul':>9} {'proxy s':>8} {'proxy/plain':>11}"
+        )
+        for scale in args.scales:
+            common = dict(
+                data=str(data),
+                scale=scale,
+                steps=args.steps,
+                batch_size=args.batch_size,
+                checkpoint_every=10**9,
+                eval_max_tokens_per_domain=L,
+            )
+            plain = run(TrainConfig(out=str(tmp / f"{scale}-plain"), **common))
+            proxy = run(
+                TrainConfig(
+                    out=str(tmp / f"{scale}-proxy"),
+                    reference=str(plain),
+                    weights="uniform",
+                    **common,
+                )
+            )
+            warm = min(5, args.steps // 3)
+            t_plain, t_proxy = median_step(plain, warm), median_step(proxy, warm)
+            tok_s = args.batch_size * L / t_plain
+            flops = tok_s * flops_per_token(scale, ds.vocab_size, L)
+            total, _ = count_params(scale, ds.vocab_size)
+            print(
+                f"{scale:<6} {total:>10,} {t_plain:>8.3f} {tok_s:>9.0f} {flops / 1e9:>8.1f} {flops / peak:>9.0%} "
+                f"{t_proxy:>8.3f} {t_proxy / t_plain:>11.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

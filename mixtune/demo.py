@@ -1,0 +1,42 @@
+"""`mixtune demo`: the whole chain on generated domains, with nothing to download or prepare."""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from mixtune.pipeline import run_pipeline
+
+log = logging.getLogger(__name__)
+
+
+def demo_config() -> dict:
+    return yaml.safe_load(resources.files("mixtune.configs").joinpath("demo.yaml").read_text())
+
+
+def run_demo(out: str | Path, steps: int | None = None) -> Path:
+    out = Path(out).resolve()
+    cfg = demo_config()
+    cfg["output"] = str(out)
+    if steps is not None:
+        cfg["proxy"]["steps"] = cfg["main"]["steps"] = steps
+        cfg["main"]["eval_every"] = max(1, steps // 10)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = out / "demo.yaml"
+    config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    run_pipeline(config_path)
+    summary = json.loads((out / "summary.json").read_text())
+    print_weights(summary)
+    print(f"\nDoReMi weights: {out}/mixtures/doremi.json\nreport:         {out}/report/report.md")
+    return out
+
+
+def print_weights(summary: dict) -> None:
+    names = list(summary["mixtures"])
+    print("\n" + "domain".ljust(16) + "".join(n.rjust(12) for n in names))
+    for d in summary["domains"]:
+        print(d.ljust(16) + "".join(f"{summary['mixtures'][n][d]:12.3f}" for n in names))

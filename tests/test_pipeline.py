@@ -1,0 +1,110 @@
+"""End-to-end: `mixtune run` through every stage, killed mid-way, rerun, same results."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mixtune.errors import UserError
+from mixtune.pipeline import load_config, run_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(path: Path, output: Path, **over) -> Path:
+    cfg = {
+        "output": str(output),
+        "data": {
+            "synthetic": {
+                "train_tokens": 12_000,
+                "validation_tokens": 1_000,
+                "doc_len": 64,
+                "seq_len": 32,
+            }
+        },
+        "proxy": {"scale": "tiny", "steps": 4, "batch_size": 8},
+        "main": {"scale": "tiny", "steps": 30, "batch_size": 8, "eval_every": 5},
+        "mixtures": ["reference", "uniform", "doremi"],
+        "rounds": {"until": 0.0, "max": 2},  # never converges: exercises two rounds
+        "seeds": [0],
+        "train": {"checkpoint_every": 3, "eval_max_tokens_per_domain": 128},
+    }
+    for k, v in over.items():
+        cfg[k] = v
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def mtimes(root: Path, stages):
+    return {s: (root / s / "final" / "model.safetensors").stat().st_mtime_ns for s in stages}
+
+
+def test_run_killed_midway_resumes_without_redoing_finished_stages(tmp_path):
+    a = run_pipeline(write_config(tmp_path / "a.yaml", tmp_path / "a"))
+    summary = json.loads((a / "summary.json").read_text())
+    assert [r["round"] for r in summary["rounds"]] == [1, 2]
+    assert set(summary["mixtures"]) == {"natural", "uniform", "doremi", "doremi-round1"}
+    assert summary["loss_floor"] and set(summary["loss_floor"]) == set(summary["domains"])
+    assert (a / "report" / "report.md").is_file()
+
+    cfg_b = write_config(tmp_path / "b.yaml", tmp_path / "b")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mixtune", "run", str(cfg_b)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first_main = tmp_path / "b" / "main" / "natural" / "seed-0" / "checkpoints"
+    deadline = time.time() + 240
+    while not (first_main.is_dir() and any(first_main.glob("step-*"))):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = ["round-1/reference", "round-1/proxy", "round-2/reference", "round-2/proxy"]
+    before = mtimes(tmp_path / "b", done)
+    assert not (tmp_path / "b" / "summary.json").exists()
+
+    b = run_pipeline(cfg_b)
+    assert mtimes(b, done) == before, "finished stages must not be redone"
+    assert json.loads((b / "summary.json").read_text())["mixtures"] == summary["mixtures"]
+    for name in summary["mixtures"]:
+        ea = json.loads((a / "main" / name / "seed-0" / "eval.json").read_text())
+        eb = json.loads((b / "main" / name / "seed-0" / "eval.json").read_text())
+        assert ea["log_ppl"] == eb["log_ppl"], name
+
+    # A changed finished stage is refused with a message naming it, then redone with --force.
+    write_config(
+        cfg_b, tmp_path / "b", main={"scale": "tiny", "steps": 31, "batch_size": 8, "eval_every": 5}
+    )
+    with pytest.raises(UserError, match=r"stage main/natural/seed-0 .*steps: 30 -> 31.*--force"):
+        run_pipeline(cfg_b)
+    run_pipeline(cfg_b, force=["main"])
+    assert mtimes(b, done) == before
+    rows = [json.loads(x) for x in open(b / "main" / "natural" / "seed-0" / "metrics.jsonl")]
+    assert max(r["step"] for r in rows) == 31
+
+
+def test_config_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("output: x\ndata: {}\n")
+    with pytest.raises(UserError, match="exactly one of sources, dataset or synthetic"):
+        load_config(bad)
+    bad.write_text("output: x\ndata: {dataset: d}\nbogus: 1\n")
+    with pytest.raises(UserError, match="unknown key.*bogus"):
+        load_config(bad)
+    bad.write_text("output: x\ndata: {dataset: d}\nrounds: 0\n")
+    with pytest.raises(UserError, match="rounds"):
+        load_config(bad)
+
+
+def test_demo_config_is_the_example():
+    from mixtune.demo import demo_config
+
+    example = yaml.safe_load((Path(__file__).parents[1] / "examples" / "demo.yaml").read_text())
+    assert example == demo_config()

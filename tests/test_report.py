@@ -1,0 +1,250 @@
+"""report.py on a hand-made output folder whose expected numbers are known by construction.
+
+Three mixtures, two seeds, two DoReMi rounds, 100 steps, evaluations at 25/50/75/100:
+
+    natural (reference)  final averages 1.0, 1.2 -> 1.1000 ± 0.1414; S_ref = 100, target 1.1
+    doremi               final averages 0.9, 1.0 -> 0.9500 ± 0.0707; seed-mean curve 1.4, 1.05, ...
+                         reaches 1.1 at step 50 -> 2.0×; beats natural on books and web, ties code
+    uniform              seed-1 unfinished (no eval.json); seed-0 average 1.2000, never <= 1.1 -> —
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mixtune.report import fmt_ms, main_table, mean_std, moving_average, write_report
+
+DOMAINS = ["books", "code", "web"]
+STEPS = 100
+EVAL_STEPS = [25, 50, 75, 100]
+FLOORS = {"books": 0.7, "code": 0.5, "web": 0.6}
+
+# mixture -> seed -> (final per-domain log-ppl, average log-ppl at each eval step)
+RUNS = {
+    "natural": {
+        "seed-0": ({"books": 1.2, "code": 0.8, "web": 1.0}, [1.6, 1.4, 1.2, 1.0]),
+        "seed-1": ({"books": 1.4, "code": 1.0, "web": 1.2}, [1.8, 1.6, 1.4, 1.2]),
+    },
+    "uniform": {
+        "seed-0": ({"books": 1.0, "code": 1.4, "web": 1.2}, [1.8, 1.5, 1.3, 1.2]),
+        "seed-1": None,  # started, not finished
+    },
+    "doremi": {
+        "seed-0": ({"books": 1.1, "code": 0.8, "web": 0.8}, [1.3, 1.0, 0.95, 0.9]),
+        "seed-1": ({"books": 1.1, "code": 1.0, "web": 0.9}, [1.5, 1.1, 1.05, 1.0]),
+    },
+}
+WEIGHTS = {
+    "natural": {"books": 0.5, "code": 0.3, "web": 0.2},
+    "uniform": {"books": 1 / 3, "code": 1 / 3, "web": 1 / 3},
+    "doremi": {"books": 0.2, "code": 0.3, "web": 0.5},
+}
+
+
+def eval_result(log_ppl: dict) -> dict:
+    """What evaluate.summarize() returns, without importing torch."""
+    worst = max(log_ppl, key=log_ppl.get)
+    return {
+        "log_ppl": log_ppl,
+        "tokens": dict.fromkeys(log_ppl, 1000),
+        "average": sum(log_ppl.values()) / len(log_ppl),
+        "worst": log_ppl[worst],
+        "worst_domain": worst,
+    }
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def write_main_run(folder: Path, spec, offset: float) -> None:
+    rows = []
+    for step in range(1, STEPS + 1):
+        loss = 3.0 - 0.01 * step + offset
+        rows.append(
+            {
+                "kind": "train",
+                "step": step,
+                "loss": loss,
+                "mean_loss": loss,
+                "lr": 1e-3,
+                "tokens": step * 256,
+                "domain_loss": dict.fromkeys(DOMAINS, loss),
+            }
+        )
+        if spec is not None and step in EVAL_STEPS:
+            avg = spec[1][EVAL_STEPS.index(step)]
+            # Only `average` matters for the curve; per-domain values are the final ones.
+            rows.append({"kind": "eval", "step": step, **eval_result(spec[0]), "average": avg})
+    if spec is None:
+        write_jsonl(folder / "metrics.jsonl", rows[:60])
+        return
+    write_jsonl(folder / "metrics.jsonl", rows)
+    final = {"step": STEPS, "split": "validation", **eval_result(spec[0])}
+    (folder / "eval.json").write_text(json.dumps(final))
+
+
+def make_output(root: Path, floors=FLOORS, runs=RUNS) -> Path:
+    for i, (name, seeds) in enumerate(runs.items()):
+        for seed, spec in seeds.items():
+            write_main_run(root / "main" / name / seed, spec, offset=0.1 * i)
+    rounds = []
+    for r, linf in ((1, 0.25), (2, 0.03)):
+        history = [
+            {"step": t, "weights": {"books": 0.4 - t / 1000, "code": 0.3, "web": 0.3 + t / 1000}}
+            for t in range(1, 51)
+        ]
+        write_jsonl(root / f"round-{r}" / "proxy" / "weights_history.jsonl", history)
+        rounds.append(
+            {
+                "round": r,
+                "reference_weights": WEIGHTS["natural"],
+                "doremi_weights": WEIGHTS["doremi"],
+                "linf": linf,
+                "reference_run": f"round-{r}/reference",
+                "proxy_run": f"round-{r}/proxy",
+            }
+        )
+    summary = {
+        "domains": DOMAINS,
+        "reference_mixture": "natural",
+        "mixtures": WEIGHTS,
+        "rounds": rounds,
+        "main_runs": {n: {s: f"main/{n}/{s}" for s in seeds} for n, seeds in RUNS.items()},
+        "loss_floor": floors,
+        "dataset": "data/syn",
+    }
+    (root / "summary.json").write_text(json.dumps(summary))
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = make_output(tmp_path_factory.mktemp("run"))
+    return out, write_report(out)
+
+
+def table_row(md: str, mixture: str) -> list[str]:
+    """The headline table's cells for `mixture` (the first table, ranked)."""
+    for line in md.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) > 2 and cells[1].split(" (")[0] == mixture:
+            return cells
+    raise AssertionError(f"{mixture} not in the headline table")
+
+
+def test_main_table_numbers(report):
+    out, _ = report
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["mixture"]: r for r in main_table(summary, out)}
+    assert [r["mixture"] for r in main_table(summary, out)] == ["doremi", "natural", "uniform"]
+    assert rows["doremi"]["rank"] == 1 and rows["uniform"]["rank"] == 3
+    assert rows["natural"]["average"] == pytest.approx(1.1)
+    assert rows["natural"]["average_std"] == pytest.approx(0.02**0.5)
+    assert rows["doremi"]["speedup"] == pytest.approx(2.0)
+    assert rows["doremi"]["speedup_step"] == 50
+    assert rows["natural"]["speedup"] == 1.0
+    assert rows["uniform"]["speedup"] is None
+    assert rows["doremi"]["domains_improved"] == 2  # books, web; code ties (0.9 = 0.9)
+    assert rows["uniform"]["domains_improved"] == 1  # books only
+    assert rows["uniform"]["seeds"] == 1 and rows["uniform"]["average_std"] is None
+    assert rows["uniform"]["missing"][0]["seed"] == "seed-1"
+
+
+def test_headline_table(report):
+    _, path = report
+    md = path.read_text()
+    lines = md.splitlines()
+    order = [next(i for i, s in enumerate(lines) if s.startswith(f"| {k} | ")) for k in (1, 2, 3)]
+    assert [table_row(md, m)[0] for m in ("doremi", "natural", "uniform")] == ["1", "2", "3"]
+    assert order == sorted(order)
+    doremi, natural, uniform = (table_row(md, m) for m in ("doremi", "natural", "uniform"))
+    assert doremi[3] == "0.9500 ± 0.0707"
+    assert natural[3] == "1.1000 ± 0.1414"
+    assert uniform[3] == "1.2000"  # one finished seed: the mean alone
+    assert uniform[2] == "1/2"
+    assert doremi[4] == "1.1000 ± 0.0000" and doremi[5] == "books"
+    assert doremi[6] == "2/3" and uniform[6] == "1/3" and natural[6] == "(reference)"
+    assert doremi[7].startswith("2.0×")
+    assert natural[7].startswith("1.0×")
+    assert uniform[7] == "—"
+    # The unfinished run is reported by name and reason.
+    assert "uniform seed-1 (`main/uniform/seed-1`): not finished (no eval.json" in md
+
+
+def test_sections_and_plots(report):
+    _, path = report
+    md = path.read_text()
+    headings = [s for s in md.splitlines() if s.startswith("## ")]
+    assert headings == [
+        "## Headline: which mixture is best",
+        "## Domain weights",
+        "## DoReMi weight trajectory",
+        "## Training loss",
+        "## Validation log-perplexity",
+        "## How to read this",
+    ]
+    for name in (
+        "weights.png",
+        "trajectory.png",
+        "train_loss.png",
+        "eval_avg.png",
+        "per_domain.png",
+    ):
+        png = path.parent / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert f"]({name})" in md
+    assert not list(path.parent.glob(".*.tmp"))  # atomic writes leave no temp files
+    assert "| books | 0.500 | 0.333 | 0.200 |" not in md  # columns follow the ranking ...
+    assert "| books | 0.200 | 0.500 | 0.333 |" in md  # ... doremi, natural, uniform
+    assert "round 1: 0.2500, round 2: 0.0300" in md
+    assert "moving average over 5 step(s)" in md
+
+
+def test_floors_shown_when_present(report):
+    _, path = report
+    md = path.read_text()
+    assert "| domain | floor | doremi | natural (reference) | uniform |" in md
+    assert "| books | 0.7000 | 1.1000 ± 0.0000 | 1.3000 ± 0.1414 | **1.0000** |" in md
+    assert "| *average* | 0.6000 |" in md
+
+
+def test_no_floor_and_missing_reference(tmp_path):
+    runs = {**RUNS, "natural": {"seed-0": None, "seed-1": None}}
+    out = make_output(tmp_path, floors=None, runs=runs)
+    (out / "round-2" / "proxy" / "weights_history.jsonl").unlink()
+    md = write_report(out).read_text()
+    assert "floor" not in md.split("## Validation log-perplexity")[1].split("## How")[0]
+    assert "No speed-up: the reference mixture natural has no finished main run" in md
+    assert table_row(md, "natural")[3] == "—" and table_row(md, "natural")[0] == "—"
+    assert table_row(md, "doremi")[7] == "—" and table_row(md, "doremi")[6] == "—"
+    assert "Round 2: no weight history" in md
+    assert (out / "report" / "trajectory.png").stat().st_size > 0
+
+
+def test_empty_output_does_not_crash(tmp_path):
+    """summary.json written, no run finished yet: every entry says so, no plots of nothing."""
+    summary = {
+        "domains": DOMAINS,
+        "reference_mixture": "natural",
+        "mixtures": WEIGHTS,
+        "rounds": [{"round": 1, "linf": 0.1, "proxy_run": "round-1/proxy"}],
+        "main_runs": {"natural": {"seed-0": "main/natural/seed-0"}},
+        "loss_floor": None,
+        "dataset": "x",
+    }
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    md = write_report(tmp_path).read_text()
+    assert "natural seed-0 (`main/natural/seed-0`): run folder not found" in md
+    assert "uniform: no main runs listed in summary.json" in md
+    assert "No finished main run yet." in md
+    assert not (tmp_path / "report" / "eval_avg.png").exists()
+
+
+def test_helpers():
+    assert fmt_ms(1.23456, None) == "1.2346"
+    assert fmt_ms(None, None) == "—"
+    assert fmt_ms(*mean_std([1.0, 1.2])) == "1.1000 ± 0.1414"
+    assert moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
