@@ -312,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("transformers", "datasets", "torch.distributed"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from the Hub
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would drown our own logs
     try:
         return args.func(args)
     except UserError as e:

@@ -270,9 +270,18 @@ class Pipeline:
         if self.dist.is_main:
             target = self.out / name / "dataset"
             if d.synthetic is not None:
-                from mixtune.data.synthetic import write_dataset
+                from mixtune.data.synthetic import DomainSpec, write_dataset
 
-                write_dataset(target, **d.synthetic)
+                kw = dict(d.synthetic)
+                if "domains" in kw:  # YAML gives plain mappings: {name, kind, params, seed}
+                    try:
+                        kw["domains"] = [DomainSpec(**spec) for spec in kw["domains"]]
+                    except (TypeError, ValueError) as e:
+                        raise UserError(f"data.synthetic.domains: {e}") from None
+                try:
+                    write_dataset(target, **kw)
+                except TypeError as e:
+                    raise UserError(f"data.synthetic: {e}") from None
             else:
                 from mixtune.data.prepare import PrepareOptions, prepare
 
