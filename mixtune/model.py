@@ -30,10 +30,12 @@ SCALES: dict[str, Scale] = {
     "tiny": Scale(2, 64, 4, 256, "CPU demo: seconds per step on 2 cores"),
     "small": Scale(4, 128, 4, 512, "CPU experiments"),
     "base": Scale(6, 256, 8, 1024, "CPU/GPU, a few M parameters"),
-    "120M": Scale(12, 768, 12, 3072, "reference DoReMi code's proxy (50k vocab)"),
-    "280M": Scale(12, 768, 12, 3072, "paper's proxy (256k vocab makes it 280M)"),
-    "1B": Scale(16, 2048, 16, 8192, "paper's 1B"),
-    "8B": Scale(32, 4096, 32, 24576, "paper's main model"),
+    # The paper's models have a dense FFN of width f (2 matrices); SwiGLU has 3, so these use 2f/3
+    # (as Llama does) and keep the paper's parameter counts: 12 x 768 with FFN 3072 -> 2048.
+    "120M": Scale(12, 768, 12, 2048, "reference DoReMi code's proxy (124M at 50k vocab)"),
+    "280M": Scale(12, 768, 12, 2048, "paper's proxy (282M at 256k vocab)"),
+    "1B": Scale(16, 2048, 16, 5504, "paper's 1B shape (dense FFN 8192)"),
+    "8B": Scale(32, 4096, 32, 16384, "paper's main model (dense FFN 24576)"),
 }
 
 

@@ -216,3 +216,28 @@ def test_tokenizer_mismatch_is_a_clear_error(synthetic_dataset, reference, tmp_p
     tj.write_text(json.dumps(spec))
     with pytest.raises(UserError, match="tokenizer differs"):
         run(cfg(synthetic_dataset, tmp_path / "p", reference=str(other), weights="uniform"))
+
+
+def test_proxy_resume_reproduces_weights(synthetic_dataset, reference, tmp_path):
+    kw = dict(reference=str(reference), weights="uniform", steps=8)
+    a = run(cfg(synthetic_dataset, tmp_path / "a", **kw))
+    b = run(cfg(synthetic_dataset, tmp_path / "b", **kw))
+    shutil.rmtree(b / "final")
+    shutil.rmtree(b / "checkpoints" / "step-8")
+    (b / "domain_weights.json").unlink()
+    run(cfg(synthetic_dataset, tmp_path / "b", **kw))  # resumes from step 4 with the saved α, Σα, λ
+    assert np.array_equal(history(a), history(b))
+    assert (a / "domain_weights.json").read_text() == (b / "domain_weights.json").read_text()
+
+
+def test_eval_command_writes_eval_json_and_table(synthetic_dataset, reference, tmp_path):
+    from mixtune.cli import main
+
+    copy = tmp_path / "run"
+    shutil.copytree(reference, copy)
+    (copy / "eval.json").unlink()
+    assert main(["eval", str(copy), "--max-tokens-per-domain", "64"]) == 0
+    ev = json.loads((copy / "eval.json").read_text())
+    assert all(n == 64 for n in ev["tokens"].values())
+    assert ev["average"] == pytest.approx(sum(ev["log_ppl"].values()) / 5)
+    assert main(["eval", str(tmp_path / "nothing")]) == 2
