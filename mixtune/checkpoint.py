@@ -36,9 +36,11 @@ def save(run_dir: Path, step: int, model, optimizer, state: dict, keep: int = 2)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
+        rng["cuda"] = torch.cuda.get_rng_state()  # this rank's device only: resumable on fewer GPUs
     torch.save(rng, tmp / "rng.pt")
     write_json_atomic(tmp / "state.json", state)
+    for f in tmp.iterdir():  # on disk before the rename makes the folder count as complete
+        _fsync(f, os.O_RDONLY)
     _fsync_dir(tmp)
     if final.exists():
         shutil.rmtree(final)
@@ -77,13 +79,17 @@ def load(path: Path, model, optimizer) -> dict:
     rng = torch.load(path / "rng.pt", weights_only=True)
     torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+        torch.cuda.set_rng_state(rng["cuda"])
     return json.loads((path / "state.json").read_text())
 
 
 def _fsync_dir(path: Path) -> None:
+    _fsync(path, os.O_RDONLY)
+
+
+def _fsync(path: Path, flags: int) -> None:
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, flags)
     except OSError:
         return
     try:

@@ -74,6 +74,15 @@ class TrainConfig:
             if not cond:
                 raise UserError(msg)
 
+        # YAML can hand us "100" for a number: check types first, so the checks below compare numbers.
+        for f in fields(self):
+            v = getattr(self, f.name)
+            want = {"int": int, "float": (int, float), "str": str}.get(str(f.type).split(" |")[0])
+            if want and v is not None and (isinstance(v, bool) or not isinstance(v, want)):
+                raise UserError(
+                    f"{f.name}: {v!r} is not a{'n' if want is int else ''} {str(f.type).split(' |')[0]}."
+                )
+
         need(self.steps >= 1, f"--steps {self.steps}: must be at least 1.")
         need(self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1.")
         need(self.grad_accum >= 1, f"--grad-accum {self.grad_accum}: must be at least 1.")
@@ -103,12 +112,35 @@ class TrainConfig:
             self.report_to in ("none", "tensorboard", "wandb"),
             f"--report-to {self.report_to!r}: none, tensorboard or wandb.",
         )
+        need(self.grad_clip > 0, f"--grad-clip {self.grad_clip}: must be positive.")
+        need(self.weight_decay >= 0, f"--weight-decay {self.weight_decay}: must be >= 0.")
+        need(
+            self.keep_checkpoints >= 1,
+            f"keep_checkpoints {self.keep_checkpoints}: must be at least 1.",
+        )
+        need(
+            self.eval_batch_size >= 1,
+            f"eval_batch_size {self.eval_batch_size}: must be at least 1.",
+        )
+        need(
+            self.eval_max_tokens_per_domain is None or self.eval_max_tokens_per_domain >= 1,
+            f"eval_max_tokens_per_domain {self.eval_max_tokens_per_domain}: must be positive (or null for all).",
+        )
         need(self.eta > 0, f"--eta {self.eta}: must be positive.")
         need(0 <= self.smoothing < 1, f"--smoothing {self.smoothing}: must be in [0, 1).")
         need(
             self.loss_normalization in ("domain", "token"),
             f"--loss-normalization {self.loss_normalization!r}: domain or token.",
         )
+        if (
+            self.report_to != "none"
+        ):  # on every rank, before any collective: no rank waits on a failed one
+            import importlib.util
+
+            need(
+                importlib.util.find_spec(self.report_to) is not None,
+                f"--report-to {self.report_to}: the package is not installed (pip install 'mixtune[{self.report_to}]').",
+            )
 
     # Fields that change what is computed; the rest (logging, checkpoint cadence) may change on resume.
     IDENTITY_EXCLUDE = (

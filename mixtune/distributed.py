@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from mixtune.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,10 @@ def setup(device: str = "auto") -> Dist:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    if use_cuda and not torch.cuda.is_available():
+        raise UserError(
+            f"--device {device}: no CUDA device is available here; use --device cpu or auto."
+        )
     if use_cuda:
         dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
@@ -41,7 +48,12 @@ def setup(device: str = "auto") -> Dist:
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        # Rank 0 alone writes checkpoints, final/ and (in a pipeline) prepares data while the other
+        # ranks wait in a barrier; the default 10-30 minute watchdog would kill them on big runs.
+        minutes = float(os.environ.get("MIXTUNE_DIST_TIMEOUT_MIN", "180"))
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo", timeout=timedelta(minutes=minutes)
+        )
     return Dist(rank, world, local_rank, dev)
 
 

@@ -64,7 +64,8 @@ def evaluate(
                 )
                 totals[0, d] += loss.item()
                 totals[1, d] += x[:, 1:].numel()
-    all_reduce_sum(totals)
+    # NCCL reduces only device tensors; the loop above accumulates on the CPU (Python floats).
+    totals = all_reduce_sum(totals.to(device)).cpu()
     model.train(was_training)
     return summarize(dataset.domains, totals[0].tolist(), totals[1].tolist())
 
@@ -138,9 +139,11 @@ def evaluate_run(
         cfg_file = run_dir / "config.yaml"
         if not cfg_file.is_file():
             raise UserError(f"{run}: no config.yaml to find its dataset; pass --data DATASET.")
-        data = yaml.safe_load(cfg_file.read_text())["data"]
+        data = (yaml.safe_load(cfg_file.read_text()) or {}).get("data")
+        if not data:
+            raise UserError(f"{cfg_file}: names no dataset; pass --data DATASET.")
     ds = open_dataset(data)
-    if tokenizer_hash(final) != ds.tokenizer_hash:
+    if not (final / "tokenizer.json").is_file() or tokenizer_hash(final) != ds.tokenizer_hash:
         raise UserError(
             f"{final} was trained with another tokenizer than {data}; evaluate it on its own dataset."
         )

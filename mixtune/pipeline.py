@@ -1,7 +1,7 @@
 """`mixtune run CONFIG.yaml`: the whole DoReMi chain, stage by stage, resumable.
 
     prepare (or generate) -> round-1/reference -> round-1/proxy -> [round-2/reference on ᾱ_1 -> ...]
-    -> main/<mixture>/seed-<s> for every mixture and seed -> summary.json -> report/
+    -> main/<mixture>/seed-<s> for every mixture and seed -> summary.json -> report/ (always rewritten)
 
 Every stage is a folder under the output. A finished stage is skipped; a partial one resumes from its
 last checkpoint (each training stage is a `train.run`, itself resumable); a finished stage whose
@@ -115,11 +115,22 @@ def _rel(base: Path, p: str) -> Path:
 def _rounds(cfg: RunConfig) -> tuple[int, float | None]:
     """(maximum rounds, tolerance or None)."""
     r = cfg.rounds
+    bad = UserError(f"rounds: {r!r}; use a number >= 1 or {{until: 0.01, max: 5}} (max >= 1).")
+    if isinstance(r, bool):
+        raise bad
     if isinstance(r, int) and r >= 1:
         return r, None
     if isinstance(r, dict) and set(r) <= {"until", "max"} and "until" in r:
-        return int(r.get("max", 5)), float(r["until"])
-    raise UserError(f"rounds: {r!r}; use a number >= 1 or {{until: 0.01, max: 5}}.")
+        m, tol = r.get("max", 5), r["until"]
+        if (
+            isinstance(m, int)
+            and not isinstance(m, bool)
+            and m >= 1
+            and isinstance(tol, (int, float))
+            and tol >= 0
+        ):
+            return m, float(tol)
+    raise bad
 
 
 def config_hash(obj) -> str:
@@ -248,14 +259,12 @@ class Pipeline:
             "dataset": str(data),
         }
         if self.dist.is_main:
-            write_json_atomic(self.out / "summary.json", summary)
-            if not self._stage("report", {"summary": config_hash(summary)}):
-                from mixtune.report import write_report
+            # Cheap, so always rewritten: the report reflects the runs as they are now.
+            from mixtune.report import write_report
 
-                write_report(self.out)
-                self._done("report")
-        else:
-            self._stage("report", {"summary": config_hash(summary)})
+            write_json_atomic(self.out / "summary.json", summary)
+            write_report(self.out)
+            log.info("report: %s", self.out / "report" / "report.md")
         distributed.barrier()
         return self.out
 
@@ -343,11 +352,19 @@ class Pipeline:
 
     def _mixtures(self, baseline, rounds, domains, ds) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
+
+        def add(name: str, w: np.ndarray) -> None:
+            if name in out:
+                raise UserError(
+                    f"mixtures: two mixtures are named {name!r}; rename the weights file."
+                )
+            out[name] = w
+
         for m in self.cfg.mixtures:
             if m == "reference":
-                out[self._baseline_name()] = baseline
+                add(self._baseline_name(), baseline)
             elif m == "doremi":
-                out["doremi"] = np.array([rounds[-1]["doremi_weights"][d] for d in domains])
+                add("doremi", np.array([rounds[-1]["doremi_weights"][d] for d in domains]))
                 if len(rounds) > 1:
                     for r in rounds[:-1]:
                         out[f"doremi-round{r['round']}"] = np.array(
@@ -355,7 +372,7 @@ class Pipeline:
                         )
             else:
                 name = Path(m).stem if m.endswith(".json") else m.replace(":", "")
-                out[name] = resolve_weights(m, domains, ds.counts("train"))
+                add(name, resolve_weights(m, domains, ds.counts("train")))
         return out
 
     def _write_weights(self, rel: str, w: np.ndarray, domains: list[str]) -> Path:
@@ -369,6 +386,8 @@ class Pipeline:
 def run_pipeline(config_path: str | Path, force: list[str] | None = None) -> Path:
     cfg = load_config(Path(config_path))
     if cfg.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        # Data preparation is single-process work: do it here, before the ranks exist to wait on it.
+        Pipeline(cfg, force).stage_data()
         # Relaunch this very command under torchrun; every stage then runs on `nproc` processes.
         cmd = [
             sys.executable,

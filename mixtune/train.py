@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from mixtune import checkpoint, distributed
-from mixtune.config import TrainConfig, to_yaml
+from mixtune.config import TrainConfig, from_dict, to_yaml
 from mixtune.data.sampler import DomainSampler, check_layout, slot_range
 from mixtune.data.store import (
     Dataset,
@@ -137,7 +137,10 @@ def run(cfg: TrainConfig) -> Path:
             log.info("resuming %s from %s", out, ckpt.name)
     if dist.is_main:
         # Rows written after the checkpoint belong to steps that will be recomputed.
-        _truncate_jsonl(out / "metrics.jsonl", start)
+        # The final evaluation (step == steps) is redone when a run resumes at its last step.
+        _truncate_jsonl(
+            out / "metrics.jsonl", start, drop_eval_at=cfg.steps if start == cfg.steps else None
+        )
         _truncate_jsonl(out / "weights_history.jsonl", start)
 
     ddp = DistributedDataParallel(model) if dist.world_size > 1 else model
@@ -306,7 +309,12 @@ def _check_or_write_config(cfg: TrainConfig, out: Path, dist) -> None:
     if saved.is_file():
         import yaml
 
-        old = TrainConfig(**yaml.safe_load(saved.read_text()))
+        try:
+            old = from_dict(TrainConfig, yaml.safe_load(saved.read_text()) or {}, str(saved))
+        except (TypeError, yaml.YAMLError) as e:
+            raise UserError(
+                f"{saved}: unreadable ({e}); use another --out or delete {out}."
+            ) from None
         diff = {
             k: (v, cfg.identity().get(k))
             for k, v in old.identity().items()
@@ -370,13 +378,16 @@ def _save_final(model, ds: Dataset, cfg: TrainConfig, out: Path, seq_len: int) -
         raise
 
 
-def _truncate_jsonl(path: Path, last_step: int) -> None:
+def _truncate_jsonl(path: Path, last_step: int, drop_eval_at: int | None = None) -> None:
     if not path.is_file():
         return
     keep = []
     for line in path.read_text().splitlines():
         try:
-            if json.loads(line)["step"] <= last_step:
+            row = json.loads(line)
+            if row["step"] <= last_step and not (
+                row.get("kind") == "eval" and row["step"] == drop_eval_at
+            ):
                 keep.append(line)
         except (json.JSONDecodeError, KeyError):
             continue  # a line cut short by a crash

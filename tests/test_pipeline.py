@@ -108,3 +108,17 @@ def test_demo_config_is_the_example():
 
     example = yaml.safe_load((Path(__file__).parents[1] / "examples" / "demo.yaml").read_text())
     assert example == demo_config()
+
+
+def test_demo_command_runs_end_to_end(tmp_path, capsys):
+    from mixtune.cli import main
+
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "doremi" in out and "report/report.md" in out
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert set(summary["mixtures"]) == {"natural", "uniform", "doremi"}
+    assert (
+        summary["mixtures"]["natural"]["noise"] > 0.4
+    )  # the demo's natural mixture is mostly noise
+    assert (tmp_path / "demo" / "report" / "weights.png").stat().st_size > 0

@@ -314,3 +314,47 @@ def test_write_dataset_refuses_foreign_folder(tmp_path):
     with pytest.raises(UserError, match="not a prepared dataset"):
         write_dataset(tmp_path / "data", train_tokens=100, validation_tokens=100, doc_len=10)
     assert (tmp_path / "data" / "notes.txt").read_text() == "mine"
+
+
+def test_write_dataset_per_domain_token_counts(tmp_path):
+    from mixtune.data.store import open_dataset
+
+    sizes = {
+        "noise": 4000,
+        "repeat": 1000,
+        "markov_easy": 1000,
+        "markov_medium": 1000,
+        "markov_hard": 2000,
+    }
+    out = write_dataset(
+        tmp_path / "d", train_tokens=sizes, validation_tokens=300, doc_len=99, seq_len=16
+    )
+    counts = open_dataset(out).counts("train")
+    assert (
+        counts["noise"] == 4000 and counts["markov_hard"] == 2000
+    )  # 99 + EOS divides these exactly
+    with pytest.raises(ValueError, match="token counts name"):
+        write_dataset(tmp_path / "e", train_tokens={"noise": 10}, validation_tokens=10)
+
+
+def test_write_dataset_disjoint_vocabularies(tmp_path):
+    from mixtune.data.store import open_dataset
+
+    ds = open_dataset(
+        write_dataset(
+            tmp_path / "d",
+            train_tokens=2570,
+            validation_tokens=257,
+            vocab=32,
+            doc_len=256,
+            seq_len=16,
+            disjoint=True,
+        )
+    )
+    k = len(ds.domains)
+    assert ds.vocab_size == 32 * k + 1 and ds.eos_id == 32 * k
+    for i, d in enumerate(ds.domains):
+        t = np.asarray(ds.tokens("train", d))
+        body = t[t != ds.eos_id]
+        assert body.min() >= 32 * i and body.max() < 32 * (i + 1), d
+        assert np.count_nonzero(t == ds.eos_id) == 10

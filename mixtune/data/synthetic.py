@@ -387,17 +387,23 @@ def write_dataset(
     out: str | os.PathLike,
     *,
     domains: Sequence[DomainSpec] | None = None,
-    train_tokens: int = 200_000,
-    validation_tokens: int = 20_000,
+    train_tokens: int | Mapping[str, int] = 200_000,
+    validation_tokens: int | Mapping[str, int] = 20_000,
     doc_len: int = 256,
     seq_len: int = 128,
     vocab: int = 256,
     seed: int = 0,
+    disjoint: bool = False,
     overwrite: bool = False,
 ) -> Path:
     """Write a prepared dataset of synthetic domains to `out` (atomically) and return its path.
 
-    Token counts are per domain and split, rounded up to whole documents. Train and validation
+    Token counts are per domain and split (one number for all, or `{domain: tokens}` to give the
+    domains unequal sizes, so that `natural` differs from `uniform`), rounded up to whole
+    documents. With `disjoint`, domain number i (in sorted-name order) uses the ids
+    `i*vocab .. (i+1)*vocab - 1`, as real domains (code, German prose) differ in vocabulary: a
+    model then tells the domains apart from any token, the floors are unchanged, and EOS is
+    `k*vocab`. Train and validation
     are independent samples of the same sources. If `out` already holds a dataset and not
     `overwrite`, it is left alone.
     """
@@ -410,7 +416,12 @@ def write_dataset(
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"write_dataset: duplicate domain names {dupes}")
     for tokens in (train_tokens, validation_tokens):
-        _check_sizes(tokens, doc_len, vocab, seed)
+        if isinstance(tokens, Mapping) and set(tokens) != set(names):
+            raise ValueError(
+                f"write_dataset: token counts name {sorted(tokens)}, the domains are {sorted(names)}"
+            )
+        for n in tokens.values() if isinstance(tokens, Mapping) else [tokens]:
+            _check_sizes(n, doc_len, vocab, seed)
     if seq_len < 1:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
     summaries = {d.name: _domain_summary(d, doc_len, vocab) for d in domains}  # validates params
@@ -435,6 +446,7 @@ def write_dataset(
             seq_len,
             vocab,
             seed,
+            disjoint,
         )
         store.write_json_atomic(staged / store.MANIFEST, manifest)
         store.publish_dir(staged, out)
@@ -448,17 +460,19 @@ def _write_into(
     staged: Path,
     domains: list[DomainSpec],
     summaries: dict[str, dict],
-    train_tokens: int,
-    validation_tokens: int,
+    train_tokens: int | Mapping[str, int],
+    validation_tokens: int | Mapping[str, int],
     doc_len: int,
     seq_len: int,
     vocab: int,
     seed: int,
+    disjoint: bool = False,
 ) -> dict:
     """Write tokenizer and token files into `staged`; return the manifest."""
     tokdir = staged / "tokenizer"
-    save_tokenizer(build_tokenizer(vocab), tokdir, eos_token=EOS_TOKEN)
-    vocab_size = vocab + 1
+    symbols = vocab * len(domains) if disjoint else vocab
+    save_tokenizer(build_tokenizer(symbols), tokdir, eos_token=EOS_TOKEN)
+    vocab_size = symbols + 1
     dtype = store.token_dtype(vocab_size)
     splits: dict[str, dict] = {}
     # 2*seed + split index: train and validation never share a sampling seed, for any seed.
@@ -466,11 +480,15 @@ def _write_into(
         (("train", train_tokens), ("validation", validation_tokens))
     ):
         entries = {}
-        for spec in sorted(domains, key=lambda d: d.name):
+        for i, spec in enumerate(sorted(domains, key=lambda d: d.name)):
             writer = store.TokenWriter(staged / split / f"{spec.name}.bin", dtype)
             try:
-                n_docs = _num_documents(n_tokens, doc_len)
+                count = n_tokens[spec.name] if isinstance(n_tokens, Mapping) else n_tokens
+                n_docs = _num_documents(count, doc_len)
                 for chunk, docs in _stream_chunks(spec, n_docs, doc_len, 2 * seed + index, vocab):
+                    if disjoint:  # shift the symbols into the domain's own id range; EOS last
+                        chunk = chunk.astype(np.int64)
+                        chunk = np.where(chunk == vocab, symbols, chunk + i * vocab)
                     writer.write(chunk, documents=docs)
             finally:
                 writer.close()
@@ -484,7 +502,7 @@ def _write_into(
         "tokenizer": {
             "sha256": store.tokenizer_hash(tokdir),
             "vocab_size": vocab_size,
-            "eos_id": vocab,
+            "eos_id": symbols,
             "source": TOKENIZER_SOURCE,
         },
         "splits": splits,
@@ -493,6 +511,7 @@ def _write_into(
             "vocab": vocab,
             "doc_len": doc_len,
             "seed": seed,
+            "disjoint": disjoint,
             "domains": dict(sorted(summaries.items())),
         },
     }
