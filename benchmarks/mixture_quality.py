@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import yaml
+from transformers.utils import logging as hf_logging
 
 from mixtune.pipeline import run_pipeline
 from mixtune.report import fmt_ms, fmt_speedup, main_table
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--eval-every", type=int, default=50)
     args = ap.parse_args()
+    hf_logging.disable_progress_bar()
 
     data = Path(args.data).resolve()
     out = Path(args.out).resolve()

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from transformers.utils import logging as hf_logging
 
 from mixtune.config import TrainConfig
 from mixtune.data.store import open_dataset
@@ -66,6 +67,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--scales", nargs="+", default=["tiny", "small"])
     args = ap.parse_args()
+    hf_logging.disable_progress_bar()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
