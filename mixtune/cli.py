@@ -177,6 +177,11 @@ def cmd_run(args) -> int:
     from mixtune.pipeline import run_pipeline
 
     out = run_pipeline(args.config, force=args.force)
+    # Under our own torchrun relaunch the launcher prints; under a user's torchrun, rank 0 does.
+    if os.environ.get("RANK", "0") != "0" or (
+        os.environ.get("RANK") and os.environ.get("MIXTUNE_LAUNCHED")
+    ):
+        return 0
     print(f"report: {out}/report/report.md  (DoReMi weights: {out}/mixtures/doremi.json)")
     return 0
 

@@ -401,7 +401,7 @@ def run_pipeline(config_path: str | Path, force: list[str] | None = None) -> Pat
             "run",
             str(config_path),
         ] + [a for f in (force or []) for a in ("--force", f)]
-        rc = subprocess.call(cmd)
+        rc = subprocess.call(cmd, env={**os.environ, "MIXTUNE_LAUNCHED": "1"})
         if rc != 0:
             raise UserError(
                 f"the torchrun launch of {config_path} failed (exit {rc}); see the messages above."

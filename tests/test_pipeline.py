@@ -122,3 +122,26 @@ def test_demo_command_runs_end_to_end(tmp_path, capsys):
         summary["mixtures"]["natural"]["noise"] > 0.4
     )  # the demo's natural mixture is mostly noise
     assert (tmp_path / "demo" / "report" / "weights.png").stat().st_size > 0
+
+
+def test_pipeline_under_torchrun_nproc_2(tmp_path):
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        tmp_path / "out",
+        rounds=1,
+        mixtures=["reference", "doremi"],
+        main={"scale": "tiny", "steps": 4, "batch_size": 8, "eval_every": 2},
+    )
+    cfg.write_text(cfg.read_text() + "nproc: 2\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mixtune", "run", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("report:") == 1, proc.stdout + proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary["mixtures"]) == {"natural", "doremi"}
+    assert (tmp_path / "out" / "main" / "doremi" / "seed-0" / "final" / "config.json").is_file()
