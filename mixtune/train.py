@@ -34,8 +34,7 @@ from mixtune.data.sampler import DomainSampler, check_layout, slot_range
 from mixtune.data.store import (
     Dataset,
     open_dataset,
-    publish_dir,
-    staging_dir,
+    staged_dir,
     tokenizer_hash,
     write_json_atomic,
 )
@@ -353,8 +352,7 @@ def _load_reference(cfg: TrainConfig, ds: Dataset, device: torch.device):
 
 def _save_final(model, ds: Dataset, cfg: TrainConfig, out: Path, seq_len: int) -> None:
     """`final/`: an HF model folder with the dataset's tokenizer, published atomically."""
-    staged = staging_dir(out / "final")
-    try:
+    with staged_dir(out / "final") as staged:
         model.save_pretrained(str(staged), safe_serialization=True)
         for name in TOKENIZER_FILES:
             if (ds.tokenizer_dir / name).is_file():
@@ -372,10 +370,6 @@ def _save_final(model, ds: Dataset, cfg: TrainConfig, out: Path, seq_len: int) -
                 "dataset": str(Path(cfg.data).resolve()),
             },
         )
-        publish_dir(staged, out / "final")
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
 
 
 def _truncate_jsonl(path: Path, last_step: int, drop_eval_at: int | None = None) -> None:

@@ -112,8 +112,7 @@ def prepare(opts: PrepareOptions) -> Path:
         )
 
     scan = _scan(opts)
-    staged = store.staging_dir(out)
-    try:
+    with store.staged_dir(out) as staged:
         tok, eos = _make_tokenizer(opts, scan, staged / "tokenizer")
         eos_id = tok.token_to_id(eos)
         vocab_size = tok.get_vocab_size(with_added_tokens=True)
@@ -121,10 +120,6 @@ def prepare(opts: PrepareOptions) -> Path:
         counts = _tokenize_all(opts, scan, tok, eos_id, dtype, staged)
         manifest = _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype)
         store.write_json_atomic(staged / store.MANIFEST, manifest)
-        store.publish_dir(staged, out)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
     return out
 
 

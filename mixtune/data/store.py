@@ -20,6 +20,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,6 +155,19 @@ def write_json_atomic(path: Path, obj, indent: int | None = 1) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def staged_dir(final: Path) -> Iterator[Path]:
+    """Build a folder in a staging place beside `final`; publish it there only if the block
+    finishes, else remove it: `final` is either absent, the old version, or complete."""
+    staged = staging_dir(final)
+    try:
+        yield staged
+        publish_dir(staged, final)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
         raise
 
 

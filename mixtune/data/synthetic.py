@@ -37,7 +37,6 @@ import math
 import numbers
 import os
 import re
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -434,8 +433,7 @@ def write_dataset(
             f"{out} exists and is not a prepared dataset; pass overwrite or another path."
         )
 
-    staged = store.staging_dir(out)
-    try:
+    with store.staged_dir(out) as staged:
         manifest = _write_into(
             staged,
             domains,
@@ -449,10 +447,6 @@ def write_dataset(
             disjoint,
         )
         store.write_json_atomic(staged / store.MANIFEST, manifest)
-        store.publish_dir(staged, out)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
     return out
 
 
