@@ -1,6 +1,7 @@
 """End-to-end: `mixtune run` through every stage, killed mid-way, rerun, same results."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -138,7 +139,7 @@ def test_pipeline_under_torchrun_nproc_2(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("report:") == 1, proc.stdout + proc.stderr[-2000:]
