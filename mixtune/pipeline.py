@@ -144,6 +144,7 @@ class Pipeline:
         self.dist = distributed.setup(cfg.train.get("device", "auto"))
         self._forced_from: int | None = None
         self._stage_index = 0
+        self._force_matched: set[str] = set()
 
     # -- stage bookkeeping -----------------------------------------------------------------------
 
@@ -156,10 +157,13 @@ class Pipeline:
         self._stage_index += 1
         folder = self.out / name
         marker = folder / "stage.json"
-        forced = any(
-            f == name or name.startswith(f.rstrip("/") + "/") or f in name.split("/")
+        matched = [
+            f
             for f in self.force
-        )
+            if f == name or name.startswith(f.rstrip("/") + "/") or f in name.split("/")
+        ]
+        self._force_matched.update(matched)
+        forced = bool(matched)
         if forced and self._forced_from is None:
             self._forced_from = self._stage_index
         if self._forced_from is not None:
@@ -265,6 +269,12 @@ class Pipeline:
             write_json_atomic(self.out / "summary.json", summary)
             write_report(self.out)
             log.info("report: %s", self.out / "report" / "report.md")
+            for f in sorted(set(self.force) - self._force_matched):
+                log.warning(
+                    "--force %s matched no stage (stages: data, round-N/reference, round-N/proxy, "
+                    "main/<mixture>/seed-S, or one part of them such as proxy or main)",
+                    f,
+                )
         distributed.barrier()
         return self.out
 

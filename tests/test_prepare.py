@@ -634,3 +634,25 @@ def test_prepare_help(capsys):
         "--overwrite",
     ):
         assert option in text
+
+
+def test_train_folder_without_validation_warns(tmp_path, caplog):
+    import logging
+
+    from mixtune.data.prepare import PrepareOptions, prepare
+
+    src = tmp_path / "src" / "train"
+    src.mkdir(parents=True)
+    (src / "a.jsonl").write_text(
+        "".join(json.dumps({"text": f"document number {i} " * 20}) + "\n" for i in range(40))
+    )
+    with caplog.at_level(logging.WARNING, logger="mixtune.data.prepare"):
+        prepare(
+            PrepareOptions(
+                sources=[str(tmp_path / "src")],
+                out=str(tmp_path / "out"),
+                vocab_size=300,
+                seq_len=16,
+            )
+        )
+    assert "domain(s) named train" in caplog.text

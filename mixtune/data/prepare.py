@@ -195,6 +195,14 @@ def _scan(opts: PrepareOptions) -> Scan:
     scan.domains = sorted({d for _, d in docs})
     if not scan.domains:
         raise UserError(f"{', '.join(opts.sources)}: no documents found.")
+    split_like = [d for d in scan.domains if d in ("train", "validation", "val", "test")]
+    if split_like:
+        # Split folders are recognised only as a pair (train/ and validation/ or val/).
+        log.warning(
+            "domain(s) named %s: if these are split folders, add the missing validation/ (or "
+            "train/) folder; as it is they are read as domains.",
+            ", ".join(split_like),
+        )
     no_train = [d for d in scan.domains if docs[("train", d)] == 0]
     if no_train:
         raise UserError(
