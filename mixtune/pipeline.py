@@ -101,6 +101,11 @@ def load_config(path: Path) -> RunConfig:
         d.sources = [str(_rel(base, s)) for s in d.sources]
     if d.dataset is not None:
         d.dataset = str(_rel(base, d.dataset))
+    # Weights files, like every other path in the file, are relative to the config file.
+    cfg.reference_weights = _weights_path(base, cfg.reference_weights)
+    cfg.mixtures = [_weights_path(base, m) for m in cfg.mixtures]
+    if "proxy_sampling" in cfg.doremi:
+        cfg.doremi["proxy_sampling"] = _weights_path(base, cfg.doremi["proxy_sampling"])
     if not cfg.seeds:
         raise UserError(f"{where}: seeds must list at least one seed.")
     _rounds(cfg)  # validates
@@ -110,6 +115,11 @@ def load_config(path: Path) -> RunConfig:
 def _rel(base: Path, p: str) -> Path:
     p = Path(os.path.expanduser(p))
     return p if p.is_absolute() else base / p
+
+
+def _weights_path(base: Path, spec) -> str:
+    spec = str(spec)
+    return str(_rel(base, spec)) if spec.endswith(".json") else spec
 
 
 def _rounds(cfg: RunConfig) -> tuple[int, float | None]:

@@ -146,3 +146,14 @@ def test_pipeline_under_torchrun_nproc_2(tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert set(summary["mixtures"]) == {"natural", "doremi"}
     assert (tmp_path / "out" / "main" / "doremi" / "seed-0" / "final" / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "name", ["demo.yaml", "dev_corpus.yaml", "pile_120M.yaml", "pile_280M.yaml"]
+)
+def test_example_configs_load(name):
+    cfg = load_config(Path(__file__).parents[1] / "examples" / name)
+    assert cfg.mixtures and cfg.seeds
+    for m in [*cfg.mixtures, cfg.reference_weights]:  # weights files resolve beside the config
+        if m.endswith(".json"):
+            assert Path(m).is_absolute() and Path(m).is_file(), m
