@@ -100,9 +100,15 @@ def _train_config(args, proxy: bool):
 
 
 def cmd_prepare(args) -> int:
+    from mixtune import distributed
     from mixtune.data.prepare import PrepareOptions, prepare, summary_rows
     from mixtune.data.store import open_dataset
 
+    # Under torchrun, preparing is rank 0's job (single-machine work); the other ranks wait for it.
+    dist = distributed.setup("cpu") if "WORLD_SIZE" in os.environ else None
+    if dist is not None and not dist.is_main:
+        distributed.barrier()
+        return 0
     out = prepare(
         PrepareOptions(
             sources=args.sources,
@@ -126,6 +132,8 @@ def cmd_prepare(args) -> int:
     if m.get("skipped_total"):
         print(f"skipped records: {m['skipped_total']} (reasons in {out}/manifest.json)")
     print(f"dataset: {out}")
+    if dist is not None:
+        distributed.barrier()
     return 0
 
 
@@ -196,7 +204,7 @@ def cmd_report(args) -> int:
 def cmd_demo(args) -> int:
     from mixtune.demo import run_demo
 
-    run_demo(args.out, steps=args.steps)
+    run_demo(args.out, steps=args.steps, force=args.force)
     return 0
 
 
@@ -298,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="override the steps of every model (for a quicker look)",
+    )
+    p.add_argument(
+        "--force", action="append", default=[], metavar="STAGE", help="as for `mixtune run`"
     )
     p.set_defaults(func=cmd_demo)
 

@@ -112,6 +112,7 @@ class TrainConfig:
             self.report_to in ("none", "tensorboard", "wandb"),
             f"--report-to {self.report_to!r}: none, tensorboard or wandb.",
         )
+        need(self.seed >= 0, f"--seed {self.seed}: must be >= 0.")
         need(self.grad_clip > 0, f"--grad-clip {self.grad_clip}: must be positive.")
         need(self.weight_decay >= 0, f"--weight-decay {self.weight_decay}: must be >= 0.")
         need(

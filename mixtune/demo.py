@@ -18,7 +18,7 @@ def demo_config() -> dict:
     return yaml.safe_load(resources.files("mixtune.configs").joinpath("demo.yaml").read_text())
 
 
-def run_demo(out: str | Path, steps: int | None = None) -> Path:
+def run_demo(out: str | Path, steps: int | None = None, force: list[str] | None = None) -> Path:
     out = Path(out).resolve()
     cfg = demo_config()
     cfg["output"] = str(out)
@@ -28,7 +28,7 @@ def run_demo(out: str | Path, steps: int | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "demo.yaml"
     config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    run_pipeline(config_path)
+    run_pipeline(config_path, force=force)
     summary = json.loads((out / "summary.json").read_text())
     print_weights(summary)
     print(f"\nDoReMi weights: {out}/mixtures/doremi.json\nreport:         {out}/report/report.md")

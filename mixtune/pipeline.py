@@ -251,14 +251,9 @@ class Pipeline:
             ref_weights = avg
 
         mixtures = self._mixtures(baseline, rounds, domains, ds)
-        main_runs: dict[str, dict[str, str]] = {}
-        for name, w in mixtures.items():
-            wfile = self._write_weights(f"mixtures/{name}.json", w, domains)
-            for seed in self.cfg.seeds:
-                stage = f"main/{name}/seed-{seed}"
-                self.stage_train(stage, data, wfile, self.cfg.main, seed=seed)
-                main_runs.setdefault(name, {})[f"seed-{seed}"] = stage
-
+        main_runs = {
+            n: {f"seed-{s}": f"main/{n}/seed-{s}" for s in self.cfg.seeds} for n in mixtures
+        }
         summary = {
             "domains": domains,
             "reference_mixture": self._baseline_name(),
@@ -273,10 +268,19 @@ class Pipeline:
             "dataset": str(data),
         }
         if self.dist.is_main:
+            # Written before the main runs, so that `mixtune report` works on a partial run.
+            write_json_atomic(self.out / "summary.json", summary)
+        for name, w in mixtures.items():
+            wfile = self._write_weights(f"mixtures/{name}.json", w, domains)
+            for seed in self.cfg.seeds:
+                self.stage_train(
+                    main_runs[name][f"seed-{seed}"], data, wfile, self.cfg.main, seed=seed
+                )
+
+        if self.dist.is_main:
             # Cheap, so always rewritten: the report reflects the runs as they are now.
             from mixtune.report import write_report
 
-            write_json_atomic(self.out / "summary.json", summary)
             write_report(self.out)
             log.info("report: %s", self.out / "report" / "report.md")
             for f in sorted(set(self.force) - self._force_matched):
@@ -309,7 +313,7 @@ class Pipeline:
                         raise UserError(f"data.synthetic.domains: {e}") from None
                 try:
                     write_dataset(target, **kw)
-                except TypeError as e:
+                except (TypeError, ValueError) as e:
                     raise UserError(f"data.synthetic: {e}") from None
             else:
                 from mixtune.data.prepare import PrepareOptions, prepare
@@ -375,8 +379,10 @@ class Pipeline:
 
         def add(name: str, w: np.ndarray) -> None:
             if name in out:
+                if np.allclose(out[name], w, rtol=0, atol=1e-12):
+                    return  # the same mixture listed twice (e.g. reference_weights: uniform and uniform)
                 raise UserError(
-                    f"mixtures: two mixtures are named {name!r}; rename the weights file."
+                    f"mixtures: two different mixtures are named {name!r}; rename one of the weights files."
                 )
             out[name] = w
 
@@ -391,7 +397,11 @@ class Pipeline:
                             [r["doremi_weights"][d] for d in domains]
                         )
             else:
-                name = Path(m).stem if m.endswith(".json") else m.replace(":", "")
+                name = (
+                    Path(m).stem
+                    if (m.endswith(".json") or Path(m).is_file())
+                    else m.replace(":", "")
+                )
                 add(name, resolve_weights(m, domains, ds.counts("train")))
         return out
 
@@ -407,7 +417,9 @@ def run_pipeline(config_path: str | Path, force: list[str] | None = None) -> Pat
     cfg = load_config(Path(config_path))
     if cfg.nproc > 1 and "WORLD_SIZE" not in os.environ:
         # Data preparation is single-process work: do it here, before the ranks exist to wait on it.
-        Pipeline(cfg, force).stage_data()
+        launcher = Pipeline(cfg, force)
+        launcher.stage_data()
+        force = [f for f in (force or []) if f not in launcher._force_matched]  # done: not twice
         # Relaunch this very command under torchrun; every stage then runs on `nproc` processes.
         cmd = [
             sys.executable,

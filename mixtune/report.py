@@ -70,7 +70,7 @@ def load_summary(output_dir: str | os.PathLike) -> dict:
     path = Path(output_dir) / "summary.json"
     if not path.is_file():
         raise UserError(
-            f"{path} not found: it is written by `mixtune run` once the main runs are listed; "
+            f"{path} not found: it is written by `mixtune run` once the DoReMi rounds are done; "
             "point the report at the output folder of a run."
         )
     try:
@@ -108,8 +108,13 @@ def load_run(output_dir: Path, seed: str, rel: str) -> dict:
             avg = _finite(row.get("average"))
             if avg is not None:
                 run["eval"][int(row["step"])] = avg
-    # `mixtune eval` rewrites eval.json without a step; the pipeline's has one, equal to the last
-    # eval row. Merging it keeps the final point even when metrics.jsonl lost its tail.
+    # `mixtune eval` rewrites eval.json without a step and with its own token budget; the training
+    # run's final evaluation is then still the last eval row of metrics.jsonl: compare on that.
+    evals = [r for r in rows if r.get("kind") == "eval" and isinstance(r.get("log_ppl"), dict)]
+    if "step" not in final and evals:
+        final = max(evals, key=lambda r: int(r["step"]))
+    # The pipeline's eval.json has a step, equal to the last eval row. Merging it keeps the final
+    # point even when metrics.jsonl lost its tail.
     if "step" in final and _finite(final.get("average")) is not None:
         run["eval"][int(final["step"])] = float(final["average"])
     run["final"] = final

@@ -656,3 +656,26 @@ def test_train_folder_without_validation_warns(tmp_path, caplog):
             )
         )
     assert "domain(s) named train" in caplog.text
+
+
+def test_forced_validation_document_takes_its_duplicates_along(tmp_path):
+    from mixtune.data.prepare import PrepareOptions, prepare
+    from mixtune.data.store import open_dataset
+
+    src = tmp_path / "src" / "licenses"
+    src.mkdir(parents=True)
+    a, b = "license text alpha " * 30, "license text beta " * 30
+    (src / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in (a, b, a, b)))
+    out = prepare(
+        PrepareOptions(
+            sources=[str(tmp_path / "src")],
+            out=str(tmp_path / "out"),
+            vocab_size=300,
+            seq_len=16,
+            validation_fraction=1e-9,
+        )
+    )
+    m = open_dataset(out).manifest["splits"]
+    # Nothing falls under the tiny fraction, so the document closest to it moves, with its copy.
+    assert m["validation"]["licenses"]["documents"] == 2
+    assert m["train"]["licenses"]["documents"] == 2

@@ -76,7 +76,9 @@ class Scan:
     """What pass 1 learned: per-domain counts and which unsplit documents go to validation."""
 
     domains: list[str] = field(default_factory=list)
-    forced_validation: set[tuple[str, int]] = field(default_factory=set)
+    validation_threshold: dict[str, float] = field(
+        default_factory=dict
+    )  # domain -> raised threshold
     skipped: Counter = field(default_factory=Counter)  # (split, domain, reason) -> n
 
 
@@ -150,25 +152,21 @@ def _documents(opts: PrepareOptions, on_skip=None) -> Iterator[Document]:
 
 def _with_split(opts: PrepareOptions, scan: Scan) -> Iterator[tuple[str, Document]]:
     """Documents paired with their split; sources without split folders are hash-split."""
-    ordinal: Counter = Counter()
     for doc in _documents(opts):
         if doc.split is not None:
             yield doc.split, doc
             continue
-        k = ordinal[doc.domain]
-        ordinal[doc.domain] += 1
-        val = (
-            hash_unit(doc.text) < opts.validation_fraction
-            or (doc.domain, k) in scan.forced_validation
-        )
+        u = hash_unit(doc.text)
+        val = u < opts.validation_fraction or u <= scan.validation_threshold.get(doc.domain, -1.0)
         yield ("validation" if val else "train"), doc
 
 
 def _scan(opts: PrepareOptions) -> Scan:
     scan = Scan()
     docs: Counter = Counter()  # (split, domain) -> documents
-    best: dict[str, tuple[float, int]] = {}  # domain -> (smallest hash, ordinal) among unsplit docs
-    ordinal: Counter = Counter()
+    best: dict[
+        str, tuple[float, int]
+    ] = {}  # domain -> (smallest hash, its copies) among unsplit docs
 
     def on_skip(split, domain, reason):
         scan.skipped[(split, domain, reason)] += 1
@@ -177,24 +175,32 @@ def _scan(opts: PrepareOptions) -> Scan:
         if doc.split is not None:
             docs[(doc.split, doc.domain)] += 1
             continue
-        k = ordinal[doc.domain]
-        ordinal[doc.domain] += 1
         u = hash_unit(doc.text)
         docs[("validation" if u < opts.validation_fraction else "train", doc.domain)] += 1
         if doc.domain not in best or u < best[doc.domain][0]:
-            best[doc.domain] = (u, k)
+            best[doc.domain] = (u, 1)
+        elif u == best[doc.domain][0]:
+            best[doc.domain] = (u, best[doc.domain][1] + 1)  # an exact duplicate of the closest
 
     # The hash split keeps at least one validation document per domain: if none fell below the
-    # threshold, the document closest to it moves over.
-    for domain, (_, k) in best.items():
+    # threshold, the domain's threshold rises to the document closest to it, so that it moves over
+    # with all its exact duplicates (a duplicate in train would leak into validation).
+    for domain, (u, copies) in best.items():
         if docs[("validation", domain)] == 0:
-            scan.forced_validation.add((domain, k))
-            docs[("validation", domain)] += 1
-            docs[("train", domain)] -= 1
+            scan.validation_threshold[domain] = u
+            docs[("validation", domain)] += copies
+            docs[("train", domain)] -= copies
 
     scan.domains = sorted({d for _, d in docs})
     if not scan.domains:
         raise UserError(f"{', '.join(opts.sources)}: no documents found.")
+    no_val = [d for d in scan.domains if docs[("validation", d)] == 0]
+    if no_val:
+        log.warning(
+            "domain(s) %s have no validation documents: evaluation and the report leave them out; "
+            "add them under validation/.",
+            ", ".join(no_val),
+        )
     split_like = [d for d in scan.domains if d in ("train", "validation", "val", "test")]
     if split_like:
         # Split folders are recognised only as a pair (train/ and validation/ or val/).

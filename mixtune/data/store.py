@@ -75,6 +75,8 @@ class TokenWriter:
         self.tokens += int(ids.size)
 
     def close(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())  # on disk before the manifest that vouches for it is published
         self._f.close()
 
 
@@ -146,6 +148,7 @@ def write_json_atomic(path: Path, obj, indent: int | None = 1) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared like any other file
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=indent, sort_keys=False)
@@ -174,7 +177,15 @@ def staged_dir(final: Path) -> Iterator[Path]:
 def staging_dir(final: Path) -> Path:
     """A fresh temp folder beside `final`, on the same file system so the final rename is atomic."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    staged = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    staged.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the published folder must be readable
+    return staged
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def publish_dir(staged: Path, final: Path) -> None:

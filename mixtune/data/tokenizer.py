@@ -64,6 +64,10 @@ def load_tokenizer(spec: str | os.PathLike) -> tuple[Tokenizer, str]:
         (t for t in (EOS, "</s>", "<eos>", "<|end_of_text|>") if tok.token_to_id(t) is not None),
         None,
     )
+    if eos is not None and tok.token_to_id(eos) is None:
+        raise UserError(
+            f"{file}: the end-of-sequence token {eos!r} is not in the vocabulary; fix eos_token."
+        )
     if eos is None:
         raise UserError(
             f"{file}: no end-of-sequence token found (looked in tokenizer_config.json and for "

@@ -39,7 +39,9 @@ def resolve_weights(
             t = float("nan")
         if not (t > 0 and math.isfinite(t)):
             raise UserError(f"weights {spec!r}: T must be a positive number, e.g. temperature:2.")
-        return normalise(counts ** (1.0 / t), spec)
+        # In log space: n^(1/T) overflows for large counts and small T.
+        logp = np.log(np.maximum(counts, 1e-300)) / t
+        return normalise(np.where(counts > 0, np.exp(logp - logp.max()), 0.0), spec)
     path = Path(spec)
     if path.suffix == ".json" or path.exists():
         return load_weights_file(path, domains)
