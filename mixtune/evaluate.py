@@ -124,17 +124,17 @@ def evaluate_run(
     import yaml
 
     from mixtune import distributed
-    from mixtune.data.store import open_dataset, tokenizer_hash, write_json_atomic
+    from mixtune.data.store import open_dataset, write_json_atomic
     from mixtune.errors import UserError
-    from mixtune.model import load_model
+    from mixtune.model import final_dir, load_model, same_tokenizer
 
     run = Path(run)
-    final = run if (run / "config.json").is_file() else run / "final"
-    run_dir = final.parent
-    if not (final / "config.json").is_file():
+    final = final_dir(run)
+    if final is None:
         raise UserError(
-            f"{run}: no trained model (expected {final}/config.json); finish the run first."
+            f"{run}: no trained model (expected {run}/final/config.json); finish the run first."
         )
+    run_dir = final.parent
     if data is None:
         cfg_file = run_dir / "config.yaml"
         if not cfg_file.is_file():
@@ -143,7 +143,7 @@ def evaluate_run(
         if not data:
             raise UserError(f"{cfg_file}: names no dataset; pass --data DATASET.")
     ds = open_dataset(data)
-    if not (final / "tokenizer.json").is_file() or tokenizer_hash(final) != ds.tokenizer_hash:
+    if not same_tokenizer(final, ds):
         raise UserError(
             f"{final} was trained with another tokenizer than {data}; evaluate it on its own dataset."
         )

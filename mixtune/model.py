@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from mixtune.data.store import tokenizer_hash
 from mixtune.errors import UserError
 
 
@@ -70,6 +71,18 @@ def build_model(
 ) -> LlamaForCausalLM:
     torch.manual_seed(seed)  # the initial weights are a function of the seed alone
     return LlamaForCausalLM(model_config(scale, vocab_size, seq_len, eos_id))
+
+
+def final_dir(run: Path) -> Path | None:
+    """The trained model of `run` (a run folder or its final/ itself), or None if there is none."""
+    run = Path(run)
+    final = run if (run / "config.json").is_file() else run / "final"
+    return final if (final / "config.json").is_file() else None
+
+
+def same_tokenizer(final: Path, dataset) -> bool:
+    """Whether the model in `final` uses the dataset's token ids (tokenizer.json hashes match)."""
+    return (final / "tokenizer.json").is_file() and tokenizer_hash(final) == dataset.tokenizer_hash
 
 
 def load_model(path: Path) -> LlamaForCausalLM:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import sys
 import time
 from contextlib import nullcontext
@@ -35,24 +34,16 @@ from mixtune.data.store import (
     Dataset,
     open_dataset,
     staged_dir,
-    tokenizer_hash,
     write_json_atomic,
 )
-from mixtune.data.tokenizer import load_tokenizer
+from mixtune.data.tokenizer import copy_tokenizer_files, load_tokenizer
 from mixtune.errors import UserError
 from mixtune.evaluate import evaluate, format_table
 from mixtune.mixing import doremi
 from mixtune.mixing.static import as_dict, resolve_weights
-from mixtune.model import build_model, load_model
+from mixtune.model import build_model, final_dir, load_model, same_tokenizer
 
 log = logging.getLogger(__name__)
-
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -334,13 +325,13 @@ def _check_or_write_config(cfg: TrainConfig, out: Path, dist) -> None:
 
 def _load_reference(cfg: TrainConfig, ds: Dataset, device: torch.device):
     ref = Path(cfg.reference)
-    final = ref if (ref / "config.json").is_file() else ref / "final"
-    if not (final / "config.json").is_file():
+    final = final_dir(ref)
+    if final is None:
         raise UserError(
-            f"--reference {ref}: no trained model there (expected {final}/config.json). Train the "
+            f"--reference {ref}: no trained model there (expected {ref}/final/config.json). Train the "
             f"reference first: mixtune train --data {cfg.data} --weights natural --out {ref} ..."
         )
-    if not (final / "tokenizer.json").is_file() or tokenizer_hash(final) != ds.tokenizer_hash:
+    if not same_tokenizer(final, ds):
         raise UserError(
             f"--reference {ref}: its tokenizer differs from the dataset's ({cfg.data}/tokenizer); the "
             "per-token losses would not be comparable. Train the reference on this dataset."
@@ -354,9 +345,7 @@ def _save_final(model, ds: Dataset, cfg: TrainConfig, out: Path, seq_len: int) -
     """`final/`: an HF model folder with the dataset's tokenizer, published atomically."""
     with staged_dir(out / "final") as staged:
         model.save_pretrained(str(staged), safe_serialization=True)
-        for name in TOKENIZER_FILES:
-            if (ds.tokenizer_dir / name).is_file():
-                shutil.copy2(ds.tokenizer_dir / name, staged / name)
+        copy_tokenizer_files(ds.tokenizer_dir, staged)
         load_tokenizer(staged)  # fail now, not in a later stage, if the copy is unusable
         write_json_atomic(
             staged / "mixtune.json",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -27,7 +26,13 @@ import numpy as np
 
 from mixtune.data import store
 from mixtune.data.sources import Document, read_documents
-from mixtune.data.tokenizer import EOS, load_tokenizer, save_tokenizer, train_bpe
+from mixtune.data.tokenizer import (
+    EOS,
+    copy_tokenizer_files,
+    load_tokenizer,
+    save_tokenizer,
+    train_bpe,
+)
 from mixtune.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -35,12 +40,6 @@ log = logging.getLogger(__name__)
 # Tokenize this many documents per call: large enough to keep the Rust thread pool busy,
 # small enough that a buffer of raw text stays a few MB.
 BATCH_DOCS = 512
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-)
 
 
 @dataclass
@@ -223,10 +222,7 @@ def _make_tokenizer(opts: PrepareOptions, scan: Scan, out_dir: Path):
         tok, eos = load_tokenizer(opts.tokenizer)
         src = Path(opts.tokenizer)
         if src.is_dir():
-            out_dir.mkdir(parents=True)
-            for name in TOKENIZER_FILES:
-                if (src / name).is_file():
-                    shutil.copy2(src / name, out_dir / name)
+            copy_tokenizer_files(src, out_dir)
         else:
             save_tokenizer(tok, out_dir, eos)
         return tok, eos

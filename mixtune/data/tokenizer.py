@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,6 +17,21 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from mixtune.errors import UserError
 
 EOS = "<|endoftext|>"
+# The files of an HF tokenizer folder; copied without the model files a folder may also hold.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+)
+
+
+def copy_tokenizer_files(src: Path, dst: Path) -> None:
+    """Copy the tokenizer files present in folder `src` into `dst` (created if needed)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, dst / name)
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
