@@ -1,174 +1,441 @@
-"""Typed configuration of a training run (`mixtune train` and `mixtune doremi` share it)."""
+"""Every setting of mixtune, typed, with its default, its rule and its documentation, once.
+
+    PrepareOptions   mixtune prepare                              (data.prepare in a run YAML)
+    TrainConfig      mixtune train / doremi; a run folder's config.yaml   (train: in a run YAML)
+      mixing           static weights or a DoReMi proxy (or any registered method)
+      optim            AdamW and the learning-rate schedule
+      eval             validation during and after training         (keys eval_*)
+      checkpoint       cadence and retention                        (keys checkpoint_every, keep_checkpoints)
+      log              progress, MFU, TensorBoard / W&B
+    RunConfig        mixtune run CONFIG.yaml: data, proxy, main, mixtures, rounds, seeds, doremi, train
+
+The CLI flags and the YAML keys are derived from these dataclasses (`mixtune.schema`), and a run
+YAML is checked in full when it is loaded, before any stage runs. Outside, every option has one flat
+name (`lr`, `eval_every`); inside, `cfg.optim.lr`, `cfg.eval.every`. This module imports no torch.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, fields
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
 
+from mixtune import schema
 from mixtune.errors import UserError
+from mixtune.mixing import MIXERS
+from mixtune.mixing.doremi import DoReMiConfig
+from mixtune.mixing.static import StaticConfig, spec_problem
+from mixtune.model.scales import scale_problem
+from mixtune.schema import at_least, in_range, nonempty, positive, section, setting
+
+# -- prepare -----------------------------------------------------------------------------------
+
+
+@dataclass
+class PrepareOptions:
+    out: str
+    """Dataset folder to write (atomically: it is absent or complete)."""
+    sources: list[str] = setting(factory=list)
+    """Folders (SOURCE/<domain>/..., optionally with train/ and validation/) or files."""
+    text_field: str = "text"
+    """Dotted path of the text in each record."""
+    domain_field: str | None = None
+    """Dotted path of the domain in each record, e.g. meta.pile_set_name (none: from folders)."""
+    validation_fraction: float = setting(0.05, check=in_range(0, 1, lo_open=True, hi_open=True))
+    """Share of documents hashed into validation when a source has no validation/ folder."""
+    tokenizer: str | None = None
+    """HF tokenizer folder or tokenizer.json (none: train a byte-level BPE on the training split)."""
+    vocab_size: int = 8192
+    """Vocabulary of the trained BPE."""
+    tokenizer_train_bytes: int = setting(1 << 30, check=at_least(1))
+    """Characters of training text the BPE is trained on (a sample of a big corpus is enough)."""
+    seq_len: int = setting(512, check=at_least(1))
+    """Tokens per training sequence."""
+    skip_bad_records: bool = False
+    """Skip and count malformed records instead of failing on the first one."""
+    overwrite: bool = False
+    """Redo a complete output."""
+
+    def validate(self, label) -> None:
+        if self.tokenizer is None and self.vocab_size < 300:
+            raise UserError(
+                f"{label('vocab_size')} {self.vocab_size}: a byte-level BPE needs at least 300 "
+                "(256 bytes + merges)."
+            )
+
+    def recorded(self) -> dict:
+        """The options that determine the output (a rerun with others is refused)."""
+        return {
+            "sources": [str(Path(s).resolve()) for s in self.sources],
+            "text_field": self.text_field,
+            "domain_field": self.domain_field,
+            "validation_fraction": self.validation_fraction,
+            "tokenizer": str(Path(self.tokenizer).resolve()) if self.tokenizer else None,
+            "vocab_size": None if self.tokenizer else self.vocab_size,
+            "seq_len": self.seq_len,
+            "skip_bad_records": self.skip_bad_records,
+        }
+
+
+# -- train -------------------------------------------------------------------------------------
+
+
+@dataclass
+class OptimConfig:
+    lr: float = setting(1e-3, check=positive)
+    """Peak learning rate (the paper: 1e-3)."""
+    final_lr_ratio: float = setting(0.1, check=in_range(0, 1, lo_open=True))
+    """The exponential decay ends at lr × this (the paper: 1e-4 from 1e-3)."""
+    warmup_fraction: float = setting(0.06, check=in_range(0, 1, hi_open=True))
+    """Linear warm-up over this fraction of the steps (the paper: 6%)."""
+    weight_decay: float = setting(0.01, check=at_least(0))
+    """AdamW weight decay, not applied to norms (the paper: 0.01)."""
+    beta1: float = setting(0.9, check=in_range(0, 1, hi_open=True))
+    """AdamW β1."""
+    beta2: float = setting(0.99, check=in_range(0, 1, hi_open=True))
+    """AdamW β2 (the paper: 0.99)."""
+    grad_clip: float = setting(1.0, check=positive)
+    """Clip the global gradient norm to this."""
+
+
+@dataclass
+class EvalConfig:
+    every: int = setting(0, check=at_least(0))
+    """Evaluate on the validation split every N steps (0: only at the end)."""
+    max_tokens_per_domain: int | None = setting(65536, check=at_least(0))
+    """Validation tokens per domain, during and at the end of training (0 or none: all)."""
+    batch_size: int = setting(8, check=at_least(1), identity=False)
+    """Sequences per evaluation forward pass."""
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = setting(100, check=at_least(1), identity=False)
+    """Steps between checkpoints: a crash costs at most this many."""
+    keep: int = setting(2, check=at_least(1), key="keep_checkpoints", identity=False)
+    """Checkpoints kept on disk, the newest."""
+
+
+@dataclass
+class LogConfig:
+    report_to: Literal["none", "tensorboard", "wandb"] = setting("none", identity=False)
+    """Mirror metrics.jsonl to TensorBoard or Weights & Biases (pip install 'mixtune[tensorboard]'
+    or 'mixtune[wandb]')."""
+    progress_every: float = setting(30.0, check=positive, identity=False)
+    """Seconds between progress lines when stderr is not a terminal (a log file, a batch job)."""
+    peak_tflops: float | None = setting(None, check=positive, identity=False)
+    """Peak TFLOP/s of one device, for MFU (none: a known GPU's bf16 peak, else a matmul measured
+    on the device)."""
+
+    def validate(self, label) -> None:
+        import importlib.util
+
+        # Checked on every rank before any collective: no rank waits on one that failed.
+        if self.report_to != "none" and importlib.util.find_spec(self.report_to) is None:
+            raise UserError(
+                f"{label('report_to')} {self.report_to}: the package is not installed "
+                f"(pip install 'mixtune[{self.report_to}]')."
+            )
+
+
+def device_problem(device: str) -> str | None:
+    if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
+        return None
+    return "use auto, cpu, cuda or cuda:N"
 
 
 @dataclass
 class TrainConfig:
     data: str
-    """Prepared dataset folder (`mixtune prepare`)."""
-    out: str
-    """Run folder: config.yaml, metrics.jsonl, checkpoints/step-N/, final/."""
-    weights: str = "natural"
-    """Sampling mixture: natural, uniform, temperature:T or a JSON weights file."""
-    scale: str = "tiny"
-    """Named model scale (`mixtune scales`)."""
-    steps: int = 1000
+    """Prepared dataset folder (mixtune prepare)."""
+    out: str = setting(identity=False)
+    """Run folder: config.yaml, metrics.jsonl, checkpoints/step-N/, final/ (rerunning continues it)."""
+    steps: int = setting(check=at_least(1))
     """Optimizer steps."""
-    batch_size: int = 32
-    """Global batch in sequences, whatever the number of ranks and micro-batches."""
-    seq_len: int | None = None
-    """Tokens per sequence; default: the dataset's."""
-    grad_accum: int = 1
-    """Micro-batches per optimizer step on each rank."""
-    lr: float = 1e-3
-    """Peak learning rate (paper: 1e-3)."""
-    final_lr_ratio: float = 0.1
-    """Exponential decay ends at lr × this (paper: 1e-4 from 1e-3)."""
-    warmup_fraction: float = 0.06
-    """Linear warm-up over this fraction of the steps (paper: 6%)."""
-    weight_decay: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    seed: int = 0
+    scale: str = setting("tiny", check=scale_problem)
+    """Model scale (see mixtune scales)."""
+    batch_size: int = setting(32, check=at_least(1))
+    """Global batch in sequences, whatever the number of processes and micro-batches."""
+    seq_len: int | None = setting(None, check=at_least(1))
+    """Tokens per sequence (none: the dataset's)."""
+    grad_accum: int = setting(1, check=at_least(1))
+    """Micro-batches per optimizer step on each process."""
+    seed: int = setting(0, check=at_least(0))
     """Seeds the model's initial weights and the data order."""
-    precision: str = "auto"
-    """auto (bf16 autocast on a GPU that supports it, else fp32), fp32 or bf16."""
-    device: str = "auto"
-    """auto, cpu or cuda."""
-    checkpoint_every: int = 100
-    """Steps between checkpoints (a crash costs at most this many)."""
-    keep_checkpoints: int = 2
-    eval_every: int = 0
-    """Evaluate on validation every N steps (0: only at the end)."""
-    eval_max_tokens_per_domain: int | None = 65536
-    """Cap on validation tokens per domain for in-training and final evaluation (None: all)."""
-    eval_batch_size: int = 8
-    report_to: str = "none"
-    """none, tensorboard or wandb."""
-    # --- DoReMi proxy (set `reference` to train a proxy) ---
-    reference: str | None = None
-    """Reference run folder (or its final/); setting it makes this a DoReMi proxy run."""
-    eta: float = 1.0
-    """Step size of the domain-weight update."""
-    smoothing: float = 1e-3
-    """Mix of the uniform distribution into the weights (c in the paper)."""
-    loss_normalization: str = "domain"
-    """domain (paper: Σ α_i · mean loss of domain i) or token (reference code)."""
-
-    @property
-    def is_proxy(self) -> bool:
-        return self.reference is not None
-
-    def validate(self) -> None:
-        def need(cond: bool, msg: str) -> None:
-            if not cond:
-                raise UserError(msg)
-
-        # YAML can hand us "100" for a number: check types first, so the checks below compare numbers.
-        for f in fields(self):
-            v = getattr(self, f.name)
-            want = {"int": int, "float": (int, float), "str": str}.get(str(f.type).split(" |")[0])
-            if want and v is not None and (isinstance(v, bool) or not isinstance(v, want)):
-                raise UserError(
-                    f"{f.name}: {v!r} is not a{'n' if want is int else ''} {str(f.type).split(' |')[0]}."
-                )
-
-        need(self.steps >= 1, f"--steps {self.steps}: must be at least 1.")
-        need(self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1.")
-        need(self.grad_accum >= 1, f"--grad-accum {self.grad_accum}: must be at least 1.")
-        need(
-            self.seq_len is None or self.seq_len >= 1,
-            f"--seq-len {self.seq_len}: must be positive.",
-        )
-        need(self.lr > 0, f"--lr {self.lr}: must be positive.")
-        need(
-            0 < self.final_lr_ratio <= 1,
-            f"final_lr_ratio {self.final_lr_ratio}: must be in (0, 1].",
-        )
-        need(
-            0 <= self.warmup_fraction < 1,
-            f"warmup_fraction {self.warmup_fraction}: must be in [0, 1).",
-        )
-        need(
-            self.checkpoint_every >= 1,
-            f"--checkpoint-every {self.checkpoint_every}: must be at least 1.",
-        )
-        need(self.eval_every >= 0, f"--eval-every {self.eval_every}: must be >= 0.")
-        need(
-            self.precision in ("auto", "fp32", "bf16"),
-            f"--precision {self.precision!r}: auto, fp32 or bf16.",
-        )
-        need(
-            self.report_to in ("none", "tensorboard", "wandb"),
-            f"--report-to {self.report_to!r}: none, tensorboard or wandb.",
-        )
-        need(self.seed >= 0, f"--seed {self.seed}: must be >= 0.")
-        need(self.grad_clip > 0, f"--grad-clip {self.grad_clip}: must be positive.")
-        need(self.weight_decay >= 0, f"--weight-decay {self.weight_decay}: must be >= 0.")
-        need(
-            self.keep_checkpoints >= 1,
-            f"keep_checkpoints {self.keep_checkpoints}: must be at least 1.",
-        )
-        need(
-            self.eval_batch_size >= 1,
-            f"eval_batch_size {self.eval_batch_size}: must be at least 1.",
-        )
-        need(
-            self.eval_max_tokens_per_domain is None or self.eval_max_tokens_per_domain >= 1,
-            f"eval_max_tokens_per_domain {self.eval_max_tokens_per_domain}: must be positive (or null for all).",
-        )
-        need(self.eta > 0, f"--eta {self.eta}: must be positive.")
-        need(0 <= self.smoothing < 1, f"--smoothing {self.smoothing}: must be in [0, 1).")
-        need(
-            self.loss_normalization in ("domain", "token"),
-            f"--loss-normalization {self.loss_normalization!r}: domain or token.",
-        )
-        if (
-            self.report_to != "none"
-        ):  # on every rank, before any collective: no rank waits on a failed one
-            import importlib.util
-
-            need(
-                importlib.util.find_spec(self.report_to) is not None,
-                f"--report-to {self.report_to}: the package is not installed (pip install 'mixtune[{self.report_to}]').",
-            )
-
-    # Fields that change what is computed; the rest (logging, checkpoint cadence) may change on resume.
-    IDENTITY_EXCLUDE = (
-        "checkpoint_every",
-        "keep_checkpoints",
-        "report_to",
-        "eval_batch_size",
-        "device",
-        "out",
-    )
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """auto: bf16 autocast on a GPU that supports it, else fp32."""
+    device: str = setting("auto", check=device_problem, identity=False)
+    """auto, cpu, cuda or cuda:N (under torchrun each process takes cuda:LOCAL_RANK)."""
+    mixing: Any = section(StaticConfig, variants=MIXERS)
+    optim: OptimConfig = section(OptimConfig)
+    eval: EvalConfig = section(EvalConfig, prefix="eval")
+    checkpoint: CheckpointConfig = section(CheckpointConfig, prefix="checkpoint")
+    log: LogConfig = section(LogConfig)
 
     def identity(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.IDENTITY_EXCLUDE}
+        """The settings that change what is computed (a run folder refuses others)."""
+        return schema.identity(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(schema.to_flat(self), sort_keys=False)
 
 
-def to_yaml(cfg) -> str:
-    return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)
+def train_config(**flat) -> TrainConfig:
+    """A checked TrainConfig from flat keys, as on the command line: `train_config(data=..., lr=...)`."""
+    return schema.parse(TrainConfig, flat, "train settings")
 
 
-def from_dict(cls, d: dict, where: str):
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
+def load_train_config(path: Path) -> TrainConfig:
+    """A run folder's config.yaml (also as written by mixtune 0.1)."""
+    return schema.parse(TrainConfig, _upgrade_0_1(load_yaml(path)), str(path))
+
+
+def _upgrade_0_1(flat: dict) -> dict:
+    """mixtune 0.1 wrote no `method`, DoReMi's keys on every run, and the proxy's sampling as
+    `weights`; today's names for the same settings."""
+    if schema.METHOD in flat:
+        return flat
+    flat = dict(flat)
+    doremi_keys = ("reference", "eta", "smoothing", "loss_normalization")
+    if flat.get("reference"):
+        flat[schema.METHOD] = DoReMiConfig.method
+        flat["proxy_sampling"] = flat.pop("weights", "uniform")
+    else:
+        flat[schema.METHOD] = StaticConfig.method
+        for key in doremi_keys:
+            flat.pop(key, None)
+    return flat
+
+
+@dataclass
+class EvalOptions:
+    """mixtune eval RUN."""
+
+    data: str | None = None
+    """Dataset folder (none: the one the run was trained on)."""
+    max_tokens_per_domain: int | None = setting(None, check=at_least(0))
+    """Validation tokens per domain (0 or none: all)."""
+    batch_size: int = setting(8, check=at_least(1))
+    """Sequences per forward pass."""
+    device: str = setting("auto", check=device_problem)
+    """auto, cpu, cuda or cuda:N."""
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class SyntheticDomain:
+    name: str
+    """File name of the domain: letters, digits, '_', '-', '.'."""
+    kind: Literal["noise", "repeat", "markov"]
+    """noise (nothing to learn), repeat (a fixed cycle) or markov (a sparse Markov chain)."""
+    params: dict[str, int | float] = setting(factory=dict)
+    """repeat: period; markov: branching, concentration."""
+    seed: int = setting(0, check=at_least(0))
+    """Fixes the source's structure (cycle order, transition table)."""
+
+
+@dataclass
+class SyntheticConfig:
+    domains: list[SyntheticDomain] | None = None
+    """The domains (none: noise, repeat and three Markov chains of graded difficulty)."""
+    train_tokens: int | dict[str, int] = 200_000
+    """Training tokens per domain: one number, or {domain: tokens}."""
+    validation_tokens: int | dict[str, int] = 20_000
+    """Validation tokens per domain: one number, or {domain: tokens}."""
+    doc_len: int = setting(256, check=at_least(1))
+    """Symbols per document (each followed by EOS)."""
+    seq_len: int = setting(128, check=at_least(1))
+    """Tokens per training sequence."""
+    vocab: int = setting(256, check=at_least(1))
+    """Symbols per domain."""
+    seed: int = setting(0, check=at_least(0))
+    """Sampling seed."""
+    disjoint: bool = False
+    """Give every domain its own symbol ids, as real domains differ in vocabulary."""
+
+    def validate(self, label) -> None:
+        from mixtune.data.synthetic import check_config
+
+        try:  # the generator's own checks (it raises ValueError for Python callers), named here
+            check_config(self.specs(), self.train_tokens, self.validation_tokens, self.doc_len, self.vocab)
+        except ValueError as e:
+            raise UserError(f"{label.section()}: {e}.") from None
+
+    def specs(self):
+        from mixtune.data.synthetic import DomainSpec, default_domains
+
+        if self.domains is None:
+            return default_domains()
+        return [DomainSpec(d.name, d.kind, d.params, d.seed) for d in self.domains]
+
+
+@dataclass
+class DataConfig:
+    sources: list[str] | None = None
+    """Raw sources for mixtune prepare (folders or files; relative to the config file)."""
+    dataset: str | None = None
+    """An already prepared dataset folder (relative to the config file)."""
+    synthetic: SyntheticConfig | None = None
+    """Generated domains with exactly known loss floors."""
+    prepare: PrepareOptions = setting(
+        factory=lambda: PrepareOptions(out="-"),
+        owned={
+            "sources": "set data.sources",
+            "out": "the dataset is written to OUTPUT/data/dataset",
+            "overwrite": "redo the data stage with --force data",
+        },
+        fixed={"out": "-"},
+    )
+    """Options of mixtune prepare for `sources` (text_field, domain_field, vocab_size, seq_len, ...)."""
+
+    def validate(self, label) -> None:
+        given = [k for k in ("sources", "dataset", "synthetic") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise UserError(
+                f"{label.section()}: needs exactly one of sources, dataset or synthetic"
+                f"{' (got ' + ', '.join(given) + ')' if given else ''}."
+            )
+
+
+@dataclass
+class StageSpec:
+    scale: str = setting("tiny", check=scale_problem)
+    """Model scale (see mixtune scales)."""
+    steps: int = setting(200, check=at_least(1))
+    """Optimizer steps."""
+    batch_size: int = setting(32, check=at_least(1))
+    """Global batch in sequences."""
+    eval_every: int = setting(0, check=at_least(0))
+    """Validation every N steps (0: only at the end)."""
+
+
+@dataclass
+class Rounds:
+    until: float = setting(check=at_least(0))
+    """Stop once ‖ᾱ − α_ref‖∞ < until."""
+    max: int = setting(5, check=at_least(1))
+    """At most this many rounds."""
+
+
+# Keys of `train:` that the pipeline sets per stage, and where the user sets them instead.
+PIPELINE_OWNED = {
+    **dict.fromkeys(("data", "out"), "the pipeline sets it for each stage"),
+    **dict.fromkeys(
+        (schema.METHOD, "weights", "reference", "proxy_sampling", "eta", "smoothing", "loss_normalization"),
+        "set the mixtures with mixtures:, reference_weights: and the doremi: section",
+    ),
+    **dict.fromkeys(
+        ("scale", "steps", "batch_size", "eval_every"),
+        "set it per model in proxy: and main:",
+    ),
+}
+
+
+def _rounds_problem(r) -> str | None:
+    return "must be at least 1" if isinstance(r, int) and r < 1 else None
+
+
+@dataclass
+class RunConfig:
+    output: str
+    """Folder of the whole run (relative paths in this file are relative to the file)."""
+    data: DataConfig
+    """The corpus: exactly one of sources, dataset or synthetic."""
+    reference_weights: str = setting("natural", check=spec_problem)
+    """Mixture of the first round's reference model, and the baseline every mixture is compared with."""
+    proxy: StageSpec = setting(factory=StageSpec)
+    """Scale and steps of the reference and proxy models (the same, as in the paper)."""
+    main: StageSpec = setting(factory=lambda: StageSpec(steps=400, eval_every=50))
+    """Scale and steps of the model trained on each mixture."""
+    mixtures: list[str] = setting(factory=lambda: ["reference", "uniform", "doremi"], check=nonempty)
+    """Mixtures to compare: reference, doremi, or any weights spec (natural, uniform, temperature:T, a file)."""
+    rounds: int | Rounds = setting(1, check=_rounds_problem)
+    """Rounds of iterated DoReMi: a number, or {until: tol, max: n} on ‖ᾱ − α_ref‖∞."""
+    seeds: list[int] = setting(factory=lambda: [0], check=nonempty)
+    """Seeds of the main models (mean ± std over them in the report)."""
+    doremi: DoReMiConfig = setting(
+        factory=lambda: DoReMiConfig(reference="-"),
+        owned={"reference": "each round's reference is trained by the pipeline"},
+        fixed={"reference": "-"},
+    )
+    """The DoReMi proxy: eta, smoothing, loss_normalization, proxy_sampling."""
+    train: TrainConfig = setting(
+        factory=lambda: TrainConfig(data="-", out="-", steps=1),
+        owned=PIPELINE_OWNED,
+        fixed={"data": "-", "out": "-", "steps": 1},
+    )
+    """Settings of every training stage (lr, grad_accum, precision, checkpoint_every, seed of the
+    reference and proxy, ...)."""
+    nproc: int = setting(1, check=at_least(1))
+    """Processes per stage; more than 1 relaunches the run under torchrun (one node)."""
+
+    def validate(self, label) -> None:
+        for i, m in enumerate(self.mixtures):
+            if m in ("reference", "doremi"):
+                continue
+            problem = spec_problem(m)
+            if problem:
+                raise UserError(
+                    f"{label('mixtures')}[{i}] {m!r}: {problem}, or reference, doremi"
+                    f"{schema.did_you_mean(m, ['reference', 'doremi', 'natural', 'uniform'])}."
+                )
+
+    @property
+    def max_rounds(self) -> int:
+        return self.rounds if isinstance(self.rounds, int) else self.rounds.max
+
+    @property
+    def tolerance(self) -> float | None:
+        return None if isinstance(self.rounds, int) else self.rounds.until
+
+
+def load_run_config(path: Path) -> RunConfig:
+    """A `mixtune run` YAML, checked in full; its paths made absolute, relative to the file."""
+    path = Path(path)
+    raw = load_yaml(path)
+    base = path.resolve().parent
+    # Paths are resolved before the checks, so that a weights file is looked for where it is.
+    for key in ("output",):
+        if isinstance(raw.get(key), str):
+            raw[key] = str(_rel(base, raw[key]))
+    data = raw.get("data")
+    if isinstance(data, dict):
+        if isinstance(data.get("sources"), list):
+            data["sources"] = [str(_rel(base, s)) if isinstance(s, str) else s for s in data["sources"]]
+        if isinstance(data.get("dataset"), str):
+            data["dataset"] = str(_rel(base, data["dataset"]))
+    if isinstance(raw.get("reference_weights"), str):
+        raw["reference_weights"] = _weights_path(base, raw["reference_weights"])
+    if isinstance(raw.get("mixtures"), list):
+        raw["mixtures"] = [_weights_path(base, m) if isinstance(m, str) else m for m in raw["mixtures"]]
+    doremi = raw.get("doremi")
+    if isinstance(doremi, dict) and isinstance(doremi.get("proxy_sampling"), str):
+        doremi["proxy_sampling"] = _weights_path(base, doremi["proxy_sampling"])
+    cfg = schema.parse(RunConfig, raw, str(path))
+    # What is on disk is checked after the file's own shape, whose mistakes explain more.
+    for i, source in enumerate(cfg.data.sources or []):
+        if not Path(source).exists():
+            raise UserError(f"{path}: data.sources[{i}] {source!r}: no such file or folder.")
+    if cfg.data.dataset is not None and not (Path(cfg.data.dataset) / "manifest.json").is_file():
         raise UserError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}."
+            f"{path}: data.dataset {cfg.data.dataset!r}: not a prepared dataset (no manifest.json); "
+            "prepare it with mixtune prepare, or give data.sources instead."
         )
-    return cls(**d)
+    return cfg
+
+
+def _rel(base: Path, p: str) -> Path:
+    p = Path(os.path.expanduser(p))
+    return p if p.is_absolute() else base / p
+
+
+def _weights_path(base: Path, spec: str) -> str:
+    return str(_rel(base, spec)) if spec.endswith(".json") else spec
 
 
 def load_yaml(path: Path) -> dict:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from mixtune.pipeline import run_pipeline
-
-log = logging.getLogger(__name__)
+from mixtune.records import RunSummary
 
 
 def demo_config() -> dict:
@@ -23,20 +21,19 @@ def run_demo(out: str | Path, steps: int | None = None, force: list[str] | None 
     cfg = demo_config()
     cfg["output"] = str(out)
     if steps is not None:
-        cfg["proxy"]["steps"] = cfg["main"]["steps"] = steps
-        cfg["main"]["eval_every"] = max(1, steps // 10)
+        for spec in (cfg["proxy"], cfg["main"]):
+            spec["steps"], spec["eval_every"] = steps, max(1, steps // 10)
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "demo.yaml"
     config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     run_pipeline(config_path, force=force)
-    summary = json.loads((out / "summary.json").read_text())
-    print_weights(summary)
+    print_weights(RunSummary.from_json(json.loads((out / "summary.json").read_text())))
     print(f"\nDoReMi weights: {out}/mixtures/doremi.json\nreport:         {out}/report/report.md")
     return out
 
 
-def print_weights(summary: dict) -> None:
-    names = list(summary["mixtures"])
+def print_weights(summary: RunSummary) -> None:
+    names = list(summary.mixtures)
     print("\n" + "domain".ljust(16) + "".join(n.rjust(12) for n in names))
-    for d in summary["domains"]:
-        print(d.ljust(16) + "".join(f"{summary['mixtures'][n][d]:12.3f}" for n in names))
+    for d in summary.domains:
+        print(d.ljust(16) + "".join(f"{summary.mixtures[n][d]:12.3f}" for n in names))

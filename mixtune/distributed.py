@@ -39,7 +39,9 @@ def setup(device: str = "auto") -> Dist:
             f"--device {device}: no CUDA device is available here; use --device cpu or auto."
         )
     if use_cuda:
-        dev = torch.device("cuda", local_rank)
+        # One process may name its GPU (cuda:1); under torchrun each takes cuda:LOCAL_RANK.
+        index = int(device[5:]) if device.startswith("cuda:") and world == 1 else local_rank
+        dev = torch.device("cuda", index)
         torch.cuda.set_device(dev)
     else:
         dev = torch.device("cpu")
@@ -55,6 +57,15 @@ def setup(device: str = "auto") -> Dist:
             backend="nccl" if use_cuda else "gloo", timeout=timedelta(minutes=minutes)
         )
     return Dist(rank, world, local_rank, dev)
+
+
+def data_parallel(model: torch.nn.Module, d: Dist) -> torch.nn.Module:
+    """The model wrapped for DDP on more than one process (gradients all-reduced in backward)."""
+    if d.world_size == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model)
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mixtune import schema
+from mixtune.config import PrepareOptions
 from mixtune.data import store
 from mixtune.data.sources import Document, read_documents
 from mixtune.data.tokenizer import (
@@ -34,40 +35,15 @@ from mixtune.data.tokenizer import (
     train_bpe,
 )
 from mixtune.errors import UserError
+from mixtune.io import describe_changes, staged_dir, write_json_atomic
+from mixtune.progress import Progress
+from mixtune.records import Manifest, TokenizerInfo
 
 log = logging.getLogger(__name__)
 
 # Tokenize this many documents per call: large enough to keep the Rust thread pool busy,
 # small enough that a buffer of raw text stays a few MB.
 BATCH_DOCS = 512
-
-
-@dataclass
-class PrepareOptions:
-    sources: list[str]
-    out: str
-    text_field: str = "text"
-    domain_field: str | None = None
-    validation_fraction: float = 0.05
-    tokenizer: str | None = None
-    vocab_size: int = 8192
-    tokenizer_train_bytes: int = 1 << 30
-    seq_len: int = 512
-    skip_bad_records: bool = False
-    overwrite: bool = False
-
-    def recorded(self) -> dict:
-        """The options that determine the output (a rerun with others is refused)."""
-        return {
-            "sources": [str(Path(s).resolve()) for s in self.sources],
-            "text_field": self.text_field,
-            "domain_field": self.domain_field,
-            "validation_fraction": self.validation_fraction,
-            "tokenizer": str(Path(self.tokenizer).resolve()) if self.tokenizer else None,
-            "vocab_size": None if self.tokenizer else self.vocab_size,
-            "seq_len": self.seq_len,
-            "skip_bad_records": self.skip_bad_records,
-        }
 
 
 @dataclass
@@ -92,11 +68,11 @@ def prepare(opts: PrepareOptions) -> Path:
     out = Path(opts.out)
     _check_options(opts)
     if (out / store.MANIFEST).is_file() and not opts.overwrite:
-        existing = store.open_dataset(out).manifest.get("options")
-        if existing != opts.recorded():
+        changes = describe_changes(store.open_dataset(out).manifest.options or {}, opts.recorded())
+        if changes:
             raise UserError(
-                f"{out} already holds a dataset prepared with other options; pass --overwrite to "
-                "replace it or choose another --out."
+                f"{out} already holds a dataset prepared with other options ({changes}); pass "
+                "--overwrite to replace it or choose another --out."
             )
         log.info("%s is already complete (manifest.json present); --overwrite redoes it.", out)
         return out
@@ -113,30 +89,21 @@ def prepare(opts: PrepareOptions) -> Path:
         )
 
     scan = _scan(opts)
-    with store.staged_dir(out) as staged:
+    with staged_dir(out) as staged:
         tok, eos = _make_tokenizer(opts, scan, staged / "tokenizer")
         eos_id = tok.token_to_id(eos)
         vocab_size = tok.get_vocab_size(with_added_tokens=True)
         dtype = store.token_dtype(vocab_size)
         counts = _tokenize_all(opts, scan, tok, eos_id, dtype, staged)
         manifest = _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype)
-        store.write_json_atomic(staged / store.MANIFEST, manifest)
+        write_json_atomic(staged / store.MANIFEST, manifest.to_json())
     return out
 
 
 def _check_options(opts: PrepareOptions) -> None:
     if not opts.sources:
         raise UserError("prepare needs at least one SOURCE.")
-    if not 0 < opts.validation_fraction < 1:
-        raise UserError(
-            f"--validation-fraction {opts.validation_fraction}: must be between 0 and 1."
-        )
-    if opts.seq_len < 1:
-        raise UserError(f"--seq-len {opts.seq_len}: must be positive.")
-    if opts.tokenizer is None and opts.vocab_size < 300:
-        raise UserError(
-            f"--vocab-size {opts.vocab_size}: a byte-level BPE needs at least 300 (256 bytes + merges)."
-        )
+    schema.check(opts, flags=True)  # options built in Python get the command line's checks
 
 
 def _documents(opts: PrepareOptions, on_skip=None) -> Iterator[Document]:
@@ -163,14 +130,14 @@ def _with_split(opts: PrepareOptions, scan: Scan) -> Iterator[tuple[str, Documen
 def _scan(opts: PrepareOptions) -> Scan:
     scan = Scan()
     docs: Counter = Counter()  # (split, domain) -> documents
-    best: dict[
-        str, tuple[float, int]
-    ] = {}  # domain -> (smallest hash, its copies) among unsplit docs
+    best: dict[str, tuple[float, int]] = {}  # domain -> (smallest hash, copies), unsplit docs
 
     def on_skip(split, domain, reason):
         scan.skipped[(split, domain, reason)] += 1
 
+    progress = Progress("scanning", unit="doc")
     for doc in _documents(opts, on_skip):
+        progress.update()
         if doc.split is not None:
             docs[(doc.split, doc.domain)] += 1
             continue
@@ -180,6 +147,7 @@ def _scan(opts: PrepareOptions) -> Scan:
             best[doc.domain] = (u, 1)
         elif u == best[doc.domain][0]:
             best[doc.domain] = (u, best[doc.domain][1] + 1)  # an exact duplicate of the closest
+    progress.close()
 
     # The hash split keeps at least one validation document per domain: if none fell below the
     # threshold, the domain's threshold rises to the document closest to it, so that it moves over
@@ -191,16 +159,29 @@ def _scan(opts: PrepareOptions) -> Scan:
             docs[("train", domain)] -= copies
 
     scan.domains = sorted({d for _, d in docs})
-    if not scan.domains:
+    _check_domains(opts, scan.domains, docs)
+    return scan
+
+
+def _check_domains(opts: PrepareOptions, domains: list[str], docs: Counter) -> None:
+    """Refuse a corpus with no documents or a domain without training documents; warn about
+    one-domain corpora, domains without validation and folders that look like splits."""
+    if not domains:
         raise UserError(f"{', '.join(opts.sources)}: no documents found.")
-    no_val = [d for d in scan.domains if docs[("validation", d)] == 0]
+    if len(domains) == 1:
+        log.warning(
+            "one domain only (%s): there is no mixture to choose. Put each domain in a folder of "
+            "its own (SOURCE/<domain>/...) or name the field that holds it with --domain-field.",
+            domains[0],
+        )
+    no_val = [d for d in domains if docs[("validation", d)] == 0]
     if no_val:
         log.warning(
             "domain(s) %s have no validation documents: evaluation and the report leave them out; "
             "add them under validation/.",
             ", ".join(no_val),
         )
-    split_like = [d for d in scan.domains if d in ("train", "validation", "val", "test")]
+    split_like = [d for d in domains if d in ("train", "validation", "val", "test")]
     if split_like:
         # Split folders are recognised only as a pair (train/ and validation/ or val/).
         log.warning(
@@ -208,13 +189,12 @@ def _scan(opts: PrepareOptions) -> Scan:
             "train/) folder; as it is they are read as domains.",
             ", ".join(split_like),
         )
-    no_train = [d for d in scan.domains if docs[("train", d)] == 0]
+    no_train = [d for d in domains if docs[("train", d)] == 0]
     if no_train:
         raise UserError(
             f"domain(s) {', '.join(no_train)} have no training documents (a domain needs at least "
             "2 documents for the hash split, or documents under train/)."
         )
-    return scan
 
 
 def _make_tokenizer(opts: PrepareOptions, scan: Scan, out_dir: Path):
@@ -265,26 +245,24 @@ def _tokenize_all(opts, scan, tok, eos_id, dtype, staged) -> dict:
         writers[key].write(ids, documents=len(encoded))
         buffers[key].clear()
 
-    docs = _with_split(opts, scan)
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        docs = tqdm(docs, desc="tokenizing", unit="doc")
+    progress = Progress("tokenizing", unit="doc")
     try:
-        for split, doc in docs:
+        for split, doc in _with_split(opts, scan):
             key = (split, doc.domain)
             buffers[key].append(doc.text)
+            progress.update()
             if len(buffers[key]) >= BATCH_DOCS:
                 flush(key)
         for key in [k for k, v in buffers.items() if v]:
             flush(key)
     finally:
+        progress.close()
         for w in writers.values():
             w.close()
     return {key: (w.documents, w.tokens) for key, w in writers.items()}
 
 
-def _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype) -> dict:
+def _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype) -> Manifest:
     short = [d for d in scan.domains if counts[("train", d)][1] < opts.seq_len + 1]
     if short:
         raise UserError(
@@ -297,7 +275,7 @@ def _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype) -> dict:
         for d in scan.domains:
             skipped = {r: n for (s, dom, r), n in scan.skipped.items() if s == split and dom == d}
             n_docs, n_tok = counts[(split, d)]
-            splits[split][d] = store.domain_entry(n_docs, n_tok, opts.seq_len, skipped)
+            splits[split][d] = store.domain_counts(n_docs, n_tok, opts.seq_len, skipped)
     # Skipped records without a split (hash split) or a domain, or of a domain that never had a
     # good record (with --domain-field), have no entry above; list them here so that every
     # skipped record is reported somewhere (the last kind used to be counted in skipped_total only).
@@ -306,35 +284,27 @@ def _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype) -> dict:
         for (s, d, r), n in sorted(scan.skipped.items(), key=str)
         if s is None or d is None or d not in scan.domains
     ]
-    return {
-        "format_version": store.FORMAT_VERSION,
-        "domains": scan.domains,
-        "seq_len": opts.seq_len,
-        "dtype": dtype.str,
-        "tokenizer": {
-            "sha256": store.tokenizer_hash(staged / "tokenizer"),
-            "vocab_size": vocab_size,
-            "eos_id": eos_id,
-            "source": opts.tokenizer
+    return Manifest(
+        domains=scan.domains,
+        seq_len=opts.seq_len,
+        dtype=dtype.str,
+        tokenizer=TokenizerInfo(
+            sha256=store.tokenizer_hash(staged / "tokenizer"),
+            vocab_size=vocab_size,
+            eos_id=eos_id,
+            source=opts.tokenizer
             or f"byte-level BPE trained on the training split (vocab {opts.vocab_size})",
-        },
-        "splits": splits,
-        "skipped_outside_domains": unassigned,
-        "skipped_total": sum(scan.skipped.values()),
-        "sources": [str(Path(s).resolve()) for s in opts.sources],
-        "options": opts.recorded(),
-    }
+        ),
+        splits=splits,
+        skipped_outside_domains=unassigned,
+        skipped_total=sum(scan.skipped.values()),
+        sources=[str(Path(s).resolve()) for s in opts.sources],
+        options=opts.recorded(),
+    )
 
 
-def summary_rows(manifest: dict) -> Iterator[tuple]:
+def summary_rows(manifest: Manifest) -> Iterator[tuple]:
     """(domain, train docs, train tokens, train sequences, validation docs, validation tokens)."""
-    tr, va = manifest["splits"]["train"], manifest["splits"]["validation"]
-    for d in manifest["domains"]:
-        yield (
-            d,
-            tr[d]["documents"],
-            tr[d]["tokens"],
-            tr[d]["sequences"],
-            va[d]["documents"],
-            va[d]["tokens"],
-        )
+    tr, va = manifest.splits["train"], manifest.splits["validation"]
+    for d in manifest.domains:
+        yield (d, tr[d].documents, tr[d].tokens, tr[d].sequences, va[d].documents, va[d].tokens)

@@ -2,15 +2,16 @@
 
 At step `s` the global batch of `B` slots is drawn as follows:
 
-1. the domain of each slot is drawn i.i.d. from the weights with a generator seeded by `(seed, s)`
-   (counter-based, so step `s` needs no replay of steps `0..s-1`);
+1. the domain of each slot is drawn i.i.d. from the step's weights (fixed, or given per step by an
+   online mixture method) with a generator seeded by `(seed, s)` (counter-based, so step `s` needs
+   no replay of steps `0..s-1`);
 2. the slots of domain `d` take the next positions `consumed[d], consumed[d]+1, ...` of that
    domain's stream, in slot order; position `p` is sequence `perm_{d,e}(p mod N_d)` of epoch
    `e = p // N_d`, where `perm_{d,e}` is a seeded bijection of `0..N_d-1` (without replacement
    within an epoch, a fresh order each epoch).
 
 The only state is `consumed` (one integer per domain) and the step, so a checkpoint stores a few
-numbers and resuming is O(1). Every rank draws the same global batch and takes its own slice
+numbers and resuming is O(1) (per-step weights are the mixture method's state, checkpointed with it). Every rank draws the same global batch and takes its own slice
 (`slot_range`), so the data seen does not depend on the number of ranks or micro-batches.
 The permutation is a Feistel network with cycle-walking: O(1) memory however large the domain.
 """
@@ -98,7 +99,7 @@ def check_layout(batch_size: int, world_size: int, grad_accum: int) -> int:
 
 
 class DomainSampler:
-    """Draws global batches over a dataset split with fixed domain weights."""
+    """Draws global batches over a dataset split; `weights` are the default for steps given none."""
 
     def __init__(
         self,
@@ -116,28 +117,41 @@ class DomainSampler:
         self.batch_size, self.seed = int(batch_size), int(seed)
         tokens = dataset.counts(split)
         self.num_seqs = np.array([num_sequences(tokens[d], self.seq_len) for d in self.domains])
+        self._cum_for, self._cum = None, None
+        self._cumulative(self.weights)  # checks the weights now rather than at the first step
+        self._tokens = {}
+        self.step = 0
+        self.consumed = np.zeros(len(self.domains), dtype=np.int64)
+
+    def _cumulative(self, weights: np.ndarray) -> np.ndarray:
+        """The weights' CDF, for inverse-CDF draws (cached: most runs keep their weights)."""
+        if self._cum_for is not None and np.array_equal(weights, self._cum_for):
+            return self._cum
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(self.domains),) or abs(weights.sum() - 1) > 1e-6:
+            raise ValueError(f"sampling weights must be {len(self.domains)} numbers summing to 1")
         empty = [
             d
-            for d, w, n in zip(self.domains, self.weights, self.num_seqs, strict=True)
+            for d, w, n in zip(self.domains, weights, self.num_seqs, strict=True)
             if w > 0 and n == 0
         ]
         if empty:
             raise UserError(
                 f"domain(s) {', '.join(empty)} have weight > 0 but fewer than seq_len + 1 = "
-                f"{self.seq_len + 1} {split} tokens; give them weight 0 or use a shorter --seq-len."
+                f"{self.seq_len + 1} {self.split} tokens; give them weight 0 or use a shorter --seq-len."
             )
-        self._cum = np.cumsum(self.weights)
-        self._cum[-1] = 1.0  # guard against rounding: every uniform draw must land in a domain
-        self._tokens = {}
-        self.step = 0
-        self.consumed = np.zeros(len(self.domains), dtype=np.int64)
+        cum = np.cumsum(weights)
+        cum[-1] = 1.0  # guard against rounding: every uniform draw must land in a domain
+        self._cum_for, self._cum = weights.copy(), cum
+        return cum
 
     # -- the plan -------------------------------------------------------------------------------
 
-    def plan(self, step: int, consumed: np.ndarray) -> GlobalBatch:
+    def plan(self, step: int, consumed: np.ndarray, weights: np.ndarray | None = None) -> GlobalBatch:
         """The global batch at `step` given the per-domain positions consumed before it."""
+        cum = self._cumulative(self.weights if weights is None else weights)
         rng = np.random.default_rng([self.seed, step])
-        domain_ids = np.searchsorted(self._cum, rng.random(self.batch_size), side="right")
+        domain_ids = np.searchsorted(cum, rng.random(self.batch_size), side="right")
         domain_ids = np.minimum(domain_ids, len(self.domains) - 1).astype(np.int64)
         seq_ids = np.empty(self.batch_size, dtype=np.int64)
         for d in np.unique(domain_ids):
@@ -150,9 +164,9 @@ class DomainSampler:
                 seq_ids[slots[sel]] = permute(pos[sel] % n, n, self.seed, int(d), int(e))
         return GlobalBatch(step, domain_ids, seq_ids)
 
-    def next(self) -> GlobalBatch:
-        """The plan for the current step; advances the state."""
-        batch = self.plan(self.step, self.consumed)
+    def next(self, weights: np.ndarray | None = None) -> GlobalBatch:
+        """The plan for the current step (drawn from `weights`, default the sampler's); advances."""
+        batch = self.plan(self.step, self.consumed, weights)
         self.consumed = self.consumed + batch.domain_counts(len(self.domains))
         self.step += 1
         return batch

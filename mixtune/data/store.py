@@ -16,22 +16,18 @@ A training sequence is the window `tokens[i*seq_len : i*seq_len + seq_len + 1]` 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mixtune.errors import UserError
+from mixtune.io import read_json
+from mixtune.records import FORMAT_VERSION, DomainCounts, Manifest
 
 SPLITS = ("train", "validation")
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -85,23 +81,23 @@ class Dataset:
     """A prepared dataset, opened read-only. Token files are memory-mapped lazily."""
 
     path: Path
-    manifest: dict
+    manifest: Manifest
 
     @property
     def domains(self) -> list[str]:
-        return list(self.manifest["domains"])
+        return list(self.manifest.domains)
 
     @property
     def seq_len(self) -> int:
-        return int(self.manifest["seq_len"])
+        return self.manifest.seq_len
 
     @property
     def vocab_size(self) -> int:
-        return int(self.manifest["tokenizer"]["vocab_size"])
+        return self.manifest.tokenizer.vocab_size
 
     @property
     def eos_id(self) -> int:
-        return int(self.manifest["tokenizer"]["eos_id"])
+        return self.manifest.tokenizer.eos_id
 
     @property
     def tokenizer_dir(self) -> Path:
@@ -109,17 +105,17 @@ class Dataset:
 
     @property
     def tokenizer_hash(self) -> str:
-        return self.manifest["tokenizer"]["sha256"]
+        return self.manifest.tokenizer.sha256
 
     def tokens(self, split: str, domain: str) -> np.ndarray:
         path = self.path / split / f"{domain}.bin"
-        dtype = np.dtype(self.manifest["dtype"])
+        dtype = np.dtype(self.manifest.dtype)
         if path.stat().st_size == 0:
             return np.zeros(0, dtype=dtype)
         return np.memmap(path, dtype=dtype, mode="r")
 
     def counts(self, split: str, field: str = "tokens") -> dict[str, int]:
-        return {d: int(self.manifest["splits"][split][d][field]) for d in self.domains}
+        return {d: int(getattr(self.manifest.splits[split][d], field)) for d in self.domains}
 
 
 def open_dataset(path: str | os.PathLike) -> Dataset:
@@ -129,92 +125,30 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
         raise UserError(
             f"{path}: not a prepared dataset (no {MANIFEST}). Run `mixtune prepare SOURCE --out {path}` first."
         )
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as e:
+    obj = read_json(manifest_path, "re-run `mixtune prepare --overwrite`.")
+    if not isinstance(obj, dict) or obj.get("format_version") != FORMAT_VERSION:
+        version = obj.get("format_version") if isinstance(obj, dict) else None
         raise UserError(
-            f"{manifest_path}: not valid JSON ({e}); re-run `mixtune prepare --overwrite`."
-        ) from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise UserError(
-            f"{manifest_path}: format_version {manifest.get('format_version')!r}, this mixtune reads "
+            f"{manifest_path}: format_version {version!r}, this mixtune reads "
             f"{FORMAT_VERSION}; re-run `mixtune prepare --overwrite`."
         )
+    try:
+        manifest = Manifest.from_json(obj)
+    except (KeyError, TypeError) as e:  # reading a file, not computing: name what is missing
+        raise UserError(
+            f"{manifest_path}: damaged ({type(e).__name__}: {e}); re-run `mixtune prepare --overwrite`."
+        ) from None
     return Dataset(path, manifest)
 
 
-def write_json_atomic(path: Path, obj, indent: int | None = 1) -> None:
-    """Write JSON to a temp file beside `path`, fsync, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared like any other file
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=indent, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def staged_dir(final: Path) -> Iterator[Path]:
-    """Build a folder in a staging place beside `final`; publish it there only if the block
-    finishes, else remove it: `final` is either absent, the old version, or complete."""
-    staged = staging_dir(final)
-    try:
-        yield staged
-        publish_dir(staged, final)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-
-
-def staging_dir(final: Path) -> Path:
-    """A fresh temp folder beside `final`, on the same file system so the final rename is atomic."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    staged.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the published folder must be readable
-    return staged
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def publish_dir(staged: Path, final: Path) -> None:
-    """Move a finished staging folder to its final path (replacing an old one if present)."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        _remove(old)
-        os.replace(final, old)
-        os.replace(staged, final)
-        _remove(old)
-    else:
-        os.replace(staged, final)
-
-
-def _remove(path: Path) -> None:
-    """Remove a folder tree or a plain file, if present. (rmtree alone silently left a plain file
-    or symlink replaced with --overwrite behind as `.NAME.old`.)"""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink(missing_ok=True)
+def domain_counts(
+    documents: int, tokens: int, seq_len: int, skipped: dict[str, int] | None = None
+) -> DomainCounts:
+    return DomainCounts(documents, tokens, num_sequences(tokens, seq_len), dict(skipped or {}))
 
 
 def domain_entry(
     documents: int, tokens: int, seq_len: int, skipped: dict[str, int] | None = None
 ) -> dict:
-    return {
-        "documents": documents,
-        "tokens": tokens,
-        "sequences": num_sequences(tokens, seq_len),
-        "skipped": dict(sorted((skipped or {}).items())),
-    }
+    """A domain's entry in manifest.json."""
+    return domain_counts(documents, tokens, seq_len, skipped).to_json()

@@ -48,6 +48,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from mixtune.data import store
 from mixtune.data.tokenizer import save_tokenizer
 from mixtune.errors import UserError
+from mixtune.io import staged_dir, write_json_atomic
+from mixtune.records import Manifest, TokenizerInfo
 
 EOS_TOKEN = "<eos>"
 TOKENIZER_SOURCE = "synthetic word-level"
@@ -408,22 +410,9 @@ def write_dataset(
     """
     out = Path(out)
     domains = default_domains() if domains is None else list(domains)
-    names = [d.name for d in domains]
-    if not domains:
-        raise ValueError("write_dataset: no domains given")
-    if len(set(names)) != len(names):
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"write_dataset: duplicate domain names {dupes}")
-    for tokens in (train_tokens, validation_tokens):
-        if isinstance(tokens, Mapping) and set(tokens) != set(names):
-            raise ValueError(
-                f"write_dataset: token counts name {sorted(tokens)}, the domains are {sorted(names)}"
-            )
-        for n in tokens.values() if isinstance(tokens, Mapping) else [tokens]:
-            _check_sizes(n, doc_len, vocab, seed)
+    summaries = check_config(domains, train_tokens, validation_tokens, doc_len, vocab, seed)
     if seq_len < 1:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
-    summaries = {d.name: _domain_summary(d, doc_len, vocab) for d in domains}  # validates params
 
     if (out / store.MANIFEST).is_file() and not overwrite:
         return out
@@ -433,7 +422,7 @@ def write_dataset(
             f"{out} exists and is not a prepared dataset; pass overwrite or another path."
         )
 
-    with store.staged_dir(out) as staged:
+    with staged_dir(out) as staged:
         manifest = _write_into(
             staged,
             domains,
@@ -446,8 +435,32 @@ def write_dataset(
             seed,
             disjoint,
         )
-        store.write_json_atomic(staged / store.MANIFEST, manifest)
+        write_json_atomic(staged / store.MANIFEST, manifest.to_json())
     return out
+
+
+def check_config(
+    domains: Sequence[DomainSpec],
+    train_tokens: int | Mapping[str, int],
+    validation_tokens: int | Mapping[str, int],
+    doc_len: int,
+    vocab: int,
+    seed: int = 0,
+) -> dict[str, dict]:
+    """Check a dataset's description (ValueError naming the problem); return each domain's
+    summary (kind, params, entropy rate, loss floor)."""
+    names = [d.name for d in domains]
+    if not domains:
+        raise ValueError("no domains given")
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"duplicate domain names {dupes}")
+    for tokens in (train_tokens, validation_tokens):
+        if isinstance(tokens, Mapping) and set(tokens) != set(names):
+            raise ValueError(f"token counts name {sorted(tokens)}, the domains are {sorted(names)}")
+        for n in tokens.values() if isinstance(tokens, Mapping) else [tokens]:
+            _check_sizes(n, doc_len, vocab, seed)
+    return {d.name: _domain_summary(d, doc_len, vocab) for d in domains}  # validates params
 
 
 def _write_into(
@@ -461,7 +474,7 @@ def _write_into(
     vocab: int,
     seed: int,
     disjoint: bool = False,
-) -> dict:
+) -> Manifest:
     """Write tokenizer and token files into `staged`; return the manifest."""
     tokdir = staged / "tokenizer"
     symbols = vocab * len(domains) if disjoint else vocab
@@ -486,29 +499,28 @@ def _write_into(
                     writer.write(chunk, documents=docs)
             finally:
                 writer.close()
-            entries[spec.name] = store.domain_entry(writer.documents, writer.tokens, seq_len)
+            entries[spec.name] = store.domain_counts(writer.documents, writer.tokens, seq_len)
         splits[split] = entries
-    return {
-        "format_version": store.FORMAT_VERSION,
-        "domains": sorted(summaries),
-        "seq_len": seq_len,
-        "dtype": dtype.str,
-        "tokenizer": {
-            "sha256": store.tokenizer_hash(tokdir),
-            "vocab_size": vocab_size,
-            "eos_id": symbols,
-            "source": TOKENIZER_SOURCE,
-        },
-        "splits": splits,
-        "sources": ["synthetic"],
-        "synthetic": {
+    return Manifest(
+        domains=sorted(summaries),
+        seq_len=seq_len,
+        dtype=dtype.str,
+        tokenizer=TokenizerInfo(
+            sha256=store.tokenizer_hash(tokdir),
+            vocab_size=vocab_size,
+            eos_id=symbols,
+            source=TOKENIZER_SOURCE,
+        ),
+        splits=splits,
+        sources=["synthetic"],
+        synthetic={
             "vocab": vocab,
             "doc_len": doc_len,
             "seed": seed,
             "disjoint": disjoint,
             "domains": dict(sorted(summaries.items())),
         },
-    }
+    )
 
 
 def _domain_summary(spec: DomainSpec, doc_len: int, vocab: int) -> dict:

@@ -1,21 +1,53 @@
 """Fixed mixtures: `natural`, `uniform`, `temperature:T`, or a JSON weights file.
 
 A weights vector is always a float64 numpy array over the dataset's domains in sorted-name order,
-summing to 1. A domain with weight 0 is never sampled.
+summing to 1. A domain with weight 0 is never sampled. `StaticConfig` / `StaticMixer` are the
+trivial online method: the same weights every step, every token of the batch weighted equally.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from mixtune.errors import UserError
+from mixtune.mixing.base import MIXERS, MixerContext, OnlineMixer
+from mixtune.schema import setting
+
+log = logging.getLogger(__name__)
 
 SPEC_HELP = "natural, uniform, temperature:T (T > 0) or a JSON file {domain: weight}"
+
+
+def spec_problem(spec: str) -> str | None:
+    """What is wrong with a weights spec before any dataset is known (a rule for configs)."""
+    spec = str(spec).strip()
+    if spec in ("natural", "uniform"):
+        return None
+    if spec.startswith("temperature:"):
+        try:
+            t = float(spec.split(":", 1)[1])
+        except ValueError:
+            t = math.nan
+        return None if t > 0 and math.isfinite(t) else "T must be a positive number, e.g. temperature:2"
+    if spec.endswith(".json") or Path(spec).exists():
+        return None if Path(spec).is_file() else "no such weights file"
+    return f"not understood; use {SPEC_HELP}"
+
+
+def mixture_name(spec: str) -> str:
+    """A short name for a weights spec: the file's stem, or the spec without ':'."""
+    spec = str(spec)
+    if spec.endswith(".json") or Path(spec).is_file():
+        return Path(spec).stem
+    return spec.replace(":", "")
 
 
 def resolve_weights(
@@ -73,6 +105,10 @@ def weights_from_mapping(
             f"{where}: unknown domain(s) {', '.join(map(repr, unknown))}; "
             f"the dataset has {', '.join(domains)}."
         )
+    omitted = [d for d in domains if d not in obj]
+    if omitted:
+        log.warning("%s leaves out domain(s) %s: they get weight 0 and are never sampled.",
+                    where, ", ".join(omitted))
     w = np.zeros(len(domains))
     for i, d in enumerate(domains):
         if d not in obj:
@@ -98,3 +134,32 @@ def normalise(w: np.ndarray, where: str) -> np.ndarray:
 
 def as_dict(weights: np.ndarray, domains: Sequence[str]) -> dict[str, float]:
     return {d: float(w) for d, w in zip(domains, weights, strict=True)}
+
+
+@MIXERS.register
+@dataclass
+class StaticConfig:
+    """A fixed mixture: the same sampling weights at every step."""
+
+    method: ClassVar[str] = "static"
+    weights: str = setting("natural", check=spec_problem)
+    """Sampling mixture: natural, uniform, temperature:T or a JSON weights file."""
+
+    def build(self, ctx: MixerContext) -> StaticMixer:
+        ds = ctx.dataset
+        return StaticMixer(resolve_weights(self.weights, ds.domains, ds.counts("train")))
+
+
+class StaticMixer(OnlineMixer):
+    """Fixed weights; the loss is the plain mean over every target token of the global batch."""
+
+    def __init__(self, weights: np.ndarray):
+        self.weights = np.asarray(weights, dtype=np.float64)
+
+    def sampling_weights(self, step: int) -> np.ndarray:
+        return self.weights
+
+    def loss_factors(self, scores, token_counts):
+        import torch
+
+        return torch.full_like(token_counts, 1.0 / float(token_counts.sum()), dtype=torch.float64)

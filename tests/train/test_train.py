@@ -9,9 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from mixtune.config import TrainConfig
+from mixtune.config import OptimConfig, train_config
 from mixtune.errors import UserError
-from mixtune.train import lr_at, run
+from mixtune.train.loop import run
+from mixtune.train.optim import lr_at
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,9 @@ def cfg(data, out, **kw):
         seed=3,
     )
     base.update(kw)
-    return TrainConfig(**base)
+    if "reference" in base:  # a DoReMi proxy: its sampling mixture is `proxy_sampling`
+        base.update(method="doremi", proxy_sampling=base.pop("weights", "uniform"))
+    return train_config(**base)
 
 
 def rows(run_dir, kind="train"):
@@ -52,11 +55,11 @@ def reference(synthetic_dataset, tmp_path_factory):
 
 
 def test_lr_schedule():
-    c = TrainConfig(data="", out="", steps=100, lr=1e-3)
-    assert lr_at(0, c) == pytest.approx(1e-3 / 6)  # 6% warm-up: 6 steps
-    assert lr_at(5, c) == pytest.approx(1e-3)
-    assert lr_at(99, c) == pytest.approx(1e-4)
-    assert all(lr_at(s, c) > lr_at(s + 1, c) for s in range(6, 99))
+    c = OptimConfig(lr=1e-3)
+    assert lr_at(0, c, 100) == pytest.approx(1e-3 / 6)  # 6% warm-up: 6 steps
+    assert lr_at(5, c, 100) == pytest.approx(1e-3)
+    assert lr_at(99, c, 100) == pytest.approx(1e-4)
+    assert all(lr_at(s, c, 100) > lr_at(s + 1, c, 100) for s in range(6, 99))
 
 
 def test_exact_resume_after_crash(synthetic_dataset, tmp_path):

@@ -8,8 +8,8 @@ Log-ppl is the token-weighted mean loss within a domain; the summary adds their 
 
 from __future__ import annotations
 
-import json
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from mixtune.data.store import Dataset
 from mixtune.distributed import all_reduce_sum
+from mixtune.records import EvalResult
 
 
 def windows(num_tokens: int, seq_len: int, max_tokens: int | None) -> list[tuple[int, int]]:
@@ -38,7 +39,7 @@ def evaluate(
     rank: int = 0,
     world_size: int = 1,
     split: str = "validation",
-) -> dict:
+) -> EvalResult:
     device = device or torch.device("cpu")
     was_training = model.training
     model.eval()
@@ -67,42 +68,22 @@ def evaluate(
     # NCCL reduces only device tensors; the loop above accumulates on the CPU (Python floats).
     totals = all_reduce_sum(totals.to(device)).cpu()
     model.train(was_training)
-    return summarize(dataset.domains, totals[0].tolist(), totals[1].tolist())
+    return EvalResult.from_sums(dataset.domains, totals[0].tolist(), totals[1].tolist())
 
 
-def summarize(domains, loss_sums, counts) -> dict:
-    log_ppl = {
-        d: (s / n if n else None) for d, s, n in zip(domains, loss_sums, counts, strict=True)
-    }
-    present = [v for v in log_ppl.values() if v is not None]
-    return {
-        "log_ppl": log_ppl,
-        "tokens": {d: int(n) for d, n in zip(domains, counts, strict=True)},
-        "average": sum(present) / len(present) if present else math.nan,
-        "worst": max(present) if present else math.nan,
-        "worst_domain": max((v, d) for d, v in log_ppl.items() if v is not None)[1]
-        if present
-        else None,
-    }
-
-
-def format_table(result: dict, floors: dict | None = None) -> str:
+def format_table(result: EvalResult, floors: dict | None = None) -> str:
     rows = [("domain", "log-ppl", "ppl", "tokens") + (("floor",) if floors else ())]
-    for d, v in result["log_ppl"].items():
+    for d, v in result.log_ppl.items():
         cells = (
             d,
             "—" if v is None else f"{v:.4f}",
             "—" if v is None else f"{math.exp(min(v, 700)):.2f}",
-            str(result["tokens"][d]),
+            str(result.tokens[d]),
         )
         rows.append(cells + ((f"{floors[d]:.4f}",) if floors else ()))
-    rows.append(
-        ("average (uniform)", f"{result['average']:.4f}", "", "") + (("",) if floors else ())
-    )
-    rows.append(
-        (f"worst ({result['worst_domain']})", f"{result['worst']:.4f}", "", "")
-        + (("",) if floors else ())
-    )
+    pad = ("",) if floors else ()
+    rows.append(("average (uniform)", f"{result.average:.4f}", "", "") + pad)
+    rows.append((f"worst ({result.worst_domain})", f"{result.worst:.4f}", "", "") + pad)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
@@ -117,16 +98,16 @@ def format_table(result: dict, floors: dict | None = None) -> str:
 
 def evaluate_run(
     run, *, data=None, max_tokens_per_domain=None, batch_size=8, device="auto"
-) -> dict:
+) -> EvalResult:
     """`mixtune eval`: evaluate a run's `final/` model; write `eval.json` beside it; print a table."""
-    from pathlib import Path
-
-    import yaml
+    import json
 
     from mixtune import distributed
-    from mixtune.data.store import open_dataset, write_json_atomic
+    from mixtune.data.store import open_dataset
     from mixtune.errors import UserError
-    from mixtune.model import final_dir, load_model, same_tokenizer
+    from mixtune.io import write_json_atomic
+    from mixtune.model.build import final_dir, load_model, same_tokenizer
+    from mixtune.records import EvalFile
 
     run = Path(run)
     final = final_dir(run)
@@ -135,13 +116,7 @@ def evaluate_run(
             f"{run}: no trained model (expected {run}/final/config.json); finish the run first."
         )
     run_dir = final.parent
-    if data is None:
-        cfg_file = run_dir / "config.yaml"
-        if not cfg_file.is_file():
-            raise UserError(f"{run}: no config.yaml to find its dataset; pass --data DATASET.")
-        data = (yaml.safe_load(cfg_file.read_text()) or {}).get("data")
-        if not data:
-            raise UserError(f"{cfg_file}: names no dataset; pass --data DATASET.")
+    data = data or _dataset_of(run, run_dir)
     ds = open_dataset(data)
     if not same_tokenizer(final, ds):
         raise UserError(
@@ -165,14 +140,23 @@ def evaluate_run(
         world_size=dist.world_size,
     )
     if dist.is_main:
-        write_json_atomic(
-            run_dir / "eval.json",
-            {
-                "split": "validation",
-                "dataset": str(Path(data).resolve()),
-                "max_tokens_per_domain": max_tokens_per_domain,
-                **result,
-            },
-        )
+        record = EvalFile(result, dataset=str(Path(data).resolve()),
+                          max_tokens_per_domain=max_tokens_per_domain)
+        write_json_atomic(run_dir / "eval.json", record.to_json())
         print(format_table(result))
     return result
+
+
+def _dataset_of(run: Path, run_dir: Path) -> str:
+    """The dataset a run was trained on, from its config.yaml."""
+    import yaml
+
+    from mixtune.errors import UserError
+
+    cfg_file = run_dir / "config.yaml"
+    if not cfg_file.is_file():
+        raise UserError(f"{run}: no config.yaml to find its dataset; pass --data DATASET.")
+    data = (yaml.safe_load(cfg_file.read_text()) or {}).get("data")
+    if not data:
+        raise UserError(f"{cfg_file}: names no dataset; pass --data DATASET.")
+    return data

@@ -3,7 +3,7 @@
     model.safetensors   weights (safetensors: loading never runs code)
     optimizer.pt        AdamW state, loaded with `torch.load(weights_only=True)` (tensors and numbers only)
     rng.pt              torch RNG states, same loader
-    state.json          step, tokens, sampler state, mixture (DoReMi) state
+    state.json          step, tokens, sampler state, mixture-method state
 
 A checkpoint is written into `checkpoints/.step-N.tmp/` and renamed into place, so a `step-N` folder is
 always complete; a crash mid-write leaves only a temp folder, removed on the next start.
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model, save_model
 
-from mixtune.data.store import write_json_atomic
+from mixtune.io import fsync_path, write_json_atomic
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -40,12 +40,12 @@ def save(run_dir: Path, step: int, model, optimizer, state: dict, keep: int = 2)
     torch.save(rng, tmp / "rng.pt")
     write_json_atomic(tmp / "state.json", state)
     for f in tmp.iterdir():  # on disk before the rename makes the folder count as complete
-        _fsync(f, os.O_RDONLY)
-    _fsync_dir(tmp)
+        fsync_path(f)
+    fsync_path(tmp)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _fsync_dir(root)
+    fsync_path(root)
     for old in list_steps(run_dir)[:-keep]:
         shutil.rmtree(root / f"step-{old}", ignore_errors=True)
     return final
@@ -80,19 +80,7 @@ def load(path: Path, model, optimizer) -> dict:
     torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state(rng["cuda"])
-    return json.loads((path / "state.json").read_text())
-
-
-def _fsync_dir(path: Path) -> None:
-    _fsync(path, os.O_RDONLY)
-
-
-def _fsync(path: Path, flags: int) -> None:
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    state = json.loads((path / "state.json").read_text())
+    if "doremi" in state and "mixer" not in state:  # written by mixtune 0.1
+        state["mixer"] = state.pop("doremi")
+    return state

@@ -675,7 +675,7 @@ def test_forced_validation_document_takes_its_duplicates_along(tmp_path):
             validation_fraction=1e-9,
         )
     )
-    m = open_dataset(out).manifest["splits"]
+    m = open_dataset(out).manifest.splits
     # Nothing falls under the tiny fraction, so the document closest to it moves, with its copy.
-    assert m["validation"]["licenses"]["documents"] == 2
-    assert m["train"]["licenses"]["documents"] == 2
+    assert m["validation"]["licenses"].documents == 2
+    assert m["train"]["licenses"].documents == 2

@@ -1,4 +1,4 @@
-"""report.py on a hand-made output folder whose expected numbers are known by construction.
+"""mixtune.report on a hand-made output folder whose expected numbers are known by construction.
 
 Three mixtures, two seeds, two DoReMi rounds, 100 steps, evaluations at 25/50/75/100:
 

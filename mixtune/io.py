@@ -1,0 +1,176 @@
+"""Outputs that are complete or absent, never half-written, and the files they are read back from.
+
+- `write_bytes_atomic` / `write_text_atomic` / `write_json_atomic`: a temp file beside the target,
+  fsync'd, then renamed over it, so a reader (or a rerun after a crash) sees the old file or the
+  new one, never a torn one.
+- `staged_dir`: build a whole folder beside its final place and rename it in when it is complete.
+- `read_jsonl` / `JsonlAppender` / `truncate_jsonl`: append-only logs (metrics, weight histories)
+  whose last line a crash may have cut short; readers skip such a line.
+- `read_json`: a JSON file, or a message naming it when it is damaged.
+- `describe_changes`: what differs between the recorded identity of an output and the requested
+  one, for the messages that refuse to overwrite finished work with other settings.
+
+Files and folders follow the umask like any other output (mkstemp/mkdtemp would make them
+owner-only), so results written on a shared cluster stay readable by the team.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mixtune.errors import UserError
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temp file beside `path`, fsync, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, obj: Any, indent: int | None = 1) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+@contextmanager
+def staged_dir(final: Path) -> Iterator[Path]:
+    """Build a folder in a staging place beside `final`; publish it there only if the block
+    finishes, else remove it: `final` is either absent, the old version, or complete."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Same file system as `final`, so that the publishing rename is atomic.
+    staged = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    staged.chmod(0o777 & ~_umask())
+    try:
+        yield staged
+        _publish(staged, final)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+
+
+def _publish(staged: Path, final: Path) -> None:
+    """Move a finished staging folder to its final path (replacing an old one if present)."""
+    if final.exists() or final.is_symlink():
+        old = final.with_name(f".{final.name}.old")
+        remove(old)
+        os.replace(final, old)
+        os.replace(staged, final)
+        remove(old)
+    else:
+        os.replace(staged, final)
+
+
+def remove(path: Path) -> None:
+    """Remove a folder tree or a plain file (or symlink), if present."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's entry to disk (a folder: so a rename in it survives a crash)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def read_json(path: Path, fix: str):
+    """The JSON in `path`; a damaged file is a UserError naming it and what to do (`fix`)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e}); {fix}") from None
+
+
+# -- JSON lines --------------------------------------------------------------------------------
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file ([] if absent); a line cut short by a crash, or one
+    that is not an object, is skipped."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def truncate_jsonl(path: Path, keep) -> None:
+    """Rewrite a JSON-lines file (atomically) with only the rows for which `keep(row)` is true."""
+    path = Path(path)
+    if path.is_file():
+        rows = [r for r in read_jsonl(path) if keep(r)]
+        write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+class JsonlAppender:
+    """Appends one JSON object per line and flushes it, so a crash loses at most the last line."""
+
+    def __init__(self, path: Path):
+        self._f = open(path, "a")
+
+    def write(self, row: Mapping) -> None:
+        self._f.write(json.dumps(row) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+# -- identities of outputs ---------------------------------------------------------------------
+
+
+def describe_changes(old: Mapping, new: Mapping) -> str:
+    """'key: old -> new; ...' for every key whose value differs ('' when none does)."""
+
+    def show(d: Mapping, k) -> str:
+        return repr(d[k]) if k in d else "(unset)"
+
+    keys = sorted(set(old) | set(new), key=str)
+    return "; ".join(
+        f"{k}: {show(old, k)} -> {show(new, k)}"
+        for k in keys
+        if k not in old or k not in new or old[k] != new[k]
+    )

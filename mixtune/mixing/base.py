@@ -1,0 +1,152 @@
+"""How a mixture method plugs in: online inside one training run, offline across several.
+
+**Online** methods choose the mixture while one model trains. The training step calls a mixer
+as follows, on every rank, with global-batch statistics (all micro-batches, all ranks):
+
+    w = mixer.sampling_weights(step)        # the sampler draws this step's global batch from w
+    if mixer.scores_batch:                  # statistics of the batch before any backward pass
+        s = Σ over micro-batches of mixer.score(x, token_losses, domain_ids); all-reduce s
+    f = mixer.loss_factors(s, token_counts) # the loss is Σ_j f[d(j)]·ℓ_j over the global batch
+    ... backward, optimizer step ...
+    mixer.observe(loss_sums, token_counts)  # the step's per-domain training loss
+    mixer.state_dict() / load_state_dict()  # saved in every checkpoint: resume is exact
+
+Static weights (`static.py`) and DoReMi's proxy (`doremi.py`) are the two built in. A method is a
+config dataclass (its options, with `method` naming it and `build` making the mixer) registered
+with `@MIXERS.register`, plus its `OnlineMixer`: one file, no change to the loop.
+
+**Offline** methods plan whole runs (train a reference, then a proxy, ...) and then propose a
+mixture: `propose(ctx)` is a generator that yields the pipeline stages it needs, receives each
+one's output folder, and returns a `Proposal`. The pipeline trains main models on what they propose.
+Registered in `METHODS`; iterated DoReMi (`iterated_doremi.py`) is the one built in.
+
+Nothing here imports torch (config validation must stay fast); tensors appear only at run time.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from mixtune.data.store import Dataset
+
+
+class Registry:
+    """Classes by the name in their `method` class attribute, in registration order."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._classes: dict[str, type] = {}
+
+    def register(self, cls: type) -> type:
+        name = cls.method
+        if name in self._classes and self._classes[name] is not cls:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._classes[name] = cls
+        return cls
+
+    def get(self, name: str) -> type | None:
+        return self._classes.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._classes)
+
+
+MIXERS = Registry("mixture method")
+"""Online methods: config dataclasses with `method: ClassVar[str]` and `build(ctx) -> OnlineMixer`."""
+
+METHODS = Registry("offline mixture method")
+"""Offline methods: `OfflineMethod` subclasses."""
+
+
+@dataclass
+class MixerContext:
+    """What a mixer may need when it is built for a run."""
+
+    dataset: Dataset
+    device: torch.device
+    autocast_dtype: torch.dtype | None = None
+
+
+class OnlineMixer(ABC):
+    """Gives the sampling weights and per-domain loss factors of each step; see the module doc."""
+
+    scores_batch: ClassVar[bool] = False
+    """Whether `score` must see the step's batch before the factors (then `loss_factors` gets the
+    all-reduced sum of the scores; else None)."""
+
+    @abstractmethod
+    def sampling_weights(self, step: int) -> np.ndarray:
+        """[k] float64 weights (summing to 1) the global batch of `step` is drawn from."""
+
+    def score(self, x: torch.Tensor, token_losses: torch.Tensor, domain_ids: torch.Tensor):
+        """[k] float64 statistics of one micro-batch (`x` [b, T+1] windows, `token_losses` [b, T]
+        of the model being trained, detached, `domain_ids` [b]); summed over micro-batches and ranks."""
+        raise NotImplementedError(f"{type(self).__name__} sets scores_batch but has no score()")
+
+    @abstractmethod
+    def loss_factors(self, scores, token_counts: torch.Tensor) -> torch.Tensor:
+        """[k] float64 factors f: the step's loss is Σ_j f[d(j)]·ℓ_j over the global batch.
+        Called once per optimizer step, before any backward; `token_counts` [k] are the global
+        batch's target tokens per domain. It may update the mixer's state (DoReMi's α_t)."""
+
+    def observe(self, loss_sums: np.ndarray, token_counts: np.ndarray) -> None:  # noqa: B027 (optional)
+        """The step's global per-domain sums of token losses and token counts, after the step."""
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        """Per-domain vectors to add to this step's metrics row, e.g. {"domain_weights": α_t}."""
+        return {}
+
+    def history(self) -> np.ndarray | None:
+        """The weights to record for this step in weights_history.jsonl (None: no history)."""
+        return None
+
+    def result(self) -> np.ndarray | None:
+        """The mixture this run proposes (written as domain_weights.json), or None."""
+        return None
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:  # noqa: B027 (optional: stateless mixers)
+        """Restore `state_dict()`; called on resume, before the first step."""
+
+
+@dataclass
+class Proposal:
+    """What an offline method returns to the pipeline."""
+
+    weights: np.ndarray
+    """The proposed mixture over the dataset's domains."""
+    sources: list[str]
+    """The stages whose outputs the weights were computed from (main runs depend on them)."""
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    """Further mixtures worth comparing, by name (e.g. earlier rounds of iterated DoReMi)."""
+    summary: dict[str, Any] = field(default_factory=dict)
+    """Method-specific entries for summary.json and the report (e.g. DoReMi's rounds)."""
+
+
+class OfflineMethod(ABC):
+    """Plans training runs as pipeline stages, then proposes a mixture."""
+
+    method: ClassVar[str]
+
+    @abstractmethod
+    def stage_names(self, cfg) -> list[str]:
+        """Every stage name the method may create for run config `cfg` (to check --force)."""
+
+    def mixture_names(self, cfg) -> list[str]:
+        """The names of the mixtures it may propose (its own name and its `extra` ones)."""
+        return [self.method]
+
+    @abstractmethod
+    def propose(self, ctx) -> Generator[Any, Any, Proposal]:
+        """Yield stages (`ctx.train_stage(...)`), receive each one's output folder, return the
+        proposal. `ctx` is the pipeline's `PlanContext`."""

@@ -1,0 +1,58 @@
+"""Build, save and load the models: Llama-style `transformers` models (RMSNorm, rotary, SwiGLU,
+tied embeddings) with PyTorch's fused attention (`attn_implementation="sdpa"`): no flash-attn
+build, the same code on CPU and GPU, and `final/` folders any transformers user can load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from mixtune.data.store import tokenizer_hash
+from mixtune.model.scales import get_scale
+
+
+def model_config(scale: str, vocab_size: int, seq_len: int, eos_id: int) -> LlamaConfig:
+    s = get_scale(scale)
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=s.d_model,
+        intermediate_size=s.ffn,
+        num_hidden_layers=s.layers,
+        num_attention_heads=s.heads,
+        num_key_value_heads=s.heads,
+        max_position_embeddings=max(seq_len, 2048),
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+        attn_implementation="sdpa",
+    )
+
+
+def build_model(
+    scale: str, vocab_size: int, seq_len: int, eos_id: int, seed: int
+) -> LlamaForCausalLM:
+    torch.manual_seed(seed)  # the initial weights are a function of the seed alone
+    return LlamaForCausalLM(model_config(scale, vocab_size, seq_len, eos_id))
+
+
+def final_dir(run: Path) -> Path | None:
+    """The trained model of `run` (a run folder or its final/ itself), or None if there is none."""
+    run = Path(run)
+    final = run if (run / "config.json").is_file() else run / "final"
+    return final if (final / "config.json").is_file() else None
+
+
+def same_tokenizer(final: Path, dataset) -> bool:
+    """Whether the model in `final` uses the dataset's token ids (tokenizer.json hashes match)."""
+    return (final / "tokenizer.json").is_file() and tokenizer_hash(final) == dataset.tokenizer_hash
+
+
+def load_model(path: Path) -> LlamaForCausalLM:
+    """Load a `final/` folder (safetensors, no custom code, no pickle)."""
+    return LlamaForCausalLM.from_pretrained(
+        str(path), attn_implementation="sdpa", use_safetensors=True
+    )

@@ -1,0 +1,62 @@
+"""Training FLOPs per token and the device's peak, for model FLOPs utilisation (MFU).
+
+MFU = achieved model FLOP/s / peak FLOP/s, where the model FLOPs are those of training the model
+itself (6·N per token plus attention), not of extra work a method adds (a DoReMi proxy's reference
+forward lowers its MFU: the cost is real and shows). The peak is given (`--peak-tflops`), a known
+GPU's dense bf16 figure, or the rate of a large matmul measured on this device in the training
+dtype (on a CPU, the only honest peak there is).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+from mixtune.model.scales import count_params, get_scale
+
+# Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, in FLOP/s.
+KNOWN_PEAKS = {
+    "H200": 989e12,
+    "H100": 989e12,  # SXM; the PCIe card's is 756e12
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 125e12,
+    "L4": 121e12,
+}
+
+
+def flops_per_token(scale: str, vocab_size: int, seq_len: int) -> float:
+    """Training FLOPs per token: 6·N for the matmuls plus 12·L·d·T for attention (PaLM, appendix B)."""
+    s = get_scale(scale)
+    total, _ = count_params(scale, vocab_size)
+    return 6 * total + 12 * s.layers * s.d_model * seq_len
+
+
+def peak_flops(device, autocast_dtype, given_tflops: float | None = None) -> float:
+    """The FLOP/s that MFU divides by (see the module docstring)."""
+    if given_tflops:
+        return given_tflops * 1e12
+    import torch
+
+    if device.type == "cuda" and autocast_dtype is torch.bfloat16:
+        name = torch.cuda.get_device_name(device)
+        for key, peak in KNOWN_PEAKS.items():
+            if key in name:
+                return peak
+    return measured_matmul_flops(str(device), str(autocast_dtype))
+
+
+@cache  # once per process and device: it costs ~50 ms on a laptop CPU
+def measured_matmul_flops(device: str, dtype: str, n: int = 1024, repeats: int = 4) -> float:
+    import torch
+
+    dt = torch.bfloat16 if dtype == "torch.bfloat16" else torch.float32
+    # Constant inputs: random ones would draw from the global RNG and change the training run.
+    a = torch.full((n, n), 0.5, device=device, dtype=dt)
+    b = torch.full((n, n), 0.25, device=device, dtype=dt)
+    (a @ b).sum().item()  # warm-up; .item() waits for the device
+    t = time.perf_counter()
+    for _ in range(repeats):
+        c = a @ b
+    c.sum().item()
+    return 2 * n**3 * repeats / (time.perf_counter() - t)

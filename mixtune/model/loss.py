@@ -1,0 +1,33 @@
+"""Per-token losses and their per-domain sums: what training, mixers and evaluation all measure."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def token_losses(model, x: torch.Tensor, autocast_dtype: torch.dtype | None) -> torch.Tensor:
+    """[b, T] cross-entropy of every target token of `x` ([b, T+1] windows)."""
+    with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        logits = model(input_ids=x[:, :-1], use_cache=False).logits
+    y = x[:, 1:]
+    # float32 logits for the softmax: bf16 would cost ~0.01 nats of precision on a large vocabulary.
+    return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none").view_as(y)
+
+
+def per_domain_sum(values: torch.Tensor, domain_ids: torch.Tensor, k: int) -> torch.Tensor:
+    """Sum [b, T] values into [k] by the domain of each row (float64 so sums do not drift)."""
+    return torch.zeros(k, dtype=torch.float64, device=values.device).index_add_(
+        0, domain_ids, values.sum(dim=1).double()
+    )
+
+
+def autocast_dtype_for(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast for `bf16`, and for `auto` on a GPU that supports it; else fp32 (None)."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None  # bf16 autocast on CPU is usually slower than fp32 matmuls

@@ -1,0 +1,60 @@
+"""The names of a run's stages and mixtures, known from its config alone, before anything runs
+(so that a --force naming no stage fails at once, not after hours of training)."""
+
+from __future__ import annotations
+
+from mixtune.config import RunConfig
+from mixtune.errors import UserError
+from mixtune.mixing import METHODS
+from mixtune.mixing.static import mixture_name
+from mixtune.pipeline.stage import matches
+
+
+def baseline_name(cfg: RunConfig) -> str:
+    return mixture_name(cfg.reference_weights)
+
+
+def mixture_names(cfg: RunConfig) -> list[str]:
+    """The names of the main mixtures (an offline method may propose several), each once."""
+    return list(dict.fromkeys(name for _, name in _named_mixtures(cfg)))
+
+
+def _named_mixtures(cfg: RunConfig):
+    """(spec, name) of every main mixture the run may compare."""
+    for m in cfg.mixtures:
+        if m == "reference":
+            yield cfg.reference_weights, baseline_name(cfg)
+        elif METHODS.get(m) is not None:
+            for name in METHODS.get(m)().mixture_names(cfg):
+                yield m, name
+        else:
+            yield m, mixture_name(m)
+
+
+def stage_names(cfg: RunConfig) -> list[str]:
+    """Every stage the run may have (the rounds of iterated DoReMi up to their maximum)."""
+    names = [] if cfg.data.dataset is not None else ["data"]
+    for m in cfg.mixtures:
+        if METHODS.get(m) is not None:
+            names += METHODS.get(m)().stage_names(cfg)
+    names += [f"main/{n}/seed-{s}" for n in mixture_names(cfg) for s in cfg.seeds]
+    return names
+
+
+def check_plan(cfg: RunConfig, force: list[str]) -> None:
+    """Refuse, before anything runs, two different mixtures under one name, and a --force that
+    names no stage of this run."""
+    specs: dict[str, str] = {}
+    for spec, name in _named_mixtures(cfg):
+        if specs.setdefault(name, spec) != spec:
+            raise UserError(
+                f"mixtures: {specs[name]!r} and {spec!r} would both be named {name!r}; rename one "
+                "of the weights files."
+            )
+    names = stage_names(cfg)
+    for f in force:
+        if not any(matches(f, n) for n in names):
+            raise UserError(
+                f"--force {f}: matches no stage of this run; its stages are {', '.join(names)} "
+                "(or one part of a name: data, proxy, main, uniform, seed-0, ...)."
+            )

@@ -1,0 +1,207 @@
+"""The plan of `mixtune run`: a run config turned into stages, in order.
+
+    data                       prepare (or generate) the dataset        (unless data.dataset is given)
+    <offline methods>          e.g. iterated DoReMi: round-N/reference, round-N/proxy
+    summary.json               the mixtures to compare (written before the main runs)
+    main/<mixture>/seed-S      a model per mixture and seed
+    report/                    always rewritten: it shows the runs as they are
+
+The plan is a generator (see runner.py): a method's stages are planned from the results of the
+ones before. A new kind of stage (evaluation, processing) or a new offline method is a new `yield`
+here or a new registered method, never a change to the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mixtune import distributed, schema
+from mixtune.config import RunConfig, StageSpec, TrainConfig
+from mixtune.data.store import Dataset, open_dataset
+from mixtune.errors import UserError
+from mixtune.io import write_json_atomic
+from mixtune.mixing import METHODS
+from mixtune.mixing.static import StaticConfig, as_dict, mixture_name, resolve_weights
+from mixtune.pipeline.names import baseline_name
+from mixtune.pipeline.stage import Stage
+from mixtune.records import RunSummary
+
+log = logging.getLogger(__name__)
+
+Plan = Generator[Stage, Path, Path]
+
+
+@dataclass
+class PlanContext:
+    """What an offline method plans with: the run config, the dataset, and stage factories."""
+
+    cfg: RunConfig
+    out: Path
+    dataset: Dataset
+    data_path: Path
+    data_deps: tuple[str, ...]
+    dist: distributed.Dist
+    planned: dict[str, Stage] = field(default_factory=dict)
+    """Train stages planned so far, by name (a main run identical to one of them reuses it)."""
+
+    @property
+    def domains(self) -> list[str]:
+        return self.dataset.domains
+
+    def weights(self, spec: str) -> np.ndarray:
+        return resolve_weights(spec, self.domains, self.dataset.counts("train"))
+
+    def write_weights(self, rel: str, weights: np.ndarray) -> Path:
+        path = self.out / rel
+        if self.dist.is_main:
+            write_json_atomic(path, as_dict(weights, self.domains))
+        distributed.barrier()
+        return path
+
+    def train_config(self, name: str, mixing, spec: StageSpec, seed: int | None = None) -> TrainConfig:
+        flat = schema.to_flat(self.cfg.train)
+        for key in [*schema.to_flat(self.cfg.train.mixing), schema.METHOD]:
+            flat.pop(key, None)  # the template's mixing is replaced by the stage's
+        flat.update(
+            data=str(self.data_path),
+            out=str(self.out / name),
+            scale=spec.scale,
+            steps=spec.steps,
+            batch_size=spec.batch_size,
+            eval_every=spec.eval_every,
+            seed=self.cfg.train.seed if seed is None else seed,
+            **{schema.METHOD: type(mixing).method, **schema.to_flat(mixing)},
+        )
+        return schema.parse(TrainConfig, flat, f"stage {name}")
+
+    def train_stage(self, name: str, mixing, spec: StageSpec, *, seed: int | None = None,
+                    deps: tuple[str, ...] = ()) -> Stage:
+        """A stage training one model; its identity holds a weights file's numbers, not its path."""
+        from mixtune.train.loop import run
+
+        tc = self.train_config(name, mixing, spec, seed)
+        identity = tc.identity()
+        if isinstance(mixing, StaticConfig) and mixing.weights.endswith(".json"):
+            identity["weights"] = json.loads(Path(mixing.weights).read_text())
+        stage = Stage(name, identity, lambda _folder: run(tc), deps=self.data_deps + deps)
+        self.planned[name] = stage
+        return stage
+
+
+def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
+    """Every stage of the run, in order; returns the output folder."""
+    out = Path(cfg.output)
+    if cfg.data.dataset is not None:
+        data, data_deps = Path(cfg.data.dataset), ()
+    else:
+        data, data_deps = (yield data_stage(cfg)), ("data",)
+    ds = open_dataset(data)
+    if len(ds.domains) == 1:
+        log.warning("the dataset has one domain (%s): every mixture is the same.", ds.domains[0])
+    ctx = PlanContext(cfg, out, ds, data, data_deps, dist)
+    mixtures: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
+    rounds = []
+    for m in cfg.mixtures:
+        if m == "reference":
+            _add(mixtures, baseline_name(cfg), ctx.weights(cfg.reference_weights), ())
+        elif METHODS.get(m) is not None:
+            proposal = yield from METHODS.get(m)().propose(ctx)
+            _add(mixtures, m, proposal.weights, tuple(proposal.sources))
+            for name, w in proposal.extra.items():
+                _add(mixtures, name, w, tuple(proposal.sources))
+            rounds = proposal.summary.get("rounds", rounds)
+        else:
+            _add(mixtures, mixture_name(m), ctx.weights(m), ())
+
+    main, runs = [], {}
+    for name, (w, sources) in mixtures.items():
+        wfile = ctx.write_weights(f"mixtures/{name}.json", w)
+        for seed in cfg.seeds:
+            stage = ctx.train_stage(f"main/{name}/seed-{seed}", StaticConfig(weights=str(wfile)),
+                                    cfg.main, seed=seed, deps=sources)
+            runs.setdefault(name, {})[f"seed-{seed}"] = stage.name
+            same = _same_run(stage, ctx.planned)
+            if same is None:
+                main.append(stage)
+            else:  # the folder links to the identical run, so every path still works
+                del ctx.planned[stage.name]
+                if dist.is_main:
+                    _link(out / stage.name, out / same)
+    summary = RunSummary(
+        domains=ds.domains, reference_mixture=baseline_name(cfg),
+        mixtures={n: as_dict(w, ds.domains) for n, (w, _) in mixtures.items()},
+        main_runs=runs, dataset=str(data), rounds=rounds, loss_floor=ds.manifest.loss_floors(),
+    )
+    if dist.is_main:  # before the main runs, so that `mixtune report` works on a partial run
+        write_json_atomic(out / "summary.json", summary.to_json())
+    for stage in main:
+        yield stage
+    if dist.is_main:
+        from mixtune.report import write_report
+
+        log.info("report: %s", write_report(out))
+    distributed.barrier()
+    return out
+
+
+def _add(mixtures: dict, name: str, w: np.ndarray, sources: tuple[str, ...]) -> None:
+    if name in mixtures:
+        if np.allclose(mixtures[name][0], w, rtol=0, atol=1e-12):
+            return  # the same mixture listed twice (e.g. reference_weights: uniform and uniform)
+        raise UserError(
+            f"mixtures: two different mixtures are named {name!r}; rename one of the weights files."
+        )
+    mixtures[name] = (w, sources)
+
+
+def _link(path: Path, target: Path) -> None:
+    if not (path.exists() or path.is_symlink()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(os.path.relpath(target, path.parent), target_is_directory=True)
+
+
+def _same_run(stage: Stage, planned: dict[str, Stage]) -> str | None:
+    """An earlier planned stage that trains exactly this model with these evaluations (then its
+    run is the main run too); a notice when only the evaluation cadence differs."""
+    def without_eval(identity: dict) -> dict:
+        return {k: v for k, v in identity.items() if k != "eval_every"}
+
+    for name, other in planned.items():
+        if name == stage.name:
+            continue
+        if other.identity == stage.identity:
+            log.info("%s: the same model as %s (same settings and mixture); reusing it.",
+                     stage.name, name)
+            return name
+        if without_eval(other.identity) == without_eval(stage.identity):
+            log.info("%s trains the same model as %s but evaluates every %s steps; give proxy: the "
+                     "same eval_every to reuse %s instead of training it again.", stage.name, name,
+                     stage.identity.get("eval_every"), name)
+    return None
+
+
+def data_stage(cfg: RunConfig) -> Stage:
+    d = cfg.data
+
+    def run(folder: Path) -> None:
+        target = folder / "dataset"
+        if d.synthetic is not None:
+            from mixtune.data.synthetic import write_dataset
+
+            s = d.synthetic
+            write_dataset(target, domains=s.specs(), train_tokens=s.train_tokens,
+                          validation_tokens=s.validation_tokens, doc_len=s.doc_len,
+                          seq_len=s.seq_len, vocab=s.vocab, seed=s.seed, disjoint=s.disjoint)
+        else:
+            from mixtune.data.prepare import prepare
+
+            prepare(schema.replace(d.prepare, sources=d.sources, out=str(target)))
+
+    return Stage("data", schema.to_flat(d), run, output="dataset", all_ranks=False)

@@ -1,0 +1,70 @@
+"""A stage of `mixtune run`: one named step whose outputs live in OUTPUT/<name>/.
+
+Its `stage.json` records what it computes (its identity: the resolved settings, and its hash),
+whether it completed, a run id given at completion, and the run ids of the stages it read from
+when it ran. A stage is up to date when it is complete, its identity is unchanged and its inputs
+are the runs it was computed from; a stage redone gets a new run id, so everything downstream of it
+is redone too (as make does with timestamps, without trusting clocks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mixtune.io import write_json_atomic
+
+RECORD = "stage.json"
+
+
+@dataclass
+class Stage:
+    name: str
+    """Its folder under the output, e.g. round-1/proxy or main/uniform/seed-0."""
+    identity: dict
+    """What it computes: a complete stage with another identity is refused."""
+    run: Callable[[Path], None]
+    """Produce the outputs in the given folder (resuming a partial run there if it can)."""
+    deps: tuple[str, ...] = ()
+    """Stages whose outputs it reads: when one is redone, so is this one."""
+    output: str = ""
+    """The path inside the folder that is handed back to the plan (e.g. the dataset)."""
+    all_ranks: bool = True
+    """Training runs on every rank; single-process work (data preparation) on rank 0 only."""
+
+
+@dataclass
+class StageRecord:
+    stage: str
+    config_hash: str
+    config: dict
+    complete: bool = False
+    run_id: str | None = None
+    inputs: dict[str, str | None] | None = None
+    """Run ids of the dependencies when it ran (None in records of mixtune 0.1: not compared)."""
+
+    @classmethod
+    def read(cls, folder: Path) -> StageRecord | None:
+        path = folder / RECORD
+        if not path.is_file():
+            return None
+        obj = json.loads(path.read_text())
+        return cls(**{k: obj.get(k) for k in ("stage", "config_hash", "config", "complete",
+                                              "run_id", "inputs")})
+
+    def write(self, folder: Path) -> None:
+        write_json_atomic(folder / RECORD, asdict(self))
+
+
+def config_hash(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def matches(pattern: str, name: str) -> bool:
+    """Whether `--force pattern` names stage `name`: the name itself, a folder above it
+    (main, round-1), or one part of it (proxy, uniform, seed-0)."""
+    pattern = pattern.rstrip("/")
+    return pattern == name or name.startswith(pattern + "/") or pattern in name.split("/")

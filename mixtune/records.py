@@ -1,0 +1,354 @@
+"""The records mixtune writes and reads back, one typed class per kind, in one place.
+
+    Manifest     DATASET/manifest.json        what a dataset holds (prepare, synthetic)
+    TrainRow     RUN/metrics.jsonl            one optimizer step              ("kind": "train")
+    EvalRow      RUN/metrics.jsonl            one evaluation during training  ("kind": "eval")
+    EvalResult   RUN/eval.json, eval rows     per-domain validation log-ppl, average, worst
+    RunSummary   OUTPUT/summary.json          a `mixtune run`: mixtures, rounds, main runs
+    RoundRecord  one DoReMi round inside the summary
+
+`to_json()` gives exactly the documented layout (README, "Formats"); `from_json()` reads it back.
+Readers are lenient where the report must describe a partial or crashed run: a missing or
+unreadable number becomes None, never an exception, and the report says what is missing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from mixtune.io import read_jsonl
+
+FORMAT_VERSION = 1  # of the dataset folder
+
+
+def finite(value) -> float | None:
+    """A finite float, or None (JSON null, NaN from an empty domain, garbage)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _int(value) -> int | None:
+    f = finite(value)
+    return int(f) if f is not None else None
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+# -- dataset -----------------------------------------------------------------------------------
+
+
+@dataclass
+class DomainCounts:
+    """One domain in one split of a dataset."""
+
+    documents: int
+    tokens: int
+    sequences: int
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Records skipped, by reason."""
+
+    def to_json(self) -> dict:
+        return {
+            "documents": self.documents,
+            "tokens": self.tokens,
+            "sequences": self.sequences,
+            "skipped": dict(sorted(self.skipped.items())),
+        }
+
+
+@dataclass
+class TokenizerInfo:
+    sha256: str
+    """Of tokenizer.json: two datasets or models agree on token ids iff it matches."""
+    vocab_size: int
+    eos_id: int
+    source: str
+
+
+@dataclass
+class Manifest:
+    """DATASET/manifest.json."""
+
+    domains: list[str]
+    """Sorted by name; a domain's index in this list is its id everywhere."""
+    seq_len: int
+    dtype: str
+    """numpy dtype string of the token files ('<u2' or '<u4')."""
+    tokenizer: TokenizerInfo
+    splits: dict[str, dict[str, DomainCounts]]
+    """split -> domain -> counts."""
+    sources: list[str]
+    format_version: int = FORMAT_VERSION
+    skipped_outside_domains: list[dict] | None = None
+    """Skipped records with no split or domain entry of their own (prepare)."""
+    skipped_total: int | None = None
+    options: dict | None = None
+    """The prepare options that determine the output (a rerun with others is refused)."""
+    synthetic: dict | None = None
+    """How generated domains were made: vocab, doc_len, seed, and per domain its loss floor."""
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"format_version": self.format_version}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "format_version" or value is None:
+                continue
+            if f.name == "tokenizer":
+                value = dict(vars(value))
+            elif f.name == "splits":
+                value = {s: {d: c.to_json() for d, c in v.items()} for s, v in value.items()}
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, obj: dict) -> Manifest:
+        """Strict: a dataset is machine-written; a damaged manifest raises KeyError/TypeError,
+        which `open_dataset` turns into a message naming the file."""
+        splits = {
+            s: {d: DomainCounts(**c) for d, c in v.items()} for s, v in obj["splits"].items()
+        }
+        known = {f.name for f in fields(cls)}
+        rest = {k: v for k, v in obj.items() if k in known and k not in ("tokenizer", "splits")}
+        return cls(tokenizer=TokenizerInfo(**obj["tokenizer"]), splits=splits, **rest)
+
+    def loss_floors(self) -> dict[str, float] | None:
+        """Generated data only: the exact irreducible loss of each domain."""
+        if self.synthetic is None:
+            return None
+        return {d: v["loss_floor"] for d, v in self.synthetic["domains"].items()}
+
+
+# -- evaluation --------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalResult:
+    """Per-domain validation log-perplexity and its summary over domains."""
+
+    log_ppl: dict[str, float | None]
+    """Nats per token, token-weighted within a domain (None: no validation tokens)."""
+    tokens: dict[str, int]
+    """Target tokens scored per domain."""
+    average: float
+    """Uniform average over the domains with a value (DoReMi's headline number)."""
+    worst: float
+    worst_domain: str | None
+
+    @classmethod
+    def from_sums(cls, domains, loss_sums, counts) -> EvalResult:
+        log_ppl = {
+            d: (s / n if n else None) for d, s, n in zip(domains, loss_sums, counts, strict=True)
+        }
+        present = {d: v for d, v in log_ppl.items() if v is not None}
+        return cls(
+            log_ppl=log_ppl,
+            tokens={d: int(n) for d, n in zip(domains, counts, strict=True)},
+            average=sum(present.values()) / len(present) if present else math.nan,
+            worst=max(present.values()) if present else math.nan,
+            worst_domain=max(present, key=present.get) if present else None,
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "log_ppl": self.log_ppl,
+            "tokens": self.tokens,
+            "average": self.average,
+            "worst": self.worst,
+            "worst_domain": self.worst_domain,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict) -> EvalResult:
+        return cls(
+            log_ppl={d: finite(v) for d, v in _dict(obj.get("log_ppl")).items()},
+            tokens={d: _int(v) or 0 for d, v in _dict(obj.get("tokens")).items()},
+            average=finite(obj.get("average")),
+            worst=finite(obj.get("worst")),
+            worst_domain=obj.get("worst_domain") if isinstance(obj.get("worst_domain"), str) else None,
+        )
+
+
+@dataclass
+class EvalFile:
+    """RUN/eval.json: the final evaluation (`step` when written by training, not by mixtune eval)."""
+
+    result: EvalResult
+    split: str = "validation"
+    step: int | None = None
+    dataset: str | None = None
+    max_tokens_per_domain: int | None = None
+
+    def to_json(self) -> dict:
+        head: dict[str, Any] = {} if self.step is None else {"step": self.step}
+        head["split"] = self.split
+        if self.dataset is not None:
+            head.update(dataset=self.dataset, max_tokens_per_domain=self.max_tokens_per_domain)
+        return {**head, **self.result.to_json()}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> EvalFile:
+        return cls(
+            EvalResult.from_json(obj),
+            split=obj.get("split", "validation"),
+            step=_int(obj.get("step")),
+            dataset=obj.get("dataset"),
+            max_tokens_per_domain=obj.get("max_tokens_per_domain"),
+        )
+
+
+# -- metrics.jsonl -----------------------------------------------------------------------------
+
+
+@dataclass
+class TrainRow:
+    """One optimizer step of RUN/metrics.jsonl."""
+
+    step: int
+    loss: float
+    """The objective that was minimised (for a proxy: the α-weighted loss)."""
+    mean_loss: float
+    """Plain mean token loss of the global batch (comparable across runs)."""
+    lr: float
+    grad_norm: float
+    tokens: int
+    """Training tokens seen so far."""
+    step_time_s: float
+    tokens_per_s: float
+    mfu: float | None
+    """Model FLOPs utilisation: achieved training FLOP/s over the device's peak."""
+    domain_loss: dict[str, float | None]
+    domain_sequences: dict[str, int]
+    mixer: dict[str, dict[str, float]] = field(default_factory=dict)
+    """The mixture method's per-domain numbers (a proxy: domain_excess, domain_weights)."""
+
+    def to_json(self) -> dict:
+        out = {"kind": "train"}
+        out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "mixer"})
+        return {**out, **self.mixer}
+
+
+@dataclass
+class EvalRow:
+    """One evaluation of RUN/metrics.jsonl."""
+
+    step: int
+    tokens: int
+    """Training tokens seen at this evaluation."""
+    result: EvalResult
+
+    def to_json(self) -> dict:
+        # `tokens` is the training position, as in train rows; the scored tokens are eval_tokens.
+        body = self.result.to_json()
+        return {"kind": "eval", "step": self.step, **body, "eval_tokens": body["tokens"],
+                "tokens": self.tokens}
+
+
+@dataclass
+class Metrics:
+    """A run's metrics.jsonl, read leniently: step -> value curves the report plots."""
+
+    train_loss: dict[int, float] = field(default_factory=dict)
+    """Per step: mean_loss (loss for rows written before mean_loss existed)."""
+    eval_average: dict[int, float] = field(default_factory=dict)
+    evals: dict[int, EvalResult] = field(default_factory=dict)
+    last_step: int = 0
+
+    @classmethod
+    def read(cls, path: Path) -> Metrics:
+        m = cls()
+        for row in read_jsonl(path):
+            step = _int(row.get("step"))
+            if step is None:
+                continue
+            m.last_step = max(m.last_step, step)
+            if row.get("kind") == "train":
+                loss = finite(row.get("mean_loss", row.get("loss")))
+                if loss is not None:
+                    m.train_loss[step] = loss
+            elif row.get("kind") == "eval":
+                result = EvalResult.from_json(row)
+                if result.average is not None:
+                    m.eval_average[step] = result.average
+                if row.get("log_ppl") is not None:
+                    m.evals[step] = result
+        return m
+
+
+# -- summary.json ------------------------------------------------------------------------------
+
+
+@dataclass
+class RoundRecord:
+    """One round of iterated DoReMi."""
+
+    round: int
+    reference_weights: dict[str, float] | None = None
+    doremi_weights: dict[str, float] | None = None
+    """ᾱ, the round's result."""
+    linf: float | None = None
+    """‖ᾱ − α_ref‖∞: iterated DoReMi stops once it is below the tolerance."""
+    reference_run: str | None = None
+    proxy_run: str | None = None
+
+    @classmethod
+    def from_json(cls, obj: dict, index: int) -> RoundRecord:
+        return cls(
+            round=_int(obj.get("round")) or index + 1,
+            reference_weights=obj.get("reference_weights"),
+            doremi_weights=obj.get("doremi_weights"),
+            linf=finite(obj.get("linf")),
+            reference_run=obj.get("reference_run"),
+            proxy_run=obj.get("proxy_run"),
+        )
+
+    def to_json(self) -> dict:
+        return dict(vars(self))
+
+
+@dataclass
+class RunSummary:
+    """OUTPUT/summary.json: what a `mixtune run` compares. Written before the main runs, so the
+    report can describe a partial run."""
+
+    domains: list[str]
+    reference_mixture: str
+    """Name of the baseline mixture every other one is compared with."""
+    mixtures: dict[str, dict[str, float]]
+    """name -> {domain: weight}."""
+    main_runs: dict[str, dict[str, str]]
+    """name -> {"seed-S": run folder relative to the output}."""
+    dataset: str
+    rounds: list[RoundRecord] = field(default_factory=list)
+    loss_floor: dict[str, float] | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "domains": self.domains,
+            "reference_mixture": self.reference_mixture,
+            "mixtures": self.mixtures,
+            "rounds": [r.to_json() for r in self.rounds],
+            "main_runs": self.main_runs,
+            "loss_floor": self.loss_floor,
+            "dataset": self.dataset,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict) -> RunSummary:
+        rounds = obj.get("rounds") if isinstance(obj.get("rounds"), list) else []
+        return cls(
+            domains=list(obj["domains"]),
+            reference_mixture=obj.get("reference_mixture"),
+            mixtures=_dict(obj.get("mixtures")),
+            main_runs=_dict(obj.get("main_runs")),
+            dataset=obj.get("dataset", "?"),
+            rounds=[RoundRecord.from_json(r, i) for i, r in enumerate(rounds) if isinstance(r, dict)],
+            loss_floor=obj.get("loss_floor") or None,
+        )

@@ -1,0 +1,267 @@
+"""What the report reads from a `mixtune run` output folder, and the numbers it compares.
+
+`summary.json` names the mixtures and their main runs (`main/<mixture>/seed-S/`). A main run counts
+once it has `eval.json` (its final evaluation); a run without one is listed as missing with the
+reason, never guessed at, so a report written mid-pipeline is honest about what it lacks.
+
+`main_table` turns the finished runs into one row per mixture: mean ± sample std over seeds of the
+uniform-average, worst-case and per-domain validation log-ppl, the domains improved over the
+reference mixture, and the speed-up S_ref / s* to the reference's final average.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mixtune.errors import UserError
+from mixtune.io import read_json, read_jsonl
+from mixtune.records import EvalFile, EvalResult, Metrics, RoundRecord, RunSummary, finite
+
+TOL = 1e-9  # the reference's own curve must reach its own target despite float rounding
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def load_summary(output_dir: str | os.PathLike) -> RunSummary:
+    path = Path(output_dir) / "summary.json"
+    if not path.is_file():
+        raise UserError(
+            f"{path} not found: it is written by `mixtune run` once the DoReMi rounds are done; "
+            "point the report at the output folder of a run."
+        )
+    return RunSummary.from_json(read_json(path, "rerun `mixtune run` to rewrite it."))
+
+
+@dataclass
+class MainRun:
+    """One main run of one mixture and seed: its curves and final evaluation, or why it has none."""
+
+    seed: str
+    path: str
+    """Relative to the output folder, as summary.json names it."""
+    final: EvalResult | None = None
+    train: dict[int, float] = field(default_factory=dict)
+    """Step -> training loss."""
+    eval: dict[int, float] = field(default_factory=dict)
+    """Step -> average validation log-ppl."""
+    problem: str | None = None
+
+
+def load_run(output_dir: Path, seed: str, rel: str) -> MainRun:
+    """One main run: its final eval, training and eval curves, or the reason it is missing."""
+    run = MainRun(seed, rel)
+    folder = output_dir / rel
+    if not folder.is_dir():
+        run.problem = "run folder not found"
+        return run
+    metrics = Metrics.read(folder / "metrics.jsonl")
+    eval_file = folder / "eval.json"
+    if not eval_file.is_file():
+        run.problem = f"not finished (no eval.json; metrics.jsonl reaches step {metrics.last_step})"
+        return run
+    try:
+        final = EvalFile.from_json(json.loads(eval_file.read_text()))
+    except json.JSONDecodeError as e:
+        run.problem = f"eval.json unreadable ({e})"
+        return run
+    run.train = dict(metrics.train_loss)
+    run.eval = dict(metrics.eval_average)
+    step, run.final = _final_eval(final, metrics)
+    # The pipeline's eval.json has a step, equal to the last eval row. Merging it keeps the final
+    # point even when metrics.jsonl lost its tail.
+    if step is not None and run.final.average is not None:
+        run.eval[step] = run.final.average
+    return run
+
+
+def _final_eval(final: EvalFile, metrics: Metrics) -> tuple[int | None, EvalResult]:
+    """(step, result) of the evaluation the mixtures are compared on."""
+    # `mixtune eval` rewrites eval.json without a step and with its own token budget; the training
+    # run's final evaluation is then still the last eval row of metrics.jsonl: compare on that.
+    if final.step is None and metrics.evals:
+        step = max(metrics.evals)
+        return step, metrics.evals[step]
+    return final.step, final.result
+
+
+def collect_runs(summary: RunSummary, output_dir: Path) -> dict[str, list[MainRun]]:
+    """{mixture: [run, ...]} for every mixture of the summary, in its order."""
+    names = list(summary.mixtures)
+    names += [n for n in summary.main_runs if n not in names]
+    return {
+        name: [
+            load_run(output_dir, seed, rel)
+            for seed, rel in (summary.main_runs.get(name) or {}).items()
+        ]
+        for name in names
+    }
+
+
+def finished(runs: list[MainRun]) -> list[MainRun]:
+    return [r for r in runs if r.final is not None]
+
+
+def weight_history(output_dir: Path, rnd: RoundRecord) -> dict[int, dict]:
+    """A round's weights_history.jsonl as {step: weights}, by step (the last row wins for a
+    repeated step); {} when the proxy has not written one."""
+    if not rnd.proxy_run:
+        return {}
+    by_step = {}
+    for row in read_jsonl(output_dir / rnd.proxy_run / "weights_history.jsonl"):
+        step = finite(row.get("step"))
+        if step is not None and isinstance(row.get("weights"), dict):
+            by_step[int(step)] = row["weights"]
+    return {s: by_step[s] for s in sorted(by_step)}
+
+
+def mixture_weights(summary: RunSummary, name: str) -> dict[str, float]:
+    """A mixture's weights normalised to sum to 1 (files need not be), {} when unknown."""
+    raw = {d: finite(w) or 0.0 for d, w in (summary.mixtures.get(name) or {}).items()}
+    total = sum(raw.values())
+    return {d: w / total for d, w in raw.items()} if total > 0 else {}
+
+
+# -- numbers ---------------------------------------------------------------------------------------
+
+
+def mean_std(values) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (ddof=1) of the numbers present; std None for one."""
+    xs = [v for v in values if v is not None]
+    if not xs:
+        return None, None
+    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else None)
+
+
+def mean_curve(curves: list[dict[int, float]]) -> tuple[list[int], list[float]]:
+    """Seed-mean of {step: value} curves over the steps every seed has (no partial means)."""
+    if not curves:
+        return [], []
+    steps = sorted(set.intersection(*(set(c) for c in curves)))
+    return steps, [float(np.mean([c[s] for c in curves])) for s in steps]
+
+
+def _mixture_row(name: str, runs: list[MainRun], domains: list[str], weights) -> dict:
+    finals = [r.final for r in finished(runs)]
+    average, average_std = mean_std(f.average for f in finals)
+    worst, worst_std = mean_std(f.worst for f in finals)
+    named = Counter(f.worst_domain for f in finals if f.worst_domain)
+    worst_domain, worst_votes = named.most_common(1)[0] if named else (None, 0)
+    per_domain = {d: mean_std(f.log_ppl.get(d) for f in finals) for d in domains}
+    return {
+        "mixture": name,
+        "weights": weights,
+        "seeds": len(finals),
+        "seeds_expected": len(runs),
+        "missing": [{"seed": r.seed, "path": r.path, "problem": r.problem} for r in runs if r.problem],
+        "average": average,
+        "average_std": average_std,
+        "worst": worst,
+        "worst_std": worst_std,
+        "worst_domain": worst_domain,
+        "worst_domain_seeds": worst_votes,  # seeds that name it: they can disagree
+        "log_ppl": {d: m for d, (m, _) in per_domain.items()},
+        "log_ppl_std": {d: s for d, (_, s) in per_domain.items()},
+    }
+
+
+def _speedup_target(summary: RunSummary, runs: dict[str, list[MainRun]], rows: dict[str, dict]):
+    """(S_ref, target): the reference mixture's last eval step and its final mean average."""
+    ref = summary.reference_mixture
+    if ref not in rows or rows[ref]["average"] is None:
+        return None, None
+    steps, _ = mean_curve([r.eval for r in finished(runs[ref])])
+    return (steps[-1], rows[ref]["average"]) if steps else (None, None)
+
+
+def _domains_improved(row: dict, ref_row: dict | None, domains: list[str]) -> None:
+    # Only where both this mixture and the reference have a number.
+    pairs = []
+    if ref_row is not None and not row["is_reference"]:
+        pairs = [
+            (row["log_ppl"][d], ref_row["log_ppl"][d])
+            for d in domains
+            if row["log_ppl"][d] is not None and ref_row["log_ppl"][d] is not None
+        ]
+    row["domains_compared"] = len(pairs)
+    row["domains_improved"] = sum(a < b for a, b in pairs) if pairs else None
+
+
+def _speedup(row: dict, runs: list[MainRun], s_ref: int | None, target: float | None) -> None:
+    row["speedup"], row["speedup_step"] = None, None
+    if target is None or row["seeds"] == 0:
+        return
+    if row["is_reference"]:  # 1.0× by definition
+        row["speedup"], row["speedup_step"] = 1.0, s_ref
+        return
+    steps, values = mean_curve([r.eval for r in finished(runs)])
+    reached = next((s for s, v in zip(steps, values, strict=True) if v <= target + TOL), None)
+    if reached is not None:
+        row["speedup"], row["speedup_step"] = s_ref / reached, reached
+
+
+def mixture_table(summary: RunSummary, runs: dict[str, list[MainRun]]) -> list[dict]:
+    """`main_table` from runs already read."""
+    domains = list(summary.domains)
+    ref = summary.reference_mixture
+    rows = {n: _mixture_row(n, rs, domains, summary.mixtures.get(n)) for n, rs in runs.items()}
+    s_ref, target = _speedup_target(summary, runs, rows)
+    for name, row in rows.items():
+        row["is_reference"] = name == ref
+        row["reference_step"], row["target"] = s_ref, target
+        _domains_improved(row, rows.get(ref), domains)
+        _speedup(row, runs[name], s_ref, target)
+    ranked = sorted(rows.values(), key=lambda r: (r["average"] is None, r["average"] or 0.0))
+    for i, row in enumerate(ranked):
+        row["rank"] = i + 1 if row["average"] is not None else None
+    return ranked
+
+
+def main_table(summary: dict | RunSummary, output_dir: str | os.PathLike) -> list[dict]:
+    """One row per mixture, best first (mixtures without results last).
+
+    `summary` is summary.json, parsed (a plain dict) or as a `RunSummary`.
+    Keys: mixture, is_reference, rank (None without results), weights, seeds (finished),
+    seeds_expected, missing [{seed, path, problem}], average, average_std, worst, worst_std,
+    worst_domain, worst_domain_seeds, log_ppl {d: mean}, log_ppl_std {d: std}, domains_improved,
+    domains_compared, speedup, speedup_step, reference_step, target. Std is None for one seed;
+    any number is None where it does not exist.
+    """
+    if not isinstance(summary, RunSummary):
+        summary = RunSummary.from_json(summary)
+    return mixture_table(summary, collect_runs(summary, Path(output_dir)))
+
+
+# -- the whole folder ------------------------------------------------------------------------------
+
+
+@dataclass
+class OutputFolder:
+    """Everything the report reads from one output folder, read once."""
+
+    path: Path
+    summary: RunSummary
+    runs: dict[str, list[MainRun]]
+    """Per mixture, in the summary's order (which fixes each mixture's colour)."""
+    table: list[dict]
+    """`main_table`'s rows, best first."""
+    histories: list[dict[int, dict]]
+    """Per round of the summary: the proxy's weights by step ({} when not written)."""
+
+    @classmethod
+    def read(cls, output_dir: str | os.PathLike) -> OutputFolder:
+        path = Path(output_dir)
+        summary = load_summary(path)
+        runs = collect_runs(summary, path)
+        histories = [weight_history(path, r) for r in summary.rounds]
+        return cls(path, summary, runs, mixture_table(summary, runs), histories)
+
+    def finished_by_rank(self) -> dict[str, list[MainRun]]:
+        """The finished runs of every mixture that has one, best mixture first."""
+        return {r["mixture"]: finished(self.runs[r["mixture"]]) for r in self.table if r["seeds"]}

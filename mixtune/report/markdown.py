@@ -1,0 +1,303 @@
+"""OUTPUT/report/report.md: which mixture won, by how much, and the plots behind it.
+
+    headline       mixtures ranked by mean uniform-average validation log-ppl over seeds
+    weights        every mixture's domain weights                       weights.png
+    trajectory     the DoReMi proxy's α_t per round                      trajectory.png
+    training loss  seed-mean training loss per mixture                   train_loss.png
+    validation     per-domain log-ppl, average over eval steps            eval_avg.png, per_domain.png
+
+A section whose data does not exist yet (no finished run, no DoReMi round) says so instead of
+showing a plot of nothing; runs left out of the numbers are listed with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mixtune.io import write_bytes_atomic
+from mixtune.records import RunSummary, finite
+from mixtune.report.collect import OutputFolder, mixture_weights
+from mixtune.report.plots import draw_plots
+from mixtune.report.tables import NONE, fmt, fmt_ms, fmt_speedup, label, md_table
+
+REPORT_DIR = "report"
+
+
+def write_report(output_dir: str | os.PathLike) -> Path:
+    """Write OUTPUT/report/report.md and its PNGs from a `mixtune run` output folder."""
+    folder = OutputFolder.read(output_dir)
+    summary, table = folder.summary, folder.table
+    out = folder.path / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    drawn = draw_plots(out, folder)
+    names = [r["mixture"] for r in table]
+    lines = _intro(summary, folder.path, table)
+    lines += _headline(summary, table)
+    lines += _weights_section(summary, names, "weights.png" in drawn.files)
+    lines += _trajectory_section(summary, folder.histories, "trajectory.png" in drawn.files)
+    lines += _train_section(drawn.train_window)
+    lines += _validation_section(summary, table, "per_domain.png" in drawn.files)
+    lines.append(HOW_TO_READ)
+    path = out / "report.md"
+    write_bytes_atomic(path, "\n".join(lines).encode())
+    return path
+
+
+def _intro(summary: RunSummary, output_dir: Path, table: list[dict]) -> list[str]:
+    domains = summary.domains
+    seeds = max((r["seeds_expected"] for r in table), default=0)
+    return [
+        "# mixtune report",
+        "",
+        f"Output folder `{output_dir}`; dataset `{summary.dataset}`; "
+        f"{len(domains)} domains ({', '.join(domains)}); {len(table)} mixtures; "
+        f"{len(summary.rounds)} DoReMi round(s); up to {seeds} seed(s) per mixture. "
+        f"Every mixture is compared with the reference mixture **{summary.reference_mixture}**.",
+        "",
+    ]
+
+
+# -- headline --------------------------------------------------------------------------------------
+
+
+def _headline(summary: RunSummary, table: list[dict]) -> list[str]:
+    ref = summary.reference_mixture
+    k = len(summary.domains)
+    lines = [
+        "## Headline: which mixture is best",
+        "",
+        f"Mixtures ranked by their validation log-perplexity averaged uniformly over the {k} "
+        "domains (DoReMi's headline number); lower is better. Numbers are the mean ± sample "
+        "standard deviation over seeds (just the mean when one seed finished). *Worst-case* is "
+        "the highest per-domain log-ppl, named with the domain most seeds agree on. *Improved* "
+        f"counts the domains where the mixture beats {ref}. *Speed-up* is how many times fewer "
+        f"steps the mixture needed to reach {ref}'s final average.",
+        "",
+    ]
+    header = [
+        "rank",
+        "mixture",
+        "seeds",
+        "average log-ppl",
+        "worst-case log-ppl",
+        "worst domain",
+        f"domains improved vs {ref}",
+        f"speed-up to {ref}'s final average",
+    ]
+    lines += md_table(header, [_headline_cells(r) for r in table], "rlrrrlrr")
+    lines += _speedup_note(ref, table)
+    lines += _missing(table)
+    return lines + [""]
+
+
+def _headline_cells(r: dict) -> list[str]:
+    domain = r["worst_domain"] or NONE
+    if r["worst_domain"] and r["worst_domain_seeds"] < r["seeds"]:
+        domain += f" ({r['worst_domain_seeds']}/{r['seeds']} seeds)"
+    if r["is_reference"]:
+        improved = "(reference)"
+    elif r["domains_improved"] is None:
+        improved = NONE
+    else:
+        improved = f"{r['domains_improved']}/{r['domains_compared']}"
+    seeds = str(r["seeds"]) + ("" if r["seeds"] == r["seeds_expected"] else f"/{r['seeds_expected']}")
+    return [
+        str(r["rank"] or NONE),
+        label(r),
+        seeds,
+        fmt_ms(r["average"], r["average_std"]),
+        fmt_ms(r["worst"], r["worst_std"]),
+        domain,
+        improved,
+        fmt_speedup(r),
+    ]
+
+
+def _speedup_note(ref: str | None, table: list[dict]) -> list[str]:
+    if table and table[0]["reference_step"] is not None:
+        return [
+            "",
+            f"Target for the speed-up: {ref}'s final average {fmt(table[0]['target'])} "
+            f"at step {table[0]['reference_step']}; {NONE} means never reached within the run.",
+        ]
+    return [
+        "",
+        f"No speed-up: the reference mixture {ref} has no finished main run with "
+        "evaluation steps.",
+    ]
+
+
+def _missing(table: list[dict]) -> list[str]:
+    missing = [(r["mixture"], m) for r in table for m in r["missing"]]
+    missing += [(r["mixture"], None) for r in table if not r["seeds_expected"]]
+    if not missing:
+        return []
+    lines = ["", "Not available (left out of every number above and below):", ""]
+    for name, m in missing:
+        if m is None:
+            lines.append(f"- {name}: no main runs listed in summary.json")
+        else:
+            lines.append(f"- {name} {m['seed']} (`{m['path']}`): {m['problem']}")
+    return lines
+
+
+# -- weights ---------------------------------------------------------------------------------------
+
+
+def _weights_section(summary: RunSummary, names: list[str], have_plot: bool) -> list[str]:
+    lines = [
+        "## Domain weights",
+        "",
+        "The share of training data each mixture draws from each domain (normalised to sum to 1; "
+        "columns in ranking order). DoReMi mixtures come from the proxy runs below.",
+        "",
+    ]
+    weights = {n: mixture_weights(summary, n) for n in names}
+    rows = [
+        [d] + [fmt(weights[n].get(d), 3) if weights[n] else NONE for n in names]
+        for d in summary.domains
+    ]
+    lines += md_table(["domain", *names], rows, "l" + "r" * len(names))
+    if have_plot:
+        lines += ["", "![Domain weights per mixture](weights.png)"]
+    return lines + [""]
+
+
+def _trajectory_section(
+    summary: RunSummary, histories: list[dict[int, dict]], have_plot: bool
+) -> list[str]:
+    rounds = summary.rounds
+    lines = ["## DoReMi weight trajectory", ""]
+    if not rounds:
+        return lines + ["No DoReMi rounds in this output: every mixture was fixed in advance.", ""]
+    lines += [
+        "How the proxy's domain weights α_t moved during its training, one panel per round. "
+        "Dashed lines are the round's result ᾱ (the mean of α_t over all steps), the weights "
+        "the next stage trains on. A domain whose weight rises is one where the proxy lags the "
+        "reference most.",
+        "",
+    ]
+    if have_plot:
+        lines += ["![DoReMi weights during proxy training](trajectory.png)", ""]
+    dists = ", ".join(f"round {r.round}: {fmt(r.linf)}" for r in rounds)
+    lines.append(
+        "‖ᾱ − α_ref‖∞, the largest change of any domain's weight between a round's reference "
+        f"weights and its DoReMi result (iterated DoReMi stops once this is small): {dists}."
+    )
+    for rnd, history in zip(rounds, histories, strict=True):
+        if not history:
+            lines += [
+                "",
+                f"Round {rnd.round}: no weight history at "
+                f"`{rnd.proxy_run}/weights_history.jsonl` (proxy not run yet?).",
+            ]
+    return lines + [""]
+
+
+# -- training and validation -----------------------------------------------------------------------
+
+
+def _train_section(window: int | None) -> list[str]:
+    lines = ["## Training loss", ""]
+    if window is None:
+        return lines + ["No finished main run has training metrics yet.", ""]
+    return lines + [
+        f"Training loss of each mixture's main model against step (mean over seeds, moving "
+        f"average over {window} step(s)). Each mixture's loss is measured on its own mix of "
+        "domains, so these curves show that training went well, not which mixture is better: "
+        "compare mixtures on the validation numbers below.",
+        "",
+        "![Training loss](train_loss.png)",
+        "",
+    ]
+
+
+def _validation_section(summary: RunSummary, table: list[dict], plots: bool) -> list[str]:
+    floors = summary.loss_floor
+    rows = [r for r in table if r["seeds"]]
+    lines = ["## Validation log-perplexity", ""]
+    if not rows:
+        return lines + ["No finished main run yet.", ""]
+    lines += [
+        "Per-domain validation log-ppl of every mixture's main model, mean ± std over seeds; "
+        "the best mixture per domain is in bold."
+        + (
+            " *floor* is the exact irreducible loss of the generated data: no model can go below it."
+            if floors
+            else ""
+        ),
+        "",
+    ]
+    lines += _validation_table(summary.domains, floors, rows)
+    if plots:
+        lines += _validation_plots(summary.reference_mixture, floors)
+    return lines + [""]
+
+
+def _validation_table(domains: list[str], floors: dict | None, rows: list[dict]) -> list[str]:
+    """Per-domain rows, then the average and worst-case rows; a floor column when floors exist."""
+    header = ["domain"] + (["floor"] if floors else []) + [label(r) for r in rows]
+    floor_values = [finite((floors or {}).get(d)) for d in domains]
+    body = []
+    for d, floor in zip(domains, floor_values, strict=True):
+        values = [(r["log_ppl"][d], r["log_ppl_std"][d]) for r in rows]
+        body.append([d] + ([fmt(floor)] if floors else []) + _best_in_bold(values))
+    known = [f for f in floor_values if f is not None]
+    full = floors and len(known) == len(domains)
+    # Floors of the summary rows: the uniform average of floors, and the largest floor.
+    body.append(
+        ["*average*"]
+        + ([fmt(float(np.mean(known)) if full else None)] if floors else [])
+        + _best_in_bold([(r["average"], r["average_std"]) for r in rows])
+    )
+    body.append(
+        ["*worst-case*"]
+        + ([fmt(max(known) if full else None)] if floors else [])
+        + _best_in_bold([(r["worst"], r["worst_std"]) for r in rows])
+    )
+    return md_table(header, body, "l" + "r" * (len(header) - 1))
+
+
+def _best_in_bold(values: list[tuple[float | None, float | None]]) -> list[str]:
+    """(mean, std) cells, the lowest mean (every one that ties it) in bold."""
+    present = [m for m, _ in values if m is not None]
+    best = min(present) if present else None
+    return [
+        f"**{fmt_ms(m, s)}**" if m is not None and m == best else fmt_ms(m, s) for m, s in values
+    ]
+
+
+def _validation_plots(ref: str | None, floors: dict | None) -> list[str]:
+    return [
+        "",
+        "Average log-ppl at every evaluation during training (seed mean); the dashed line is "
+        f"{ref}'s final average, the target of the speed-up: "
+        "the earlier a curve crosses it, the larger the speed-up.",
+        "",
+        "![Average validation log-ppl during training](eval_avg.png)",
+        "",
+        "Per-domain log-ppl at the end of training"
+        + (", black bars are the loss floors" if floors else "")
+        + ". The y axis is zoomed in (it does not start at 0) so the differences show.",
+        "",
+        "![Per-domain validation log-ppl](per_domain.png)",
+    ]
+
+
+HOW_TO_READ = """## How to read this
+
+- **log-ppl** is the mean negative log-likelihood per token on held-out validation text, in
+  nats/token (perplexity = e^log-ppl). Lower is better. Each domain is scored on its own
+  validation tokens; the *average* weighs every domain equally, whatever its size.
+- **± std** is the sample standard deviation over seeds: differences between mixtures smaller
+  than it are within seed-to-seed noise.
+- **floor** (generated data only) is the entropy of the process that generated the domain: the
+  best log-ppl any model could reach. The gap to the floor is what is left to learn.
+- **speed-up** = S_ref / s*, where S_ref is the reference mixture's last evaluation step and s*
+  the first evaluation step at which the mixture's seed-mean average log-ppl is at or below the
+  reference's final average. 2.0× means the same quality in half the steps. It is measured at
+  evaluation steps only, so its resolution is the evaluation interval; — means never reached.
+"""

@@ -1,0 +1,247 @@
+"""The report's figures, written as PNGs beside report.md:
+
+    weights.png      every mixture's domain weights
+    trajectory.png   the DoReMi proxy's α_t per round
+    train_loss.png   seed-mean training loss per mixture
+    eval_avg.png     seed-mean average validation log-ppl over eval steps, with the speed-up target
+    per_domain.png   per-domain validation log-ppl at the end of training, with the loss floors
+
+A figure is drawn only when there is something to show, and an old one is removed otherwise.
+Figures are drawn on `matplotlib.figure.Figure` with the Agg canvas, never through pyplot: no
+display is needed and no global backend state is changed for whoever imported this module.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from mixtune.io import write_bytes_atomic
+from mixtune.records import RoundRecord, RunSummary, finite
+from mixtune.report.collect import OutputFolder, mean_curve, mixture_weights
+
+PLOTS = ("weights.png", "trajectory.png", "train_loss.png", "eval_avg.png", "per_domain.png")
+
+
+@dataclass
+class Drawn:
+    files: set[str]
+    """The PLOTS drawn this time."""
+    train_window: int | None
+    """The moving-average window of train_loss.png (None: not drawn)."""
+
+
+def draw_plots(out: Path, folder: OutputFolder) -> Drawn:
+    """Draw into `out` every figure the data allows, and remove the others."""
+    summary, table = folder.summary, folder.table
+    colors = _colors(list(folder.runs))
+    names = [r["mixture"] for r in table]
+    done = folder.finished_by_rank()
+    drawn = Drawn(files=set(), train_window=None)
+
+    def save(name: str, draw) -> None:
+        draw(out / name)
+        drawn.files.add(name)
+
+    if any(mixture_weights(summary, n) for n in names):
+        save("weights.png", lambda p: plot_weights(summary, names, colors, p))
+    if any(folder.histories):
+        rounds, histories = summary.rounds, folder.histories
+        save("trajectory.png", lambda p: plot_trajectory(rounds, histories, summary.domains, p))
+    train = {n: mean_curve([r.train for r in rs]) for n, rs in done.items()}
+    train = {n: c for n, c in train.items() if c[0]}
+    if train:
+        window = smoothing_window(max(len(s) for s, _ in train.values()))
+        drawn.train_window = window
+        save("train_loss.png", lambda p: plot_train_loss(train, window, colors, p))
+    if done:
+        evals = {n: mean_curve([r.eval for r in rs]) for n, rs in done.items()}
+        target, ref = table[0]["target"], summary.reference_mixture
+        save("eval_avg.png", lambda p: plot_eval_avg(evals, target, ref, colors, p))
+        rows = [r for r in table if r["seeds"]]
+        floors = summary.loss_floor
+        save("per_domain.png", lambda p: plot_per_domain(rows, summary.domains, floors, colors, p))
+    # A plot not drawn this time must not survive from an earlier report and show stale data.
+    for stale in set(PLOTS) - drawn.files:
+        (out / stale).unlink(missing_ok=True)
+    return drawn
+
+
+def _save(fig: Figure, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def _nan(value: float | None) -> float:
+    """None as NaN: matplotlib draws nothing for it (no zero-height error bar for one seed)."""
+    return math.nan if value is None else value
+
+
+def _colors(names: list[str]) -> dict[str, str]:
+    """One colour per mixture, fixed by the summary's order so it is the same in every plot."""
+    return {n: f"C{i % 10}" for i, n in enumerate(names)}
+
+
+def _grouped_bars(ax, groups: list[str], series: dict[str, list[float]], colors, errors=None):
+    """Bars of every series side by side within each group; returns the bar width."""
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(groups))
+    for i, (name, values) in enumerate(series.items()):
+        err = None if errors is None else errors[name]
+        ax.bar(
+            x + (i - (len(series) - 1) / 2) * width,
+            values,
+            width,
+            yerr=err,
+            label=name,
+            color=colors[name],
+            capsize=2,
+        )
+    ax.set_xticks(
+        x,
+        groups,
+        rotation=30 if len(groups) > 6 else 0,
+        ha="right" if len(groups) > 6 else "center",
+    )
+    return width
+
+
+def plot_weights(summary: RunSummary, names: list[str], colors, path: Path) -> None:
+    domains = summary.domains
+    fig = Figure(figsize=(max(6, 1.2 * len(domains) + 2), 4), layout="constrained")
+    ax = fig.subplots()
+    series = {n: [mixture_weights(summary, n).get(d, 0.0) for d in domains] for n in names}
+    _grouped_bars(ax, domains, series, colors)
+    ax.set_ylabel("domain weight")
+    ax.set_title("Domain weights per mixture")
+    ax.legend(fontsize="small")
+    _save(fig, path)
+
+
+def plot_trajectory(
+    rounds: list[RoundRecord], histories: list[dict[int, dict]], domains, path: Path
+) -> None:
+    n = len(rounds)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(5 * ncols, 3.6 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
+    for ax, rnd, history in zip(axes, rounds, histories, strict=False):
+        _trajectory_panel(ax, rnd, history, domains)
+    axes[0].set_ylabel("α_t (dashed: ᾱ)")
+    drawn = [ax for ax in axes if ax.lines]
+    if drawn:
+        drawn[0].legend(fontsize="small")
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.suptitle("DoReMi domain weights during proxy training")
+    _save(fig, path)
+
+
+def _trajectory_panel(ax, rnd: RoundRecord, history: dict[int, dict], domains) -> None:
+    ax.set_title(f"round {rnd.round}")
+    ax.set_xlabel("proxy step")
+    if not history:
+        ax.text(
+            0.5,
+            0.5,
+            "no weights_history.jsonl",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+        return
+    steps = list(history)
+    for j, d in enumerate(domains):
+        color = f"C{j % 10}"
+        ax.plot(steps, [finite(w.get(d)) for w in history.values()], color=color, label=d)
+        final = finite((rnd.doremi_weights or {}).get(d))
+        if final is not None:  # ᾱ, the round's result: what the next stage trains on
+            ax.axhline(final, color=color, linestyle="--", linewidth=0.8)
+
+
+def moving_average(values: list[float], window: int) -> list[float]:
+    """Trailing mean over `window` points; the first points average what exists so far."""
+    c = np.cumsum(np.insert(np.asarray(values, dtype=np.float64), 0, 0.0))
+    i = np.arange(1, len(values) + 1)
+    lo = np.maximum(i - window, 0)
+    return ((c[i] - c[lo]) / (i - lo)).tolist()
+
+
+def smoothing_window(num_steps: int) -> int:
+    """About 5% of the run, at most 100 steps: removes batch noise, keeps the curve's shape."""
+    return max(1, min(100, num_steps // 20))
+
+
+def plot_train_loss(curves: dict[str, tuple[list, list]], window: int, colors, path: Path) -> None:
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    for name, (steps, values) in curves.items():
+        ax.plot(steps, moving_average(values, window), label=name, color=colors[name])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (nats/token)")
+    ax.set_title(f"Training loss, seed mean, moving average over {window} step(s)")
+    ax.legend(fontsize="small")
+    _save(fig, path)
+
+
+def plot_eval_avg(curves: dict[str, tuple[list, list]], target, ref_name, colors, path) -> None:
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    for name, (steps, values) in curves.items():
+        ax.plot(steps, values, marker="o", markersize=3, label=name, color=colors[name])
+    if target is not None:
+        ax.axhline(
+            target,
+            color="gray",
+            linestyle="--",
+            linewidth=1,
+            label=f"{ref_name} final average = {target:.4f}",
+        )
+    ax.set_xlabel("step")
+    ax.set_ylabel("average validation log-ppl (nats/token)")
+    ax.set_title("Uniform-average validation log-ppl, seed mean")
+    ax.legend(fontsize="small")
+    _save(fig, path)
+
+
+def plot_per_domain(rows: list[dict], domains, floors, colors, path: Path) -> None:
+    fig = Figure(figsize=(max(6, 1.4 * len(domains) + 2), 4.2), layout="constrained")
+    ax = fig.subplots()
+    series = {r["mixture"]: [r["log_ppl"][d] or 0.0 for d in domains] for r in rows}
+    errors = {r["mixture"]: [_nan(r["log_ppl_std"][d]) for d in domains] for r in rows}
+    _grouped_bars(ax, domains, series, colors, errors)
+    shown = [v for r in rows for v in r["log_ppl"].values() if v is not None]
+    shown += _floor_marks(ax, domains, floors)
+    # Differences between mixtures are a few % of the loss: zoom in instead of starting at 0.
+    lo, hi = min(shown), max(shown)
+    pad = 0.15 * (hi - lo) or 0.05 * abs(hi) or 0.1
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_ylabel("validation log-ppl (nats/token)")
+    ax.set_title("Per-domain validation log-ppl (error bars: std over seeds)")
+    ax.legend(fontsize="small")
+    _save(fig, path)
+
+
+def _floor_marks(ax, domains, floors) -> list[float]:
+    """A black bar across each domain's group at its loss floor; returns the floors drawn."""
+    marked = []
+    for i, d in enumerate(domains):
+        floor = finite((floors or {}).get(d))
+        if floor is not None:
+            ax.hlines(
+                floor,
+                i - 0.45,
+                i + 0.45,
+                color="black",
+                linewidth=2,
+                label=None if marked else "loss floor",
+            )
+            marked.append(floor)
+    return marked

@@ -1,0 +1,151 @@
+"""The training loop, the same for every mixture method, on one process or N (torchrun, DDP).
+
+    mixer   = cfg.mixing.build(...)              # static weights, a DoReMi proxy, ...
+    for each step:
+        lr      = schedule(step)
+        plan    = sampler.next(mixer.sampling_weights(step))     # the global batch, on every rank
+        result  = train_step(this rank's micro-batches, mixer)   # forward/backward/clip/AdamW
+        mixer.observe(result); log a metrics row
+        evaluate every eval_every steps; checkpoint every checkpoint_every steps and at the end
+    final evaluation, eval.json, the mixer's proposal, final/
+
+Everything with state (model, optimizer, sampler, mixer, RNG, step) is in each checkpoint, so a
+rerun after a crash continues exactly where the last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mixtune import distributed, schema
+from mixtune.config import TrainConfig
+from mixtune.data.sampler import DomainSampler, check_layout
+from mixtune.data.store import open_dataset
+from mixtune.eval.perplexity import evaluate, format_table
+from mixtune.mixing.base import MixerContext
+from mixtune.model.build import build_model
+from mixtune.model.flops import flops_per_token, peak_flops
+from mixtune.model.loss import autocast_dtype_for
+from mixtune.records import EvalRow, TrainRow
+from mixtune.train import checkpoint
+from mixtune.train.metrics import MetricsLog
+from mixtune.train.optim import build_optimizer, lr_at, set_lr
+from mixtune.train.run_dir import RunDir
+from mixtune.train.step import micro_batches, train_step
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: TrainConfig) -> Path:
+    """Train (or continue) the run described by `cfg`; return its folder."""
+    schema.check(cfg, "train settings")
+    dist = distributed.setup(cfg.device)
+    ds = open_dataset(cfg.data)
+    seq_len = cfg.seq_len or ds.seq_len
+    check_layout(cfg.batch_size, dist.world_size, cfg.grad_accum)
+    run_dir = RunDir(Path(cfg.out), dist)
+    run_dir.check(cfg)
+    if run_dir.complete:
+        if dist.is_main:
+            log.info("%s is already complete (final/ present); nothing to do.", run_dir.path)
+        return run_dir.path
+    amp = autocast_dtype_for(cfg.precision, dist.device)
+    mixer = cfg.mixing.build(MixerContext(ds, dist.device, amp))  # checks its inputs (a reference)
+    run_dir.start(cfg)
+
+    model = build_model(cfg.scale, ds.vocab_size, seq_len, ds.eos_id, cfg.seed).to(dist.device)
+    opt = build_optimizer(model, cfg.optim)
+    sampler = DomainSampler(ds, mixer.sampling_weights(0), cfg.batch_size, cfg.seed, seq_len=seq_len)
+    start, tokens = _restore(run_dir, model, opt, sampler, mixer)
+    run_dir.forget_after(start, cfg.steps)
+    k, per_step = len(ds.domains), cfg.batch_size * seq_len
+    ddp = distributed.data_parallel(model, dist)
+    metrics = MetricsLog(run_dir.path, cfg, ds.domains, start, per_step) if dist.is_main else None
+    flops = flops_per_token(cfg.scale, ds.vocab_size, seq_len) * per_step
+    peak = peak_flops(dist.device, amp, cfg.log.peak_tflops) * dist.world_size
+    model.train()
+    for step in range(start, cfg.steps):
+        t0 = time.perf_counter()
+        lr = set_lr(opt, lr_at(step, cfg.optim, cfg.steps))
+        plan = sampler.next(mixer.sampling_weights(step))
+        batches = micro_batches(sampler, plan, dist.rank, dist.world_size, cfg.grad_accum, dist.device)
+        # Every rank holds the global plan, so global per-domain token counts need no communication.
+        counts = torch.as_tensor(plan.domain_counts(k) * seq_len, dtype=torch.float64)
+        result = train_step(model, ddp, batches, mixer, counts, opt, amp=amp,
+                            world_size=dist.world_size, grad_clip=cfg.optim.grad_clip)
+        mixer.observe(result.loss_sums, counts.numpy())
+        tokens, done, dt = tokens + per_step, step + 1, time.perf_counter() - t0
+        if metrics is not None:
+            row = _train_row(done, lr, tokens, dt, flops / dt / peak, result, counts, plan, mixer,
+                             metrics)
+            metrics.train(row, mixer.history())
+        last_step = done == cfg.steps
+        if cfg.eval.every and done % cfg.eval.every == 0 and not last_step:
+            _evaluate(model, ds, seq_len, cfg, dist, amp, metrics, done, tokens)
+        if last_step or done % cfg.checkpoint.every == 0:
+            _save(run_dir, done, tokens, model, opt, sampler, mixer, cfg.checkpoint.keep)
+
+    # The last step's path (also taken by a run resumed from its final checkpoint).
+    result = _evaluate(model, ds, seq_len, cfg, dist, amp, metrics, cfg.steps, tokens)
+    if dist.is_main:
+        metrics.close()
+        run_dir.finish(model, ds, cfg, seq_len, result, mixer.result())
+        print(format_table(result), file=sys.stderr)
+    distributed.barrier()
+    return run_dir.path
+
+
+def _restore(run_dir: RunDir, model, opt, sampler, mixer) -> tuple[int, int]:
+    """(step, tokens seen) of the newest checkpoint, its state loaded; (0, 0) without one."""
+    ckpt = checkpoint.latest(run_dir.path)
+    if ckpt is None:
+        return 0, 0
+    saved = checkpoint.load(ckpt, model, opt)
+    sampler.load_state_dict(saved["sampler"])
+    mixer.load_state_dict(saved.get("mixer", {}))
+    if run_dir.dist.is_main:
+        log.info("resuming %s from %s", run_dir.path, ckpt.name)
+    return int(saved["step"]), int(saved["tokens"])
+
+
+def _save(run_dir: RunDir, step, tokens, model, opt, sampler, mixer, keep: int) -> None:
+    if run_dir.dist.is_main:
+        state = {"step": step, "tokens": tokens, "sampler": sampler.state_dict(),
+                 "mixer": mixer.state_dict()}
+        checkpoint.save(run_dir.path, step, model, opt, state, keep=keep)
+    distributed.barrier()
+
+
+def _train_row(step, lr, tokens, dt, mfu, result, counts, plan, mixer, metrics) -> TrainRow:
+    per_step = float(counts.sum())
+    return TrainRow(
+        step=step, loss=result.objective, mean_loss=float(result.loss_sums.sum() / per_step),
+        lr=lr, grad_norm=result.grad_norm, tokens=tokens, step_time_s=dt,
+        tokens_per_s=per_step / dt, mfu=mfu,
+        domain_loss={d: (float(s / c) if c else None)
+                     for d, s, c in zip(metrics.domains, result.loss_sums, counts.tolist(), strict=True)},
+        domain_sequences=metrics.named(plan.domain_counts(len(counts))),
+        mixer={name: metrics.named(v) for name, v in mixer.metrics().items()},
+    )
+
+
+def _evaluate(model, ds, seq_len, cfg, dist, amp, metrics, step, tokens):
+    result = evaluate(
+        model,
+        ds,
+        seq_len=seq_len,
+        max_tokens_per_domain=cfg.eval.max_tokens_per_domain,
+        batch_size=cfg.eval.batch_size,
+        device=dist.device,
+        autocast_dtype=amp,
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
+    if metrics is not None:
+        metrics.eval(EvalRow(step, tokens, result))
+    return result

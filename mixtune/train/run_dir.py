@@ -1,0 +1,132 @@
+"""The run folder of one training run, and the rules for writing into it.
+
+    config.yaml            the resolved settings (flat keys, as on the command line)
+    metrics.jsonl          one row per step and per evaluation (records.TrainRow / EvalRow)
+    weights_history.jsonl  the mixture method's weights per step (a DoReMi proxy's α_t)
+    checkpoints/step-N/    everything needed to continue exactly (checkpoint.py)
+    final/                 a Hugging Face model folder with the dataset's tokenizer
+    eval.json              the final evaluation; domain_weights.json: a proxy's ᾱ
+
+A folder holding finished work (a checkpoint or final/) refuses other settings; a folder whose
+earlier start failed before its first checkpoint takes the corrected settings with a notice.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from mixtune import distributed, schema
+from mixtune.config import TrainConfig, load_train_config
+from mixtune.data.store import Dataset
+from mixtune.data.tokenizer import copy_tokenizer_files, load_tokenizer
+from mixtune.errors import UserError
+from mixtune.io import (
+    describe_changes,
+    remove,
+    staged_dir,
+    truncate_jsonl,
+    write_json_atomic,
+    write_text_atomic,
+)
+from mixtune.records import EvalFile, EvalResult
+from mixtune.train import checkpoint
+
+log = logging.getLogger(__name__)
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+HISTORY = "weights_history.jsonl"
+
+
+class RunDir:
+    def __init__(self, path: Path, dist: distributed.Dist):
+        self.path, self.dist = Path(path), dist
+
+    @property
+    def complete(self) -> bool:
+        return (self.path / "final").is_dir()
+
+    def has_work(self) -> bool:
+        return self.complete or bool(checkpoint.list_steps(self.path))
+
+    def check(self, cfg: TrainConfig) -> None:
+        """Refuse settings that differ from those of the work already in the folder."""
+        saved = self.path / CONFIG
+        if not saved.is_file():
+            return
+        try:
+            old = load_train_config(saved).identity()
+        except UserError:
+            if self.has_work():
+                raise
+            old = {}  # a config.yaml from a start that failed: nothing to protect
+        changes = describe_changes(old, cfg.identity())
+        if not changes:
+            return
+        if self.has_work():
+            raise UserError(
+                f"{self.path} holds a run with other settings ({changes}). Use another --out, or "
+                f"delete {self.path} to start over."
+            )
+        if self.dist.is_main:
+            log.warning("%s: an earlier start failed before its first checkpoint; starting "
+                        "again with the new settings (%s).", self.path, changes)
+            for name in (CONFIG, METRICS, HISTORY):
+                remove(self.path / name)
+        distributed.barrier()
+
+    def start(self, cfg: TrainConfig) -> None:
+        """Record the settings (after everything that can fail on bad input has been checked)."""
+        if self.dist.is_main:
+            write_text_atomic(self.path / CONFIG, cfg.to_yaml())
+            checkpoint.clean_partial(self.path)
+        distributed.barrier()
+
+    def forget_after(self, step: int, steps: int) -> None:
+        """Drop log rows of steps after the checkpoint resumed from: they will be recomputed. The
+        final evaluation is redone too when a run resumes at its last step."""
+        if not self.dist.is_main:
+            return
+        def before(row: dict) -> bool:
+            final_eval = row.get("kind") == "eval" and row.get("step") == steps == step
+            return isinstance(row.get("step"), int) and row["step"] <= step and not final_eval
+
+        truncate_jsonl(self.path / METRICS, before)
+        truncate_jsonl(self.path / HISTORY, before)
+
+    def finish(self, model, ds: Dataset, cfg: TrainConfig, seq_len: int, result: EvalResult,
+               proposal: np.ndarray | None) -> None:
+        """eval.json, domain_weights.json (a proposal), then final/ last: its presence marks the
+        run complete."""
+        write_json_atomic(self.path / "eval.json", EvalFile(result, step=cfg.steps).to_json())
+        if proposal is not None:
+            weights = dict(zip(ds.domains, map(float, proposal), strict=True))
+            # The reference DoReMi code's layout, so its tools read it as is.
+            write_json_atomic(
+                self.path / "domain_weights.json",
+                {"train_domain_weights": weights, "eval_domain_weights": weights},
+            )
+        save_final(model, ds, cfg, self.path / "final", seq_len)
+
+
+def save_final(model, ds: Dataset, cfg: TrainConfig, final: Path, seq_len: int) -> None:
+    """`final/`: an HF model folder with the dataset's tokenizer, published atomically."""
+    with staged_dir(final) as staged:
+        model.save_pretrained(str(staged), safe_serialization=True)
+        copy_tokenizer_files(ds.tokenizer_dir, staged)
+        load_tokenizer(staged)  # fail now, not in a later stage, if the copy is unusable
+        write_json_atomic(
+            staged / "mixtune.json",
+            {
+                "scale": cfg.scale,
+                "steps": cfg.steps,
+                "seq_len": seq_len,
+                "domains": ds.domains,
+                "mixing": schema.to_flat(cfg.mixing),
+                "tokenizer_sha256": ds.tokenizer_hash,
+                "dataset": str(Path(cfg.data).resolve()),
+            },
+        )

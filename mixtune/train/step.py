@@ -1,0 +1,97 @@
+"""One optimizer step over the global batch, with the mixture method's loss factors.
+
+Losses are sums over the global batch times per-domain factors (for a plain model 1/(B·T), so
+the loss is the batch mean), multiplied by world_size because DDP averages gradients over ranks:
+the gradient is then exactly the one-process, one-batch gradient, whatever the layout of ranks and
+micro-batches.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mixtune.data.sampler import DomainSampler, GlobalBatch, slot_range
+from mixtune.distributed import all_reduce_sum
+from mixtune.mixing.base import OnlineMixer
+from mixtune.model.loss import per_domain_sum, token_losses
+
+MicroBatch = tuple[torch.Tensor, torch.Tensor]  # [b, T+1] token windows, [b] domain ids
+
+
+def micro_batches(
+    sampler: DomainSampler, plan: GlobalBatch, rank: int, world_size: int, grad_accum: int, device
+) -> list[MicroBatch]:
+    """This rank's micro-batches of the global batch (`slot_range`: independent of the layout)."""
+    out = []
+    for m in range(grad_accum):
+        slots = slot_range(sampler.batch_size, world_size, rank, grad_accum, m)
+        x = torch.from_numpy(sampler.tokens(plan, slots)).to(device)
+        out.append((x, torch.from_numpy(plan.domain_ids[slots]).to(device)))
+    return out
+
+
+@dataclass
+class StepResult:
+    loss_sums: np.ndarray
+    """[k] global per-domain sums of token losses."""
+    objective: float
+    """The minimised loss of the global batch."""
+    grad_norm: float
+
+
+def train_step(
+    model: torch.nn.Module,
+    ddp: torch.nn.Module,
+    batches: list[MicroBatch],
+    mixer: OnlineMixer,
+    token_counts: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    *,
+    amp: torch.dtype | None,
+    world_size: int,
+    grad_clip: float,
+) -> StepResult:
+    """Forward/backward over `batches` weighted by the mixer's factors, clip, optimizer step.
+    `ddp` is `model` wrapped for data parallelism (or `model` itself on one process)."""
+    k = len(token_counts)
+    device = batches[0][0].device
+    kept = None
+    scores = None
+    if mixer.scores_batch:
+        # The factors (DoReMi's α_t) must be known before any backward pass and depend on the whole
+        # global batch. With one micro-batch the training forward doubles as the scoring forward;
+        # with accumulation the model scores every micro-batch without gradients first (one extra
+        # forward, ~1/3 of a step), instead of holding K activation graphs in memory.
+        single = len(batches) == 1
+        scores = torch.zeros(k, dtype=torch.float64, device=device)
+        for x, dom in batches:
+            with nullcontext() if single else torch.no_grad():
+                losses = token_losses(ddp if single else model, x, amp)
+            scores += mixer.score(x, losses.detach(), dom)
+            kept = losses if single else None
+        all_reduce_sum(scores)
+    factors = mixer.loss_factors(scores, token_counts).to(device=device, dtype=torch.float32)
+
+    loss_sums = torch.zeros(k, dtype=torch.float64, device=device)
+    objective = torch.zeros((), dtype=torch.float64, device=device)
+    for m, (x, dom) in enumerate(batches):
+        sync = world_size == 1 or m == len(batches) - 1  # all-reduce gradients once, at the end
+        with nullcontext() if sync else ddp.no_sync():
+            losses = kept if kept is not None else token_losses(ddp, x, amp)
+            loss = (losses * factors[dom][:, None]).sum()
+            (loss * world_size).backward()
+        objective += loss.detach().double()
+        loss_sums += per_domain_sum(losses.detach(), dom, k)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+    # One collective for the logged numbers; .cpu() is a sync point on a GPU, paid once per step.
+    logged = torch.cat([loss_sums, objective.view(1)])
+    all_reduce_sum(logged)
+    logged = logged.cpu().numpy()
+    return StepResult(logged[:k], float(logged[k]), float(grad_norm))

@@ -1,0 +1,94 @@
+"""The command line as a user meets it: help for every flag, errors before any work, pipes, logs."""
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mixtune.cli import build_parser, main
+
+REPO = Path(__file__).parents[1]
+
+
+def subcommands():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+@pytest.mark.parametrize("name", sorted(subcommands()))
+def test_every_flag_has_help_and_shows_its_default(name):
+    for action in subcommands()[name]._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help, f"mixtune {name} {action.option_strings or action.dest}: no help"
+        if action.option_strings and not action.required:
+            assert "(default: " in action.help, f"mixtune {name} {action.option_strings}: no default"
+
+
+def test_train_and_doremi_expose_every_setting():
+    flags = {a.option_strings[0] for a in subcommands()["doremi"]._actions if a.option_strings}
+    for f in ("--reference", "--proxy-sampling", "--eta", "--smoothing", "--loss-normalization",
+              "--lr", "--final-lr-ratio", "--warmup-fraction", "--beta1", "--beta2",
+              "--weight-decay", "--grad-clip", "--eval-every", "--eval-max-tokens-per-domain",
+              "--eval-batch-size", "--checkpoint-every", "--keep-checkpoints", "--progress-every",
+              "--peak-tflops", "--precision", "--seed", "--device", "--report-to"):
+        assert f in flags, f
+    assert "--weights" in {a.option_strings[0] for a in subcommands()["train"]._actions
+                           if a.option_strings}
+
+
+def test_run_config_reference_is_committed_and_current():
+    from mixtune.docs import run_config_reference
+
+    assert (REPO / "docs" / "run-config.md").read_text() == run_config_reference(), (
+        "docs/run-config.md is stale: python -m mixtune config > docs/run-config.md"
+    )
+
+
+def test_a_typo_in_a_run_config_fails_before_any_stage(tmp_path):
+    cfg = {"output": str(tmp_path / "out"), "data": {"synthetic": {}},
+           "doremi": {"etta": 2}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "mixtune", "run", str(tmp_path / "run.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "doremi: unknown key 'etta' (did you mean 'eta'?)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_a_closed_pipe_is_not_a_traceback():
+    proc = subprocess.run(f"{sys.executable} -m mixtune scales | head -n 1", shell=True,
+                          capture_output=True, text=True)
+    assert proc.stdout.startswith("scale")
+    assert proc.stderr == ""
+
+
+def test_interrupt_message_fits_the_command(monkeypatch, capsys):
+    import mixtune.data.prepare
+
+    def interrupted(opts):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mixtune.data.prepare, "prepare", interrupted)
+    assert main(["prepare", "somewhere", "--out", "x"]) == 130
+    err = capsys.readouterr().err
+    assert "checkpoint" not in err and "nothing was published to --out" in err
+
+
+def test_progress_lines_without_a_terminal(synthetic_dataset, tmp_path):
+    """A log file or a batch job has no TTY: it gets a progress line every N seconds."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mixtune", "train", "--data", str(synthetic_dataset),
+         "--out", str(tmp_path / "run"), "--steps", "6", "--batch-size", "8",
+         "--eval-max-tokens-per-domain", "64", "--progress-every", "0.000001"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [s for s in proc.stderr.splitlines() if s.startswith("mixtune: train: step ")]
+    assert lines and "/6 (" in lines[-1] and "tokens/s" in lines[-1] and "loss" in lines[-1]
+    assert "Writing model shards" not in proc.stderr  # no progress bars of the libraries either
