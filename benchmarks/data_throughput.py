@@ -158,7 +158,7 @@ def train_step_rate(batch_size: int, seq_len: int, steps: int) -> tuple[float, s
     import torch
     import torch.nn.functional as F
 
-    from mixtune.model import build_model
+    from mixtune.model.build import build_model
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_model("tiny", TRAIN_VOCAB, seq_len, 0, 0).to(device)

@@ -2,9 +2,9 @@
 
     python benchmarks/train_throughput.py [--data DATASET] [--steps 30] [--scales tiny small]
 
-Runs the real loop (`mixtune.train.run`) for a few steps per scale, once as a plain model and once
-as a DoReMi proxy against the plain run's model, and reads `step_time_s` from metrics.jsonl (median
-after a warm-up). Without --data it prepares ../shared/corpora/dev if present (vocab 8192,
+Runs the real loop (`mixtune.train.loop.run`) for a few steps per scale, once as a plain model and
+once as a DoReMi proxy against the plain run's model, and reads `step_time_s` and `mfu` from
+metrics.jsonl (medians after a warm-up). Without --data it prepares ../shared/corpora/dev if present (vocab 8192,
 seq_len 512), else generates a synthetic dataset.
 """
 
@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 from transformers.utils import logging as hf_logging
 
-from mixtune.config import TrainConfig
+from mixtune.config import train_config
 from mixtune.data.store import open_dataset
-from mixtune.model import count_params, flops_per_token
-from mixtune.train import run
+from mixtune.model.flops import flops_per_token
+from mixtune.model.scales import count_params
+from mixtune.train.loop import run
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "dev"
 
@@ -53,11 +54,9 @@ def dataset(tmp: Path, data: str | None) -> Path:
     )
 
 
-def median_step(run_dir: Path, warmup: int) -> float:
+def median(run_dir: Path, key: str, warmup: int) -> float:
     rows = [json.loads(x) for x in open(run_dir / "metrics.jsonl")]
-    return statistics.median(
-        r["step_time_s"] for r in rows if r["kind"] == "train" and r["step"] > warmup
-    )
+    return statistics.median(r[key] for r in rows if r["kind"] == "train" and r["step"] > warmup)
 
 
 def main() -> None:
@@ -83,7 +82,8 @@ def main() -> None:
             f"dataset: {data} (vocab {ds.vocab_size}, seq_len {L}), global batch {args.batch_size}\n"
         )
         print(
-            f"{'scale':<6} {'params':>10} {'step s':>8} {'tokens/s':>9} {'GFLOP/s':>8} {'of matmul':>9} {'proxy s':>8} {'proxy/plain':>11}"
+            f"{'scale':<6} {'params':>10} {'step s':>8} {'tokens/s':>9} {'GFLOP/s':>8} {'of matmul':>9} "
+            f"{'MFU':>5} {'proxy s':>8} {'proxy/plain':>11}"
         )
         for scale in args.scales:
             common = dict(
@@ -94,23 +94,25 @@ def main() -> None:
                 checkpoint_every=10**9,
                 eval_max_tokens_per_domain=L,
             )
-            plain = run(TrainConfig(out=str(tmp / f"{scale}-plain"), **common))
+            plain = run(train_config(out=str(tmp / f"{scale}-plain"), **common))
             proxy = run(
-                TrainConfig(
+                train_config(
                     out=str(tmp / f"{scale}-proxy"),
+                    method="doremi",
                     reference=str(plain),
-                    weights="uniform",
+                    proxy_sampling="uniform",
                     **common,
                 )
             )
             warm = min(5, args.steps // 3)
-            t_plain, t_proxy = median_step(plain, warm), median_step(proxy, warm)
+            t_plain, t_proxy = median(plain, "step_time_s", warm), median(proxy, "step_time_s", warm)
+            mfu = median(plain, "mfu", warm)
             tok_s = args.batch_size * L / t_plain
             flops = tok_s * flops_per_token(scale, ds.vocab_size, L)
             total, _ = count_params(scale, ds.vocab_size)
             print(
                 f"{scale:<6} {total:>10,} {t_plain:>8.3f} {tok_s:>9.0f} {flops / 1e9:>8.1f} {flops / peak:>9.0%} "
-                f"{t_proxy:>8.3f} {t_proxy / t_plain:>11.2f}"
+                f"{mfu:>5.0%} {t_proxy:>8.3f} {t_proxy / t_plain:>11.2f}"
             )
 
 
