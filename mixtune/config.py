@@ -190,10 +190,10 @@ def train_config(**flat) -> TrainConfig:
 
 def load_train_config(path: Path) -> TrainConfig:
     """A run folder's config.yaml (also as written by mixtune 0.1)."""
-    return schema.parse(TrainConfig, _upgrade_0_1(load_yaml(path)), str(path))
+    return schema.parse(TrainConfig, upgrade_0_1(load_yaml(path)), str(path))
 
 
-def _upgrade_0_1(flat: dict) -> dict:
+def upgrade_0_1(flat: dict) -> dict:
     """mixtune 0.1 wrote no `method`, DoReMi's keys on every run, and the proxy's sampling as
     `weights`; today's names for the same settings."""
     if schema.METHOD in flat:
@@ -259,11 +259,11 @@ class SyntheticConfig:
     """Give every domain its own symbol ids, as real domains differ in vocabulary."""
 
     def validate(self, label) -> None:
-        from mixtune.data.synthetic import check_config
+        from mixtune.data.synthetic import SpecError, check_config
 
-        try:  # the generator's own checks (it raises ValueError for Python callers), named here
+        try:  # the generator's own checks of a description, named here
             check_config(self.specs(), self.train_tokens, self.validation_tokens, self.doc_len, self.vocab)
-        except ValueError as e:
+        except SpecError as e:
             raise UserError(f"{label.section()}: {e}.") from None
 
     def specs(self):
@@ -336,6 +336,12 @@ PIPELINE_OWNED = {
 }
 
 
+def _seeds_problem(seeds: list[int]) -> str | None:
+    if not seeds:
+        return "must not be empty"
+    return "must be at least 0" if min(seeds) < 0 else None
+
+
 def _rounds_problem(r) -> str | None:
     return "must be at least 1" if isinstance(r, int) and r < 1 else None
 
@@ -356,7 +362,7 @@ class RunConfig:
     """Mixtures to compare: reference, doremi, or any weights spec (natural, uniform, temperature:T, a file)."""
     rounds: int | Rounds = setting(1, check=_rounds_problem)
     """Rounds of iterated DoReMi: a number, or {until: tol, max: n} on ‖ᾱ − α_ref‖∞."""
-    seeds: list[int] = setting(factory=lambda: [0], check=nonempty)
+    seeds: list[int] = setting(factory=lambda: [0], check=_seeds_problem)
     """Seeds of the main models (mean ± std over them in the report)."""
     doremi: DoReMiConfig = setting(
         factory=lambda: DoReMiConfig(reference="-"),

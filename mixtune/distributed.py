@@ -80,13 +80,27 @@ def barrier() -> None:
         dist.barrier()
 
 
-def broadcast_object(obj, src: int = 0):
-    """Rank `src`'s object on every rank (used to agree on a decision such as 'resume from step N')."""
+def on_main(decide):
+    """`decide()` computed on rank 0 alone and shared with every rank: for decisions read from
+    files that rank 0 may change next (a rank reading later would see another state) or that a
+    shared file system may show late on other nodes. An exception on rank 0 is raised on every
+    rank, so that none waits for it at the next collective."""
     if not (dist.is_initialized() and dist.get_world_size() > 1):
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
+        return decide()
+    result, error = None, None
+    if dist.get_rank() == 0:
+        try:
+            result = decide()
+        except Exception as e:  # re-raised below, on rank 0 with its traceback
+            error = e
+    box = [(result, None if error is None else str(error), isinstance(error, UserError))]
+    dist.broadcast_object_list(box, src=0)
+    result, message, user_error = box[0]
+    if error is not None:
+        raise error
+    if message is not None:
+        raise UserError(message) if user_error else RuntimeError(f"rank 0 failed: {message}")
+    return result
 
 
 def teardown() -> None:

@@ -285,6 +285,7 @@ def _build(cls, values, prefix, label, chosen):
         key = md.get("key") or _join(prefix, f.name)
         if key in values:
             kwargs[f.name] = convert(values[key], hints[f.name], label, key, md)
+            _apply_rule(md.get("check"), kwargs[f.name], values[key], label(key))
         elif f.default is MISSING and f.default_factory is MISSING:
             raise UserError(f"{label(key)}: required, and not given.")
     return cls(**kwargs)
@@ -375,13 +376,18 @@ def check(obj, source: str = "", *, flags: bool = False, labels: Labels | None =
             continue
         value = convert(value, leaf.type, label, leaf.key)
         setattr(owner, leaf.path[-1], value)
-        problem = leaf.check(value) if (leaf.check and value is not None) else None
-        if problem:
-            raise UserError(f"{label(leaf.key)} {value!r}: {problem}.")
+        _apply_rule(leaf.check, value, value, label(leaf.key))
     for part in _dataclasses(obj):
         validate = getattr(part, "validate", None)
         if validate is not None:
             validate(label)
+
+
+def _apply_rule(rule: Check | None, value, given, name: str) -> None:
+    """Raise what `rule` finds wrong with `value`, showing the value as the user gave it."""
+    problem = rule(value) if (rule is not None and value is not None) else None
+    if problem:
+        raise UserError(f"{name} {given!r}: {problem}.")
 
 
 def _get(obj, path):
@@ -391,7 +397,7 @@ def _get(obj, path):
 
 
 def _dataclasses(obj):
-    """`obj` and its sections, innermost last (so a parent's rule can rely on its parts)."""
+    """`obj` and its sections (their values are all checked before any `validate` runs)."""
     yield obj
     for f in fields(obj):
         if "section" in f.metadata:

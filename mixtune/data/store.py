@@ -145,10 +145,3 @@ def domain_counts(
     documents: int, tokens: int, seq_len: int, skipped: dict[str, int] | None = None
 ) -> DomainCounts:
     return DomainCounts(documents, tokens, num_sequences(tokens, seq_len), dict(skipped or {}))
-
-
-def domain_entry(
-    documents: int, tokens: int, seq_len: int, skipped: dict[str, int] | None = None
-) -> dict:
-    """A domain's entry in manifest.json."""
-    return domain_counts(documents, tokens, seq_len, skipped).to_json()

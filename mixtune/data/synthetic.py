@@ -51,6 +51,12 @@ from mixtune.errors import UserError
 from mixtune.io import staged_dir, write_json_atomic
 from mixtune.records import Manifest, TokenizerInfo
 
+
+class SpecError(ValueError):
+    """A description of generated data that cannot be generated: a bad name, kind, parameter or
+    size. (Other errors from this module are bugs, not bad descriptions.)"""
+
+
 EOS_TOKEN = "<eos>"
 TOKENIZER_SOURCE = "synthetic word-level"
 
@@ -86,21 +92,21 @@ class DomainSpec:
 
     def __post_init__(self) -> None:
         if not _NAME_RE.fullmatch(self.name):
-            raise ValueError(
+            raise SpecError(
                 f"domain name {self.name!r}: use letters, digits, '_', '-', '.' (it names a file)"
             )
         if self.kind not in _KIND_PARAMS:
-            raise ValueError(
+            raise SpecError(
                 f"domain {self.name}: unknown kind {self.kind!r}, use one of {sorted(_KIND_PARAMS)}"
             )
         params = dict(self.params)
         unknown = set(params) - set(_KIND_PARAMS[self.kind])
         if unknown:
-            raise ValueError(
+            raise SpecError(
                 f"domain {self.name}: {self.kind} takes params {sorted(_KIND_PARAMS[self.kind])}, not {sorted(unknown)}"
             )
         if self.seed < 0:
-            raise ValueError(f"domain {self.name}: seed must be >= 0, got {self.seed}")
+            raise SpecError(f"domain {self.name}: seed must be >= 0, got {self.seed}")
         object.__setattr__(self, "params", tuple(sorted(params.items())))
 
     def param(self, key: str, default: float | int | None = None) -> float | int | None:
@@ -125,18 +131,18 @@ def resolved_params(spec: DomainSpec, vocab: int = 256) -> dict[str, float | int
     if spec.kind == "repeat":
         period = vocab if params["period"] is None else params["period"]
         if not (_is_int(period) and 1 <= period <= vocab):
-            raise ValueError(
+            raise SpecError(
                 f"domain {spec.name}: period must be an integer in [1, {vocab}], got {period!r}"
             )
         params["period"] = int(period)
     elif spec.kind == "markov":
         b, alpha = params["branching"], params["concentration"]
         if not (_is_int(b) and 1 <= b <= vocab):
-            raise ValueError(
+            raise SpecError(
                 f"domain {spec.name}: branching must be an integer in [1, {vocab}], got {b!r}"
             )
         if not alpha > 0:
-            raise ValueError(f"domain {spec.name}: concentration must be > 0, got {alpha!r}")
+            raise SpecError(f"domain {spec.name}: concentration must be > 0, got {alpha!r}")
     return params
 
 
@@ -279,7 +285,7 @@ def loss_floor(spec: DomainSpec, doc_len: int, vocab: int = 256) -> float:
     this is a lower bound in that case.
     """
     if doc_len < 1:
-        raise ValueError(f"doc_len must be >= 1, got {doc_len}")
+        raise SpecError(f"doc_len must be >= 1, got {doc_len}")
     first = entropy(start_distribution(spec, vocab))
     return (first + (doc_len - 1) * entropy_rate(spec, vocab)) / (doc_len + 1)
 
@@ -412,7 +418,7 @@ def write_dataset(
     domains = default_domains() if domains is None else list(domains)
     summaries = check_config(domains, train_tokens, validation_tokens, doc_len, vocab, seed)
     if seq_len < 1:
-        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+        raise SpecError(f"seq_len must be >= 1, got {seq_len}")
 
     if (out / store.MANIFEST).is_file() and not overwrite:
         return out
@@ -451,13 +457,13 @@ def check_config(
     summary (kind, params, entropy rate, loss floor)."""
     names = [d.name for d in domains]
     if not domains:
-        raise ValueError("no domains given")
+        raise SpecError("no domains given")
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"duplicate domain names {dupes}")
+        raise SpecError(f"duplicate domain names {dupes}")
     for tokens in (train_tokens, validation_tokens):
         if isinstance(tokens, Mapping) and set(tokens) != set(names):
-            raise ValueError(f"token counts name {sorted(tokens)}, the domains are {sorted(names)}")
+            raise SpecError(f"token counts name {sorted(tokens)}, the domains are {sorted(names)}")
         for n in tokens.values() if isinstance(tokens, Mapping) else [tokens]:
             _check_sizes(n, doc_len, vocab, seed)
     return {d.name: _domain_summary(d, doc_len, vocab) for d in domains}  # validates params
@@ -539,14 +545,14 @@ def _is_int(x: object) -> bool:
 
 def _check_vocab(vocab: int) -> None:
     if not (_is_int(vocab) and 1 <= vocab < 2**32 - 1):
-        raise ValueError(f"vocab must be an integer in [1, 2**32 - 2], got {vocab!r}")
+        raise SpecError(f"vocab must be an integer in [1, 2**32 - 2], got {vocab!r}")
 
 
 def _check_sizes(n_tokens: int, doc_len: int, vocab: int, seed: int) -> None:
     _check_vocab(vocab)
     if n_tokens < 0:
-        raise ValueError(f"token count must be >= 0, got {n_tokens}")
+        raise SpecError(f"token count must be >= 0, got {n_tokens}")
     if doc_len < 1:
-        raise ValueError(f"doc_len must be >= 1, got {doc_len}")
+        raise SpecError(f"doc_len must be >= 1, got {doc_len}")
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise SpecError(f"seed must be >= 0, got {seed}")

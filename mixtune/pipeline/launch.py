@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mixtune.config import RunConfig, load_run_config
 from mixtune.errors import UserError
-from mixtune.pipeline.names import check_plan
+from mixtune.pipeline.names import check_plan, stage_names
 
 
 def run_pipeline(config_path: str | Path, force: list[str] | None = None) -> Path:
@@ -30,7 +30,7 @@ def run_pipeline(config_path: str | Path, force: list[str] | None = None) -> Pat
     if cfg.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _relaunch(cfg, Path(config_path), force)
     dist = distributed.setup(cfg.train.device)
-    return Runner(Path(cfg.output), dist, force).drive(plan(cfg, dist))
+    return Runner(Path(cfg.output), dist, force, stage_names(cfg)).drive(plan(cfg, dist))
 
 
 def _relaunch(cfg: RunConfig, config_path: Path, force: list[str]) -> Path:
@@ -40,7 +40,7 @@ def _relaunch(cfg: RunConfig, config_path: Path, force: list[str]) -> Path:
 
     # Data preparation is single-process work: done here, before the ranks exist to wait on it.
     # The children find the --force record and do not clear what this process already redid.
-    runner = Runner(Path(cfg.output), distributed.setup(cfg.train.device), force)
+    runner = Runner(Path(cfg.output), distributed.setup(cfg.train.device), force, stage_names(cfg))
     runner.clear_forced()
     if cfg.data.dataset is None:
         runner.run(data_stage(cfg))

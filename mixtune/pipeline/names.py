@@ -51,6 +51,13 @@ def check_plan(cfg: RunConfig, force: list[str]) -> None:
                 f"mixtures: {specs[name]!r} and {spec!r} would both be named {name!r}; rename one "
                 "of the weights files."
             )
+    for part in ("proxy", "main"):  # each process takes an equal share of the global batch
+        spec, parts = getattr(cfg, part), cfg.nproc * cfg.train.grad_accum
+        if spec.batch_size % parts:
+            raise UserError(
+                f"{part}.batch_size {spec.batch_size} is not divisible by nproc {cfg.nproc} × "
+                f"train.grad_accum {cfg.train.grad_accum} = {parts}; the global batch must split evenly."
+            )
     names = stage_names(cfg)
     for f in force:
         if not any(matches(f, n) for n in names):

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mixtune import distributed, schema
-from mixtune.config import RunConfig, StageSpec, TrainConfig
+from mixtune.config import DataConfig, RunConfig, StageSpec, TrainConfig, upgrade_0_1
 from mixtune.data.store import Dataset, open_dataset
 from mixtune.errors import UserError
 from mixtune.io import write_json_atomic
@@ -90,7 +90,8 @@ class PlanContext:
         identity = tc.identity()
         if isinstance(mixing, StaticConfig) and mixing.weights.endswith(".json"):
             identity["weights"] = json.loads(Path(mixing.weights).read_text())
-        stage = Stage(name, identity, lambda _folder: run(tc), deps=self.data_deps + deps)
+        stage = Stage(name, identity, lambda _folder: run(tc), deps=self.data_deps + deps,
+                      upgrade=upgrade_0_1)
         self.planned[name] = stage
         return stage
 
@@ -128,12 +129,15 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
                                     cfg.main, seed=seed, deps=sources)
             runs.setdefault(name, {})[f"seed-{seed}"] = stage.name
             same = _same_run(stage, ctx.planned)
-            if same is None:
-                main.append(stage)
-            else:  # the folder links to the identical run, so every path still works
-                del ctx.planned[stage.name]
+            if same is not None and not _real_folder(out / stage.name):
+                del ctx.planned[stage.name]  # a link to the identical run: every path still works
                 if dist.is_main:
                     _link(out / stage.name, out / same)
+            else:
+                if dist.is_main and (out / stage.name).is_symlink():
+                    (out / stage.name).unlink()  # no longer identical: it trains on its own
+                main.append(stage)
+    distributed.barrier()
     summary = RunSummary(
         domains=ds.domains, reference_mixture=baseline_name(cfg),
         mixtures={n: as_dict(w, ds.domains) for n, (w, _) in mixtures.items()},
@@ -161,10 +165,19 @@ def _add(mixtures: dict, name: str, w: np.ndarray, sources: tuple[str, ...]) -> 
     mixtures[name] = (w, sources)
 
 
+def _real_folder(path: Path) -> bool:
+    """A run folder of its own (from before it was identical to another run): kept, and left to
+    the runner, which skips it or refuses it as changed."""
+    return path.exists() and not path.is_symlink()
+
+
 def _link(path: Path, target: Path) -> None:
-    if not (path.exists() or path.is_symlink()):
+    rel = os.path.relpath(target, path.parent)
+    if path.is_symlink() and os.readlink(path) != rel:
+        path.unlink()  # a link to another run, from an earlier configuration
+    if not path.is_symlink():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.symlink_to(os.path.relpath(target, path.parent), target_is_directory=True)
+        path.symlink_to(rel, target_is_directory=True)
 
 
 def _same_run(stage: Stage, planned: dict[str, Stage]) -> str | None:
@@ -204,4 +217,5 @@ def data_stage(cfg: RunConfig) -> Stage:
 
             prepare(schema.replace(d.prepare, sources=d.sources, out=str(target)))
 
-    return Stage("data", schema.to_flat(d), run, output="dataset", all_ranks=False)
+    return Stage("data", schema.to_flat(d), run, output="dataset", all_ranks=False,
+                 upgrade=lambda old: schema.to_flat(schema.parse(DataConfig, old)))

@@ -4,31 +4,34 @@ A plan is a generator that yields `Stage`s and receives each one's output path b
 whose existence depends on earlier results (another DoReMi round) are planned as results arrive.
 For each stage the runner decides from its `stage.json` (see stage.py):
 
-    complete, same identity, same inputs     skip it
+    an input was redone since it ran         redo it (and so, in turn, what depends on it)
+    complete, same identity                  skip it
     complete, another identity               refuse, naming the changes (--force NAME redoes it)
-    complete, an input was redone            redo it (and so, in turn, what depends on it)
-    incomplete, another identity or inputs   start it over, with a notice (a failed start must
-                                             not lock a stage to a bad configuration)
-    incomplete, same identity and inputs     resume it (training continues from its checkpoint)
+    incomplete, another identity             start it over, with a notice (a failed or
+                                             interrupted start must not lock a stage to the
+                                             configuration it failed with)
+    incomplete, same identity                resume it (training continues from its checkpoint)
 
-`--force` clears the matching stages once, up front, and writes OUTPUT/.force.json; a rerun of the
+`--force` clears the stages it names once, up front, and writes OUTPUT/.force.json; a rerun of the
 same command after an interrupt finds that record and does not clear again, so stages the
-interrupted run already redid are kept. The record is removed when the run completes. Every rank
-walks the same plan; rank 0 alone writes records, and barriers keep the ranks together.
+interrupted run already redid are kept. The record is removed when the run completes.
+
+Every rank walks the same plan. Rank 0 alone reads the records, decides and writes; the decision
+is broadcast, so no rank ever acts on a record that rank 0 is changing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 from collections.abc import Generator, Sequence
 from pathlib import Path
 from uuid import uuid4
 
 from mixtune import distributed
 from mixtune.errors import UserError
-from mixtune.io import describe_changes, remove, write_json_atomic
-from mixtune.pipeline.stage import RECORD, Stage, StageRecord, config_hash, matches
+from mixtune.io import describe_changes, read_json, remove, write_json_atomic
+from mixtune.pipeline.stage import Stage, StageRecord, config_hash, matches
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +39,11 @@ FORCE_RECORD = ".force.json"
 
 
 class Runner:
-    def __init__(self, out: Path, dist: distributed.Dist, force: Sequence[str] = ()):
-        self.out, self.dist, self.force = Path(out), dist, sorted(set(force))
+    def __init__(self, out: Path, dist: distributed.Dist, force: Sequence[str] = (),
+                 stages: Sequence[str] = ()):
+        """`stages`: every stage name the plan may yield (what --force patterns are matched to)."""
+        self.out, self.dist = Path(out), dist
+        self.force, self.stages = sorted(set(force)), list(stages)
         self.run_ids: dict[str, str | None] = {}
 
     def drive(self, plan: Generator):
@@ -56,58 +62,90 @@ class Runner:
 
     def clear_forced(self) -> None:
         """Remove the stages --force names, unless this --force run was already started."""
-        if not self.force:
-            return
-        if self.dist.is_main:
+        if self.force and self.dist.is_main:
             record = self.out / FORCE_RECORD
-            pending = json.loads(record.read_text()) if record.is_file() else {}
-            if pending.get("force") == self.force:
-                log.info("continuing the interrupted --force %s run: the stages it redid are kept",
-                         " ".join(self.force))
-            else:
-                cleared = []
-                for marker in sorted(self.out.glob(f"**/{RECORD}")):
-                    name = marker.parent.relative_to(self.out).as_posix()
-                    if any(matches(f, name) for f in self.force):
-                        log.info("stage %s: cleared (--force)", name)
-                        remove(marker.parent)
-                        cleared.append(name)
+            pending = read_json(record, f"delete {record}.") if record.is_file() else {}
+            if pending.get("force") != self.force:
+                cleared = [n for n in self.stages if any(matches(f, n) for f in self.force)
+                           and _clear(self.out, n)]
                 write_json_atomic(record, {"force": self.force, "cleared": cleared})
+            elif not os.environ.get("MIXTUNE_LAUNCHED"):  # (the relaunch's parent cleared them)
+                log.info("continuing the interrupted --force %s run: the stages it redid are "
+                         "kept", " ".join(self.force))
         distributed.barrier()
 
     def run(self, stage: Stage) -> Path:
         folder = self.out / stage.name
         h = config_hash(stage.identity)
         inputs = {d: self.run_ids.get(d) for d in stage.deps}
-        rec = StageRecord.read(folder)
-        if rec is not None:
-            changes = describe_changes(rec.config or {}, stage.identity)
-            if rec.complete and rec.config_hash != h:
-                raise UserError(
-                    f"stage {stage.name} finished with another configuration ({changes or 'changed'}); "
-                    f"rerun with --force {stage.name} to redo it and the stages that depend on it."
-                )
-            redone = [d for d in stage.deps if rec.inputs is not None and rec.inputs.get(d) != inputs[d]]
-            if rec.complete and not redone:
-                log.info("stage %s: complete, skipped", stage.name)
-                self.run_ids[stage.name] = rec.run_id
-                return folder / stage.output
-            if rec.complete or redone or rec.config_hash != h:
-                why = (f"redone, as {', '.join(redone)} was redone" if redone else
-                       f"it was left incomplete with other settings ({changes}); starting over")
-                log.warning("stage %s: %s", stage.name, why)
-                if self.dist.is_main:
-                    remove(folder)
-                distributed.barrier()
+        action, detail = distributed.on_main(lambda: self._decide(stage, folder, h, inputs))
+        if action == "skip":
+            log.info("stage %s: complete, skipped", stage.name)
+            self.run_ids[stage.name] = detail
+            return folder / stage.output
         if self.dist.is_main:
+            if action == "restart":
+                log.warning("stage %s: %s", stage.name, detail)
+                remove(folder)
             StageRecord(stage.name, h, stage.identity, inputs=inputs).write(folder)
         distributed.barrier()
         log.info("stage %s: running", stage.name)
         if stage.all_ranks or self.dist.is_main:
             stage.run(folder)
         distributed.barrier()
-        if self.dist.is_main:
-            StageRecord(stage.name, h, stage.identity, True, uuid4().hex, inputs).write(folder)
-        distributed.barrier()
-        self.run_ids[stage.name] = StageRecord.read(folder).run_id
+
+        def complete() -> str:
+            run_id = uuid4().hex
+            StageRecord(stage.name, h, stage.identity, True, run_id, inputs).write(folder)
+            return run_id
+
+        self.run_ids[stage.name] = distributed.on_main(complete)
         return folder / stage.output
+
+    def _decide(self, stage: Stage, folder: Path, h: str, inputs: dict) -> tuple[str, str | None]:
+        """("skip", run id), ("restart", why), ("resume", None) or ("run", None); rank 0 only."""
+        rec = StageRecord.read(folder)
+        if rec is None:
+            return "run", None
+        if rec.inputs is None and stage.upgrade is not None:  # written by mixtune 0.1
+            rec = _upgraded(rec, stage, h, inputs, folder)
+        recorded = rec.inputs or {}  # (None: a 0.1 record, whose inputs cannot be compared)
+        redone = [d for d in stage.deps if rec.inputs is not None and recorded.get(d) != inputs[d]]
+        if redone:
+            return "restart", f"redoing it: {', '.join(redone)} was redone"
+        changes = describe_changes(rec.config or {}, stage.identity)
+        if rec.complete:
+            if rec.config_hash != h:
+                raise UserError(
+                    f"stage {stage.name} finished with another configuration ({changes or 'changed'});"
+                    f" rerun with --force {stage.name} to redo it and the stages that depend on it."
+                )
+            return "skip", rec.run_id
+        if rec.config_hash != h:
+            return "restart", f"left incomplete with other settings ({changes}); starting over"
+        return "resume", None
+
+
+def _upgraded(rec: StageRecord, stage: Stage, h: str, inputs: dict, folder: Path) -> StageRecord:
+    """A mixtune 0.1 record in today's terms: its identity upgraded, its inputs taken as the
+    current ones (0.1 did not record them), rewritten so that the next run reads it as is."""
+    try:
+        same = config_hash(stage.upgrade(rec.config or {})) == h
+    except UserError:
+        same = False  # not a configuration today's mixtune accepts: it has changed
+    if not same:
+        return StageRecord(rec.stage, rec.config_hash, rec.config, rec.complete, rec.run_id, inputs)
+    new = StageRecord(rec.stage, h, stage.identity, rec.complete,
+                      rec.run_id or (uuid4().hex if rec.complete else None), inputs)
+    new.write(folder)
+    return new
+
+
+def _clear(out: Path, name: str) -> bool:
+    """Remove a stage's folder (or the link a reused run is); whether there was one."""
+    path = out / name
+    if not (path.exists() or path.is_symlink()):
+        return False
+    log.info("stage %s: cleared (--force)", name)
+    remove(path)
+    return True

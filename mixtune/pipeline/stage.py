@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mixtune.io import write_json_atomic
+from mixtune.io import read_json, write_json_atomic
 
 RECORD = "stage.json"
 
@@ -34,6 +34,9 @@ class Stage:
     """The path inside the folder that is handed back to the plan (e.g. the dataset)."""
     all_ranks: bool = True
     """Training runs on every rank; single-process work (data preparation) on rank 0 only."""
+    upgrade: Callable[[dict], dict] | None = None
+    """The identity in today's terms of one recorded by mixtune 0.1, so that upgrading does not
+    refuse (or redo) finished stages."""
 
 
 @dataclass
@@ -51,7 +54,7 @@ class StageRecord:
         path = folder / RECORD
         if not path.is_file():
             return None
-        obj = json.loads(path.read_text())
+        obj = read_json(path, f"delete {folder} to redo the stage.")
         return cls(**{k: obj.get(k) for k in ("stage", "config_hash", "config", "complete",
                                               "run_id", "inputs")})
 

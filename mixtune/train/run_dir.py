@@ -54,9 +54,20 @@ class RunDir:
 
     def check(self, cfg: TrainConfig) -> None:
         """Refuse settings that differ from those of the work already in the folder."""
+        changes = distributed.on_main(lambda: self._changes(cfg))  # every rank, one decision
+        if changes and self.dist.is_main:
+            log.warning("%s: an earlier start failed before its first checkpoint; starting "
+                        "again with the new settings (%s).", self.path, changes)
+            for name in (CONFIG, METRICS, HISTORY):
+                remove(self.path / name)
+        distributed.barrier()
+
+    def _changes(self, cfg: TrainConfig) -> str:
+        """'' if the folder holds this run or none; the changes if an earlier start with other
+        settings left no work behind (then it starts again); a UserError if it did."""
         saved = self.path / CONFIG
         if not saved.is_file():
-            return
+            return ""
         try:
             old = load_train_config(saved).identity()
         except UserError:
@@ -64,19 +75,12 @@ class RunDir:
                 raise
             old = {}  # a config.yaml from a start that failed: nothing to protect
         changes = describe_changes(old, cfg.identity())
-        if not changes:
-            return
-        if self.has_work():
+        if changes and self.has_work():
             raise UserError(
                 f"{self.path} holds a run with other settings ({changes}). Use another --out, or "
                 f"delete {self.path} to start over."
             )
-        if self.dist.is_main:
-            log.warning("%s: an earlier start failed before its first checkpoint; starting "
-                        "again with the new settings (%s).", self.path, changes)
-            for name in (CONFIG, METRICS, HISTORY):
-                remove(self.path / name)
-        distributed.barrier()
+        return changes
 
     def start(self, cfg: TrainConfig) -> None:
         """Record the settings (after everything that can fail on bad input has been checked)."""
@@ -125,7 +129,10 @@ def save_final(model, ds: Dataset, cfg: TrainConfig, final: Path, seq_len: int) 
                 "steps": cfg.steps,
                 "seq_len": seq_len,
                 "domains": ds.domains,
+                "method": cfg.mixing.method,
                 "mixing": schema.to_flat(cfg.mixing),
+                # The sampling mixture, as mixtune 0.1 recorded it (static: weights; proxy: its own).
+                "weights": getattr(cfg.mixing, "weights", getattr(cfg.mixing, "proxy_sampling", None)),
                 "tokenizer_sha256": ds.tokenizer_hash,
                 "dataset": str(Path(cfg.data).resolve()),
             },

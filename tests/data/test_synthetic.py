@@ -224,7 +224,7 @@ def test_write_dataset(tmp_path):
             path = out / split / f"{name}.bin"
             assert entry["tokens"] == path.stat().st_size // 2 >= n_tokens
             assert entry["documents"] * (L + 1) == entry["tokens"]
-            assert entry == store.domain_entry(entry["documents"], entry["tokens"], seq_len)
+            assert entry == store.domain_counts(entry["documents"], entry["tokens"], seq_len).to_json()
             tokens = ds.tokens(split, name)
             np.testing.assert_array_equal(
                 np.flatnonzero(tokens == V), np.arange(L, len(tokens), L + 1)

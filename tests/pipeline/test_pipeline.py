@@ -170,3 +170,35 @@ def test_example_configs_load(path, tmp_path):
     for m in [*cfg.mixtures, cfg.reference_weights]:  # weights files resolve beside the config
         if m.endswith(".json"):
             assert Path(m).is_absolute() and Path(m).is_file(), m
+
+
+def test_a_main_run_identical_to_the_reference_is_a_link_that_follows_changes(tmp_path):
+    """With the reference's settings, main/<reference mixture> is the reference run itself; when a
+    change makes it differ, it trains on its own; --force on a link clears only the link."""
+    same = {"scale": "tiny", "steps": 4, "batch_size": 8, "eval_every": 2}
+    path = write_config(tmp_path / "c.yaml", tmp_path / "out", rounds=1, proxy=same, main=same,
+                        mixtures=["reference", "doremi"])
+    out = run_pipeline(path)
+    natural = out / "main" / "natural" / "seed-0"
+    assert natural.is_symlink() and natural.resolve() == (out / "round-1" / "reference").resolve()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["main_runs"]["natural"] == {"seed-0": "main/natural/seed-0"}
+    assert "natural (reference)" in (out / "report" / "report.md").read_text()
+
+    run_pipeline(path, force=["natural"])  # clears the link only; it is made again
+    assert natural.is_symlink()
+
+    write_config(path, tmp_path / "out", rounds=1, proxy=same, main={**same, "steps": 6},
+                 mixtures=["reference", "doremi"])
+    run_pipeline(path, force=["main"])
+    assert not natural.is_symlink()  # no longer the same model: trained on its own
+    rows = [json.loads(x) for x in open(natural / "metrics.jsonl")]
+    assert max(r["step"] for r in rows) == 6
+    assert (out / "round-1" / "reference" / "final").is_dir()  # the reference is untouched
+
+    write_config(path, tmp_path / "out", rounds=1, proxy=same, main=same,
+                 mixtures=["reference", "doremi"])
+    with pytest.raises(UserError, match=r"stage main/natural/seed-0 finished with another"):
+        run_pipeline(path)  # a run of its own is never replaced silently
+    run_pipeline(path, force=["main"])
+    assert natural.is_symlink()

@@ -15,11 +15,12 @@ class Interrupt(Exception):
     pass
 
 
-def plan(calls, settings=None, fail_at=None):
-    """data -> a -> b (b reads a's output); c reads data only."""
+def plan(calls, settings=None, fail_at=None, upgrade=None):
+    """data -> a -> b (b reads a's output, and its identity holds a's result, as a main run's
+    holds the weights a proxy produced); c reads data only."""
     settings = settings or {}
 
-    def stage(name, deps=()):
+    def stage(name, deps=(), identity=None):
         def run(folder):
             if name == fail_at:
                 raise Interrupt(name)
@@ -27,18 +28,19 @@ def plan(calls, settings=None, fail_at=None):
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "out.txt").write_text(f"{name} {settings.get(name, 0)}")
 
-        return Stage(name, {"setting": settings.get(name, 0)}, run, deps=deps)
+        identity = identity or {"setting": settings.get(name, 0)}
+        return Stage(name, identity, run, deps=deps, upgrade=upgrade)
 
     yield stage("data")
-    yield stage("a", ("data",))
-    yield stage("b", ("data", "a"))
+    a = yield stage("a", ("data",))
+    yield stage("b", ("data", "a"), {"setting": 0, "from_a": a.joinpath("out.txt").read_text()})
     yield stage("c", ("data",))
     return "done"
 
 
 def drive(tmp_path, force=(), **kw):
     calls = []
-    result = Runner(tmp_path, ONE, force).drive(plan(calls, **kw))
+    result = Runner(tmp_path, ONE, force, ["data", "a", "b", "c"]).drive(plan(calls, **kw))
     assert result == "done"
     return calls
 
@@ -53,11 +55,13 @@ def test_complete_stages_are_skipped(tmp_path):
 
 def test_a_changed_complete_stage_is_refused_then_forced_with_its_dependants(tmp_path):
     drive(tmp_path)
+    assert StageRecord.read(tmp_path / "b").config["from_a"] == "a 0"
     with pytest.raises(UserError, match=r"stage a finished with another configuration "
                        r"\(setting: 0 -> 1\); rerun with --force a"):
         drive(tmp_path, settings={"a": 1})
-    # b depends on a and is redone; c does not and is kept.
+    # b depends on a and is redone (its identity changed with a's output: not refused); c is kept.
     assert drive(tmp_path, force=["a"], settings={"a": 1}) == ["a", "b"]
+    assert StageRecord.read(tmp_path / "b").config["from_a"] == "a 1"
     assert not (tmp_path / FORCE_RECORD).exists()
     assert drive(tmp_path, settings={"a": 1}) == []
 
@@ -89,6 +93,28 @@ def test_an_incomplete_stage_with_the_same_configuration_resumes_in_place(tmp_pa
     (tmp_path / "b" / "partial").write_text("a checkpoint")
     assert drive(tmp_path) == ["b", "c"]
     assert (tmp_path / "b" / "partial").is_file()  # resumed, not wiped
+
+
+def test_records_of_mixtune_0_1_are_upgraded_not_refused(tmp_path):
+    """0.1 wrote no run ids or inputs and named settings differently: the stage's `upgrade`
+    turns its recorded identity into today's, and a finished stage stays finished."""
+    drive(tmp_path)
+    for name in ("data", "a", "b", "c"):
+        rec = StageRecord.read(tmp_path / name)
+        old = {**rec.config, "old_name": rec.config["setting"]}
+        del old["setting"]
+        StageRecord(name, "0.1-hash", old, True).write(tmp_path / name)
+
+    def upgrade(old):
+        new = {**old, "setting": old["old_name"]}
+        del new["old_name"]
+        return new
+
+    calls = []
+    Runner(tmp_path, ONE, (), ["data", "a", "b", "c"]).drive(plan(calls, upgrade=upgrade))
+    assert calls == []
+    assert StageRecord.read(tmp_path / "b").inputs is not None  # rewritten in today's form
+    assert drive(tmp_path) == []
 
 
 def test_force_patterns():
