@@ -36,10 +36,10 @@ from mixtune.schema import at_least, in_range, nonempty, positive, section, sett
 
 @dataclass
 class PrepareOptions:
+    sources: list[str]
+    """Folders (SOURCE/<domain>/..., optionally with train/ and validation/) or files."""
     out: str
     """Dataset folder to write (atomically: it is absent or complete)."""
-    sources: list[str] = setting(factory=list)
-    """Folders (SOURCE/<domain>/..., optionally with train/ and validation/) or files."""
     text_field: str = "text"
     """Dotted path of the text in each record."""
     domain_field: str | None = None
@@ -283,13 +283,13 @@ class DataConfig:
     synthetic: SyntheticConfig | None = None
     """Generated domains with exactly known loss floors."""
     prepare: PrepareOptions = setting(
-        factory=lambda: PrepareOptions(out="-"),
+        factory=lambda: PrepareOptions(sources=[], out="-"),
         owned={
             "sources": "set data.sources",
             "out": "the dataset is written to OUTPUT/data/dataset",
             "overwrite": "redo the data stage with --force data",
         },
-        fixed={"out": "-"},
+        fixed={"sources": [], "out": "-"},
     )
     """Options of mixtune prepare for `sources` (text_field, domain_field, vocab_size, seq_len, ...)."""
 

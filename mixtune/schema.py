@@ -516,7 +516,8 @@ def add_flags(
             kw["type"] = _flag_type(args[0])
         else:
             kw["type"] = _flag_type(leaf.type)
-            kw["metavar"] = _metavar(leaf.type)
+            if _metavar(leaf.type):
+                kw["metavar"] = _metavar(leaf.type)
         parser.add_argument(flag, **kw)
 
 
@@ -545,11 +546,12 @@ def _flag_type(tp):
     return {int: int, float: float}.get(tp, str)
 
 
-def _metavar(tp) -> str:
+def _metavar(tp) -> str | None:
+    """N for integers, X for numbers; None lets argparse name a string by its key (--out OUT)."""
     origin, args = get_origin(tp), get_args(tp)
     if origin in (Union, types.UnionType):
         tp = next(a for a in args if a is not type(None))
-    return {int: "N", float: "X"}.get(tp, "VALUE")
+    return {int: "N", float: "X"}.get(tp)
 
 
 def _show(value) -> str:
