@@ -658,7 +658,7 @@ def test_train_folder_without_validation_warns(tmp_path, caplog):
     assert "domain(s) named train" in caplog.text
 
 
-def test_forced_validation_document_takes_its_duplicates_along(tmp_path):
+def test_forced_validation_document_takes_its_duplicates_along(tmp_path, caplog):
     from mixtune.data.prepare import PrepareOptions, prepare
     from mixtune.data.store import open_dataset
 
@@ -679,3 +679,4 @@ def test_forced_validation_document_takes_its_duplicates_along(tmp_path):
     # Nothing falls under the tiny fraction, so the document closest to it moves, with its copy.
     assert m["validation"]["licenses"].documents == 2
     assert m["train"]["licenses"].documents == 2
+    assert "one domain only (licenses): there is no mixture to choose" in caplog.text

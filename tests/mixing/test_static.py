@@ -18,10 +18,11 @@ def test_natural_uniform_temperature():
     assert np.allclose(resolve_weights("temperature:1", DOMAINS, TOKENS), [0.1, 0.3, 0.6])
 
 
-def test_json_file_any_order_unnormalised_missing_excluded(tmp_path):
+def test_json_file_any_order_unnormalised_missing_excluded(tmp_path, caplog):
     f = tmp_path / "w.json"
     f.write_text(json.dumps({"c": 2, "a": 6}))
     assert np.allclose(resolve_weights(str(f), DOMAINS, TOKENS), [0.75, 0.0, 0.25])
+    assert "leaves out domain(s) b: they get weight 0" in caplog.text  # said, not silent
 
 
 def test_doremi_layout_is_read(tmp_path):

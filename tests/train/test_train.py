@@ -244,3 +244,22 @@ def test_eval_command_writes_eval_json_and_table(synthetic_dataset, reference, t
     assert all(n == 64 for n in ev["tokens"].values())
     assert ev["average"] == pytest.approx(sum(ev["log_ppl"].values()) / 5)
     assert main(["eval", str(tmp_path / "nothing")]) == 2
+
+
+def test_a_failed_start_does_not_lock_the_run_folder(synthetic_dataset, reference, tmp_path, caplog):
+    """A typo'd --reference fails before anything is recorded; the corrected command then runs.
+    A config.yaml left by an older failed start (no checkpoint) gives way to new settings."""
+    from mixtune.cli import main
+
+    args = ["doremi", "--data", str(synthetic_dataset), "--out", str(tmp_path / "p"), "--steps", "2",
+            "--batch-size", "8", "--eval-max-tokens-per-domain", "64"]
+    assert main([*args, "--reference", str(tmp_path / "typo")]) == 2
+    assert main([*args, "--reference", str(reference)]) == 0
+    assert (tmp_path / "p" / "final").is_dir()
+
+    stale = tmp_path / "q"
+    stale.mkdir()
+    (stale / "config.yaml").write_text(cfg(synthetic_dataset, stale, steps=99).to_yaml())
+    run(cfg(synthetic_dataset, stale, steps=2))
+    assert "starting again with the new settings (steps: 99 -> 2)" in caplog.text
+    assert [r["step"] for r in rows(stale)] == [1, 2]
