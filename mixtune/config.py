@@ -101,6 +101,10 @@ class OptimConfig:
     """Clip the global gradient norm to this."""
 
 
+def _tasks_problem(spec: str) -> str | None:
+    return None if [p for p in spec.split(",") if p.strip()] else "names no task"
+
+
 @dataclass
 class EvalConfig:
     every: int = setting(0, check=at_least(0))
@@ -109,6 +113,13 @@ class EvalConfig:
     """Validation tokens per domain, during and at the end of training (0 or none: all)."""
     batch_size: int = setting(8, check=at_least(1), identity=False)
     """Sequences per evaluation forward pass."""
+    tasks: str | None = setting(None, check=_tasks_problem)
+    """Downstream tasks scored at every evaluation: dataset (the dataset's generated tasks),
+    core, extended, doremi or task names, comma-separated (none: only per-domain log-ppl)."""
+    limit: int | None = setting(200, check=at_least(1))
+    """Items of each downstream task scored during training (none: all)."""
+    shots: int | None = setting(None, check=at_least(0))
+    """Few-shot examples per downstream item (none: each task's suite setting)."""
 
 
 @dataclass
@@ -212,16 +223,33 @@ def upgrade_0_1(flat: dict) -> dict:
 
 @dataclass
 class EvalOptions:
-    """mixtune eval RUN."""
+    """mixtune eval MODEL."""
 
+    tasks: str | None = None
+    """What to score: domains (per-domain validation log-ppl), core, extended, doremi, dataset
+    (the dataset's generated tasks), task names or task files, comma-separated (none: domains for a
+    run folder; downstream tasks are added to it)."""
+    limit: int | None = setting(None, check=at_least(1))
+    """Score the first N items of each task (none: all)."""
+    shots: int | None = setting(None, check=at_least(0))
+    """Few-shot examples per item (none: each task's suite setting)."""
+    out: str | None = None
+    """JSON file of the results (none: RUN/eval.json for a run folder; else only the table)."""
+    harness: Literal["mixtune", "lm-eval"] = "mixtune"
+    """Score downstream tasks with mixtune or with lm-evaluation-harness on the same local data
+    (pip install 'mixtune[lm-eval]')."""
     data: str | None = None
-    """Dataset folder (none: the one the run was trained on)."""
+    """Dataset folder for domains (none: the one the run was trained on)."""
     max_tokens_per_domain: int | None = setting(None, check=at_least(0))
     """Validation tokens per domain (0 or none: all)."""
     batch_size: int = setting(8, check=at_least(1))
-    """Sequences per forward pass."""
+    """Sequences per forward pass of the per-domain evaluation."""
+    batch_tokens: int = setting(8192, check=at_least(64))
+    """Padded context tokens per forward pass of downstream scoring (memory bound)."""
     device: str = setting("auto", check=device_problem)
     """auto, cpu, cuda or cuda:N."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """auto: bf16 autocast on a GPU that supports it, else fp32."""
 
 
 # -- run ---------------------------------------------------------------------------------------
@@ -315,6 +343,17 @@ class StageSpec:
 
 
 @dataclass
+class DownstreamConfig:
+    tasks: str | None = setting(None, check=_tasks_problem)
+    """Downstream tasks scored at every evaluation of every model, shown in the report: dataset,
+    core, extended, doremi or task names (none: per-domain log-ppl only)."""
+    limit: int | None = setting(200, check=at_least(1))
+    """Items of each task scored (none: all)."""
+    shots: int | None = setting(None, check=at_least(0))
+    """Few-shot examples per item (none: each task's suite setting)."""
+
+
+@dataclass
 class Rounds:
     until: float = setting(check=at_least(0))
     """Stop once ‖ᾱ − α_ref‖∞ < until."""
@@ -333,6 +372,7 @@ PIPELINE_OWNED = {
         ("scale", "steps", "batch_size", "eval_every"),
         "set it per model in proxy: and main:",
     ),
+    **dict.fromkeys(("eval_tasks", "eval_limit", "eval_shots"), "set it in the eval: section"),
 }
 
 
@@ -370,6 +410,8 @@ class RunConfig:
         fixed={"reference": "-"},
     )
     """The DoReMi proxy: eta, smoothing, loss_normalization, proxy_sampling."""
+    eval: DownstreamConfig = setting(factory=DownstreamConfig)
+    """Downstream tasks scored while training (tasks, limit, shots)."""
     train: TrainConfig = setting(
         factory=lambda: TrainConfig(data="-", out="-", steps=1),
         owned=PIPELINE_OWNED,

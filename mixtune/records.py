@@ -178,20 +178,23 @@ class EvalResult:
 
 @dataclass
 class EvalFile:
-    """RUN/eval.json: the final evaluation (`step` when written by training, not by mixtune eval)."""
+    """RUN/eval.json: the final evaluation (`step` when written by training, not by mixtune eval),
+    with the downstream results under "downstream" when tasks were scored."""
 
     result: EvalResult
     split: str = "validation"
     step: int | None = None
     dataset: str | None = None
     max_tokens_per_domain: int | None = None
+    downstream: dict | None = None
 
     def to_json(self) -> dict:
         head: dict[str, Any] = {} if self.step is None else {"step": self.step}
         head["split"] = self.split
         if self.dataset is not None:
             head.update(dataset=self.dataset, max_tokens_per_domain=self.max_tokens_per_domain)
-        return {**head, **self.result.to_json()}
+        body = {**head, **self.result.to_json()}
+        return body if self.downstream is None else {**body, "downstream": self.downstream}
 
     @classmethod
     def from_json(cls, obj: dict) -> EvalFile:
@@ -201,6 +204,7 @@ class EvalFile:
             step=_int(obj.get("step")),
             dataset=obj.get("dataset"),
             max_tokens_per_domain=obj.get("max_tokens_per_domain"),
+            downstream=obj.get("downstream") if isinstance(obj.get("downstream"), dict) else None,
         )
 
 
@@ -243,12 +247,15 @@ class EvalRow:
     tokens: int
     """Training tokens seen at this evaluation."""
     result: EvalResult
+    downstream: dict | None = None
+    """DownstreamResult.to_json() when downstream tasks are scored in training."""
 
     def to_json(self) -> dict:
         # `tokens` is the training position, as in train rows; the scored tokens are eval_tokens.
         body = self.result.to_json()
-        return {"kind": "eval", "step": self.step, **body, "eval_tokens": body["tokens"],
-                "tokens": self.tokens}
+        row = {"kind": "eval", "step": self.step, **body, "eval_tokens": body["tokens"],
+               "tokens": self.tokens}
+        return row if self.downstream is None else {**row, "downstream": self.downstream}
 
 
 @dataclass
@@ -259,6 +266,8 @@ class Metrics:
     """Per step: mean_loss (loss for rows written before mean_loss existed)."""
     eval_average: dict[int, float] = field(default_factory=dict)
     evals: dict[int, EvalResult] = field(default_factory=dict)
+    downstream: dict[int, DownstreamResult] = field(default_factory=dict)
+    """Step -> downstream results, for runs that scored tasks while training."""
     last_step: int = 0
 
     @classmethod
@@ -279,6 +288,8 @@ class Metrics:
                     m.eval_average[step] = result.average
                 if row.get("log_ppl") is not None:
                     m.evals[step] = result
+                if isinstance(row.get("downstream"), dict):
+                    m.downstream[step] = DownstreamResult.from_json(row["downstream"])
         return m
 
 
@@ -352,3 +363,63 @@ class RunSummary:
             rounds=[RoundRecord.from_json(r, i) for i, r in enumerate(rounds) if isinstance(r, dict)],
             loss_floor=obj.get("loss_floor") or None,
         )
+
+
+# -- downstream tasks --------------------------------------------------------------------------
+
+
+@dataclass
+class TaskResult:
+    """One entry of a downstream evaluation (means over its items)."""
+
+    name: str
+    """The entry (DCLM's name where it is one of its tasks)."""
+    task: str
+    format: str
+    shots: int
+    n: int
+    acc: float | None = None
+    acc_norm: float | None = None
+    acc_per_token: float | None = None
+    acc_centered: float | None = None
+    """(primary − random baseline) / (1 − random baseline)."""
+    primary: str = "acc"
+    """Which accuracy is centred (DCLM's choice for the format)."""
+    bpb: float | None = None
+    gold_prob: float | None = None
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> TaskResult:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in obj.items() if k in known})
+
+
+@dataclass
+class DownstreamResult:
+    """Every entry's metrics and the suite scores (`aggregates`: name -> Aggregate.to_json())."""
+
+    tasks: dict[str, TaskResult]
+    aggregates: dict[str, dict]
+    limit: int | None = None
+
+    @property
+    def mean_bpb(self) -> float | None:
+        values = [t.bpb for t in self.tasks.values() if t.bpb is not None]
+        return sum(values) / len(values) if values else None
+
+    def to_json(self) -> dict:
+        return {
+            "tasks": {n: t.to_json() for n, t in self.tasks.items()},
+            "aggregates": self.aggregates,
+            "mean_bpb": self.mean_bpb,
+            "limit": self.limit,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict) -> DownstreamResult:
+        tasks = {n: TaskResult.from_json(t) for n, t in _dict(obj.get("tasks")).items()
+                 if isinstance(t, dict)}
+        return cls(tasks, _dict(obj.get("aggregates")), obj.get("limit"))

@@ -48,6 +48,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from mixtune.data import store
 from mixtune.data.tokenizer import save_tokenizer
 from mixtune.errors import UserError
+from mixtune.eval.generated import write_generated_tasks
 from mixtune.io import staged_dir, write_json_atomic
 from mixtune.records import Manifest, TokenizerInfo
 
@@ -442,6 +443,9 @@ def write_dataset(
             disjoint,
         )
         write_json_atomic(staged / store.MANIFEST, manifest.to_json())
+        validation = {d: np.fromfile(staged / "validation" / f"{d}.bin", dtype=manifest.dtype)
+                      for d in manifest.domains}
+        write_generated_tasks(staged, validation, eos_id=manifest.tokenizer.eos_id)
     return out
 
 

@@ -9,7 +9,6 @@ Log-ppl is the token-weighted mean loss within a domain; the summary adds their 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -94,69 +93,3 @@ def format_table(result: EvalResult, floors: dict | None = None) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def evaluate_run(
-    run, *, data=None, max_tokens_per_domain=None, batch_size=8, device="auto"
-) -> EvalResult:
-    """`mixtune eval`: evaluate a run's `final/` model; write `eval.json` beside it; print a table."""
-    import json
-
-    from mixtune import distributed
-    from mixtune.data.store import open_dataset
-    from mixtune.errors import UserError
-    from mixtune.io import write_json_atomic
-    from mixtune.model.build import final_dir, load_model, same_tokenizer
-    from mixtune.records import EvalFile
-
-    run = Path(run)
-    final = final_dir(run)
-    if final is None:
-        raise UserError(
-            f"{run}: no trained model (expected {run}/final/config.json); finish the run first."
-        )
-    run_dir = final.parent
-    data = data or _dataset_of(run, run_dir)
-    ds = open_dataset(data)
-    if not same_tokenizer(final, ds):
-        raise UserError(
-            f"{final} was trained with another tokenizer than {data}; evaluate it on its own dataset."
-        )
-    dist = distributed.setup(device)
-    model = load_model(final).to(dist.device)
-    seq_len = (
-        int(json.loads((final / "mixtune.json").read_text())["seq_len"])
-        if (final / "mixtune.json").is_file()
-        else ds.seq_len
-    )
-    result = evaluate(
-        model,
-        ds,
-        seq_len=seq_len,
-        max_tokens_per_domain=max_tokens_per_domain,
-        batch_size=batch_size,
-        device=dist.device,
-        rank=dist.rank,
-        world_size=dist.world_size,
-    )
-    if dist.is_main:
-        record = EvalFile(result, dataset=str(Path(data).resolve()),
-                          max_tokens_per_domain=max_tokens_per_domain)
-        write_json_atomic(run_dir / "eval.json", record.to_json())
-        print(format_table(result))
-    return result
-
-
-def _dataset_of(run: Path, run_dir: Path) -> str:
-    """The dataset a run was trained on, from its config.yaml."""
-    import yaml
-
-    from mixtune.errors import UserError
-
-    cfg_file = run_dir / "config.yaml"
-    if not cfg_file.is_file():
-        raise UserError(f"{run}: no config.yaml to find its dataset; pass --data DATASET.")
-    data = (yaml.safe_load(cfg_file.read_text()) or {}).get("data")
-    if not data:
-        raise UserError(f"{cfg_file}: names no dataset; pass --data DATASET.")
-    return data

@@ -58,6 +58,16 @@ def check_plan(cfg: RunConfig, force: list[str]) -> None:
                 f"{part}.batch_size {spec.batch_size} is not divisible by nproc {cfg.nproc} × "
                 f"train.grad_accum {cfg.train.grad_accum} = {parts}; the global batch must split evenly."
             )
+    if cfg.eval.tasks:  # installed now, not discovered missing after hours of training
+        from mixtune.eval.suites import locate
+
+        parts = {p.strip() for p in cfg.eval.tasks.split(",")}
+        if "dataset" in parts and cfg.data.synthetic is None:
+            raise UserError("eval.tasks: dataset names generated tasks, which only data.synthetic "
+                            "has; name installed tasks instead (mixtune tasks list).")
+        rest = ",".join(parts - {"dataset"})
+        if rest:
+            locate(rest, cfg.eval.shots, [])
     names = stage_names(cfg)
     for f in force:
         if not any(matches(f, n) for n in names):

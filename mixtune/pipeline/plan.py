@@ -79,6 +79,10 @@ class PlanContext:
             seed=self.cfg.train.seed if seed is None else seed,
             **{schema.METHOD: type(mixing).method, **schema.to_flat(mixing)},
         )
+        # The eval: section applies to every model: the reference stays identical to the main run
+        # on its mixture (and is reused for it).
+        flat.update(eval_tasks=self.cfg.eval.tasks, eval_limit=self.cfg.eval.limit,
+                    eval_shots=self.cfg.eval.shots)
         return schema.parse(TrainConfig, flat, f"stage {name}")
 
     def train_stage(self, name: str, mixing, spec: StageSpec, *, seed: int | None = None,

@@ -21,7 +21,15 @@ import numpy as np
 
 from mixtune.errors import UserError
 from mixtune.io import read_json, read_jsonl
-from mixtune.records import EvalFile, EvalResult, Metrics, RoundRecord, RunSummary, finite
+from mixtune.records import (
+    DownstreamResult,
+    EvalFile,
+    EvalResult,
+    Metrics,
+    RoundRecord,
+    RunSummary,
+    finite,
+)
 
 TOL = 1e-9  # the reference's own curve must reach its own target despite float rounding
 
@@ -52,6 +60,10 @@ class MainRun:
     eval: dict[int, float] = field(default_factory=dict)
     """Step -> average validation log-ppl."""
     problem: str | None = None
+    downstream: DownstreamResult | None = None
+    """The final downstream results, when the run scored tasks."""
+    downstream_bpb: dict[int, float] = field(default_factory=dict)
+    """Step -> mean gold bits per byte over the downstream tasks."""
 
 
 def load_run(output_dir: Path, seed: str, rel: str) -> MainRun:
@@ -73,6 +85,12 @@ def load_run(output_dir: Path, seed: str, rel: str) -> MainRun:
         return run
     run.train = dict(metrics.train_loss)
     run.eval = dict(metrics.eval_average)
+    run.downstream_bpb = {s: d.mean_bpb for s, d in metrics.downstream.items()
+                          if d.mean_bpb is not None}
+    if final.downstream is not None:
+        run.downstream = DownstreamResult.from_json(final.downstream)
+    elif metrics.downstream:
+        run.downstream = metrics.downstream[max(metrics.downstream)]
     step, run.final = _final_eval(final, metrics)
     # The pipeline's eval.json has a step, equal to the last eval row. Merging it keeps the final
     # point even when metrics.jsonl lost its tail.

@@ -19,6 +19,7 @@ import numpy as np
 
 from mixtune.io import write_bytes_atomic
 from mixtune.records import RunSummary, finite
+from mixtune.report import downstream
 from mixtune.report.collect import OutputFolder, mixture_weights
 from mixtune.report.plots import draw_plots
 from mixtune.report.tables import NONE, fmt, fmt_ms, fmt_speedup, label, md_table
@@ -40,6 +41,7 @@ def write_report(output_dir: str | os.PathLike) -> Path:
     lines += _trajectory_section(summary, folder.histories, "trajectory.png" in drawn.files)
     lines += _train_section(drawn.train_window)
     lines += _validation_section(summary, table, "per_domain.png" in drawn.files)
+    lines += downstream.section(folder.runs, names, downstream.PLOT in drawn.files)
     lines.append(HOW_TO_READ)
     path = out / "report.md"
     write_bytes_atomic(path, "\n".join(lines).encode())

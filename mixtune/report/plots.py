@@ -5,6 +5,7 @@
     train_loss.png   seed-mean training loss per mixture
     eval_avg.png     seed-mean average validation log-ppl over eval steps, with the speed-up target
     per_domain.png   per-domain validation log-ppl at the end of training, with the loss floors
+    downstream_bpb.png  mean gold bits per byte of the downstream tasks (report/downstream.py)
 
 A figure is drawn only when there is something to show, and an old one is removed otherwise.
 Figures are drawn on `matplotlib.figure.Figure` with the Agg canvas, never through pyplot: no
@@ -23,9 +24,11 @@ from matplotlib.figure import Figure
 
 from mixtune.io import write_bytes_atomic
 from mixtune.records import RoundRecord, RunSummary, finite
+from mixtune.report import downstream
 from mixtune.report.collect import OutputFolder, mean_curve, mixture_weights
 
-PLOTS = ("weights.png", "trajectory.png", "train_loss.png", "eval_avg.png", "per_domain.png")
+PLOTS = ("weights.png", "trajectory.png", "train_loss.png", "eval_avg.png", "per_domain.png",
+         downstream.PLOT)
 
 
 @dataclass
@@ -66,6 +69,8 @@ def draw_plots(out: Path, folder: OutputFolder) -> Drawn:
         rows = [r for r in table if r["seeds"]]
         floors = summary.loss_floor
         save("per_domain.png", lambda p: plot_per_domain(rows, summary.domains, floors, colors, p))
+    if downstream.draw(folder.runs, colors, out, _save):
+        drawn.files.add(downstream.PLOT)
     # A plot not drawn this time must not survive from an earlier report and show stale data.
     for stale in set(PLOTS) - drawn.files:
         (out / stale).unlink(missing_ok=True)

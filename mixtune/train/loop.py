@@ -56,6 +56,7 @@ def run(cfg: TrainConfig) -> Path:
         return run_dir.path
     amp = autocast_dtype_for(cfg.precision, dist.device)
     mixer = cfg.mixing.build(MixerContext(ds, dist.device, amp))  # checks its inputs (a reference)
+    tasks = _downstream(cfg, ds, dist, amp)  # likewise: a task not installed fails here
     run_dir.start(cfg)
 
     model = build_model(cfg.scale, ds.vocab_size, seq_len, ds.eos_id, cfg.seed).to(dist.device)
@@ -86,15 +87,16 @@ def run(cfg: TrainConfig) -> Path:
             metrics.train(row, mixer.history())
         last_step = done == cfg.steps
         if cfg.eval.every and done % cfg.eval.every == 0 and not last_step:
-            _evaluate(model, ds, seq_len, cfg, dist, amp, metrics, done, tokens)
+            _evaluate(model, ds, seq_len, cfg, dist, amp, tasks, metrics, done, tokens)
         if last_step or done % cfg.checkpoint.every == 0:
             _save(run_dir, done, tokens, model, opt, sampler, mixer, cfg.checkpoint.keep)
 
     # The last step's path (also taken by a run resumed from its final checkpoint).
-    result = _evaluate(model, ds, seq_len, cfg, dist, amp, metrics, cfg.steps, tokens)
+    result, downstream = _evaluate(model, ds, seq_len, cfg, dist, amp, tasks, metrics, cfg.steps,
+                                   tokens)
     if dist.is_main:
         metrics.close()
-        run_dir.finish(model, ds, cfg, seq_len, result, mixer.result())
+        run_dir.finish(model, ds, cfg, seq_len, result, mixer.result(), downstream)
         print(format_table(result), file=sys.stderr)
     distributed.barrier()
     return run_dir.path
@@ -134,7 +136,8 @@ def _train_row(step, lr, tokens, dt, mfu, result, counts, plan, mixer, metrics) 
     )
 
 
-def _evaluate(model, ds, seq_len, cfg, dist, amp, metrics, step, tokens):
+def _evaluate(model, ds, seq_len, cfg, dist, amp, tasks, metrics, step, tokens):
+    """Per-domain validation log-ppl, and the downstream tasks if the run scores some."""
     result = evaluate(
         model,
         ds,
@@ -146,6 +149,16 @@ def _evaluate(model, ds, seq_len, cfg, dist, amp, metrics, step, tokens):
         rank=dist.rank,
         world_size=dist.world_size,
     )
+    downstream = tasks(model).to_json() if tasks is not None else None
     if metrics is not None:
-        metrics.eval(EvalRow(step, tokens, result))
-    return result
+        metrics.eval(EvalRow(step, tokens, result, downstream))
+    return result, downstream
+
+
+def _downstream(cfg: TrainConfig, ds, dist, amp):
+    if not cfg.eval.tasks:
+        return None
+    from mixtune.eval.downstream import DuringTraining, Runtime
+
+    rt = Runtime(dist.device, amp, dist.rank, dist.world_size)
+    return DuringTraining(cfg.eval.tasks, cfg.eval.limit, cfg.eval.shots, ds, rt)

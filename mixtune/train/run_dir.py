@@ -102,10 +102,11 @@ class RunDir:
         truncate_jsonl(self.path / HISTORY, before)
 
     def finish(self, model, ds: Dataset, cfg: TrainConfig, seq_len: int, result: EvalResult,
-               proposal: np.ndarray | None) -> None:
+               proposal: np.ndarray | None, downstream: dict | None = None) -> None:
         """eval.json, domain_weights.json (a proposal), then final/ last: its presence marks the
         run complete."""
-        write_json_atomic(self.path / "eval.json", EvalFile(result, step=cfg.steps).to_json())
+        record = EvalFile(result, step=cfg.steps, downstream=downstream)
+        write_json_atomic(self.path / "eval.json", record.to_json())
         if proposal is not None:
             weights = dict(zip(ds.domains, map(float, proposal), strict=True))
             # The reference DoReMi code's layout, so its tools read it as is.

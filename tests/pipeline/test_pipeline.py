@@ -121,6 +121,10 @@ def test_demo_command_runs_end_to_end(tmp_path, capsys):
         summary["mixtures"]["natural"]["noise"] > 0.4
     )  # the demo's natural mixture is mostly noise
     assert (tmp_path / "demo" / "report" / "weights.png").stat().st_size > 0
+    # The demo scores its generated downstream tasks; the report shows them per mixture.
+    report = (tmp_path / "demo" / "report" / "report.md").read_text()
+    assert "## Downstream tasks" in report and "| continue_markov_hard |" in report
+    assert (tmp_path / "demo" / "report" / "downstream_bpb.png").stat().st_size > 0
 
 
 def test_pipeline_under_torchrun_nproc_2(tmp_path):

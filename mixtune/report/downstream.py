@@ -1,0 +1,105 @@
+"""The report's downstream section: how each mixture's models do on real (or generated) tasks.
+
+Shown when the main runs scored downstream tasks (`eval: {tasks: ...}` in the run config):
+
+    a summary per mixture    mean gold bits per byte over the tasks, and each suite's score
+                             (CORE (k/22), ...), mean ± std over seeds
+    a table per task         the task's primary accuracy and its gold bits per byte per mixture
+    downstream_bpb.png       mean gold bits per byte at every evaluation (seed mean)
+
+Accuracy of small models sits at chance on most tasks; the gold answer's bits per byte keeps
+moving with the model's quality, so it is the number that compares mixtures at small scale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from mixtune.records import DownstreamResult
+from mixtune.report.collect import MainRun, mean_curve, mean_std
+from mixtune.report.tables import fmt_ms, md_table
+
+PLOT = "downstream_bpb.png"
+
+
+def finals(runs: dict[str, list[MainRun]]) -> dict[str, list[DownstreamResult]]:
+    """Per mixture, the downstream results of its finished runs (mixtures with none left out)."""
+    out = {name: [r.downstream for r in rs if r.final is not None and r.downstream is not None]
+           for name, rs in runs.items()}
+    return {name: results for name, results in out.items() if results}
+
+
+def section(runs: dict[str, list[MainRun]], order: list[str], have_plot: bool) -> list[str]:
+    results = finals(runs)
+    if not results:
+        return []
+    names = [n for n in order if n in results]
+    lines = [
+        "## Downstream tasks",
+        "",
+        "Every mixture's main models scored on downstream tasks (mean ± std over seeds). *bpb* "
+        "is the gold answer's bits per byte, lower is better; the accuracy is each task's primary "
+        "one (DCLM's: per-token likelihood for multiple choice, exact match otherwise). Small "
+        "models sit near chance on accuracy (a centred score near 0), while bpb keeps moving with "
+        "what the model learned: compare mixtures on bpb at this scale.",
+        "",
+    ]
+    header = ["mixture", "mean gold bpb", *_suite_names(results)]
+    lines += md_table(header, [_summary_row(n, results[n]) for n in names],
+                      "l" + "r" * (len(header) - 1))
+    lines += ["", *md_table(["task", *names], _task_rows(results, names), "l" + "r" * len(names))]
+    if have_plot:
+        lines += ["", f"![Mean gold bits per byte during training]({PLOT})"]
+    return lines + [""]
+
+
+def _suite_names(results: dict[str, list[DownstreamResult]]) -> list[str]:
+    seen: dict[str, str] = {}
+    for rs in results.values():
+        for r in rs:
+            for key, agg in r.aggregates.items():
+                seen.setdefault(key, agg["name"])
+    return list(seen.values())
+
+
+def _summary_row(name: str, rs: list[DownstreamResult]) -> list[str]:
+    cells = [name, fmt_ms(*mean_std(r.mean_bpb for r in rs))]
+    keys = list(dict.fromkeys(k for r in rs for k in r.aggregates))
+    for key in keys:
+        cells.append(fmt_ms(*mean_std(r.aggregates.get(key, {}).get("value") for r in rs)))
+    return cells
+
+
+def _task_rows(results: dict[str, list[DownstreamResult]], names: list[str]) -> list[list[str]]:
+    tasks = list(dict.fromkeys(t for rs in results.values() for r in rs for t in r.tasks))
+    rows = []
+    for task in tasks:
+        cells = [task]
+        for name in names:
+            entries = [r.tasks[task] for r in results[name] if task in r.tasks]
+            acc = mean_std(getattr(e, e.primary) for e in entries)
+            bpb = mean_std(e.bpb for e in entries)
+            cells.append(f"{fmt_ms(*acc, digits=3)} / {fmt_ms(*bpb, digits=3)}")
+        rows.append(cells)
+    return rows
+
+
+def draw(runs: dict[str, list[MainRun]], colors: dict[str, str], out: Path, save) -> bool:
+    """downstream_bpb.png, when some run scored tasks at several evaluations."""
+    curves = {n: mean_curve([r.downstream_bpb for r in rs if r.final is not None])
+              for n, rs in runs.items()}
+    curves = {n: c for n, c in curves.items() if len(c[0]) > 1}
+    if not curves:
+        return False
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    for name, (steps, values) in curves.items():
+        ax.plot(steps, values, marker="o", markersize=3, label=name, color=colors[name])
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean gold bits per byte")
+    ax.set_title("Downstream tasks: mean gold bits per byte, seed mean")
+    ax.legend(fontsize="small")
+    save(fig, out / PLOT)
+    return True
