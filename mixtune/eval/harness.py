@@ -45,12 +45,13 @@ def task_yaml(name: str, path: Path, fmt: str, spec, shots: int) -> dict:
     }
     if "train" in files:
         doc["fewshot_split"] = "train"
+    metrics = ["acc", "acc_norm"] if fmt == "multiple_choice" else ["acc"]
+    doc["metric_list"] = [{"metric": m, "aggregation": "mean", "higher_is_better": True}
+                          for m in metrics]
     if fmt == "multiple_choice":
-        doc.update(doc_to_text="query", doc_to_choice="choices", doc_to_target="gold",
-                   metric_list=[{"metric": "acc"}, {"metric": "acc_norm"}])
+        doc.update(doc_to_text="query", doc_to_choice="choices", doc_to_target="gold")
     else:
-        doc.update(doc_to_text="context", doc_to_target="continuation",
-                   metric_list=[{"metric": "acc"}])
+        doc.update(doc_to_text="context", doc_to_target="continuation")
     return doc
 
 

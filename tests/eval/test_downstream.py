@@ -85,3 +85,34 @@ def test_a_missing_task_fails_before_training(synthetic_dataset, tmp_path, monke
         run(train_config(data=str(synthetic_dataset), out=str(tmp_path / "r"), steps=4,
                          batch_size=8, eval_tasks="arc_easy"))
     assert not (tmp_path / "r" / "config.yaml").exists()
+
+
+@pytest.mark.slow
+def test_eval_under_torchrun_matches_one_process(synthetic_dataset, tmp_path):
+    """Two processes split the items and sum their metrics: the same numbers as one process."""
+    import os
+    import subprocess
+    import sys
+
+    from mixtune.config import train_config
+    from mixtune.train.loop import run
+
+    out = run(train_config(data=str(synthetic_dataset), out=str(tmp_path / "r"), steps=2,
+                           batch_size=8, eval_max_tokens_per_domain=64))
+    base = [sys.executable, "-m", "mixtune", "eval", str(out), "--tasks",
+            "continue_markov_easy,complete_repeat", "--limit", "25", "--device", "cpu"]
+    one = subprocess.run([*base, "--out", str(tmp_path / "one.json")], capture_output=True,
+                         text=True)
+    assert one.returncode == 0, one.stderr[-2000:]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node", "2", *base[1:], "--out", str(tmp_path / "two.json")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = (json.loads((tmp_path / f).read_text())["downstream"]["tasks"]
+            for f in ("one.json", "two.json"))
+    for name in a:
+        assert b[name]["n"] == a[name]["n"] == 25
+        assert b[name]["acc"] == pytest.approx(a[name]["acc"], abs=1e-12)
+        assert b[name]["bpb"] == pytest.approx(a[name]["bpb"], rel=1e-6)
+    assert a["complete_repeat"]["n"] == 25
