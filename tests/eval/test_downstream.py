@@ -116,3 +116,21 @@ def test_eval_under_torchrun_matches_one_process(synthetic_dataset, tmp_path):
         assert b[name]["acc"] == pytest.approx(a[name]["acc"], abs=1e-12)
         assert b[name]["bpb"] == pytest.approx(a[name]["bpb"], rel=1e-6)
     assert a["complete_repeat"]["n"] == 25
+
+
+def test_user_schema_and_qa_files(setup, tmp_path):
+    """A user's own files in the two formats generated tasks lack: scored, with their metrics."""
+    ds, tok, model = setup
+    schema = tmp_path / "wino.jsonl"
+    schema.write_text("".join(json.dumps({"context_options": [f"t{i} t{i + 1}", f"t{i + 2} t{i}"],
+                                          "continuation": f"t{i + 3}", "gold": i % 2}) + "\n"
+                              for i in range(8)))
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"context": f"t{i} t{i + 1} t{i + 2}",
+                                      "answers": [f"t{i + 3}", f"t{i + 4}"]}) + "\n"
+                          for i in range(6)))
+    r = evaluate_tasks(model, tok, f"{schema},{qa}", Runtime(CPU), shots=1)
+    s, q = r.tasks[str(schema)], r.tasks[str(qa)]
+    assert (s.format, s.n, s.shots, q.format, q.n) == ("schema", 8, 1, "generative_qa", 6)
+    assert s.acc == s.acc_per_token  # the continuation is shared: every rule picks the same
+    assert 0 <= q.acc <= 1 and q.bpb > 0 and q.acc_norm is None
