@@ -27,7 +27,8 @@ from mixtune import schema
 from mixtune.errors import UserError
 from mixtune.mixing import MIXERS
 from mixtune.mixing.doremi import DoReMiConfig
-from mixtune.mixing.static import StaticConfig, spec_problem
+from mixtune.mixing.static import StaticConfig
+from mixtune.mixing.weights import spec_problem
 from mixtune.model.scales import scale_problem
 from mixtune.schema import at_least, in_range, nonempty, positive, section, setting
 

@@ -1,7 +1,9 @@
 """Mixture methods (the interfaces are in `base.py`). Importing this package registers the
 built-in ones: `static` and `doremi` (online), iterated DoReMi (offline)."""
 
-from mixtune.mixing import doremi, iterated_doremi, static  # noqa: F401  (registers them)
+# In this order: names are listed (help, errors, docs) in registration order, the default first.
+from mixtune.mixing import static  # noqa: I001, F401  (registers it)
+from mixtune.mixing import doremi, iterated_doremi  # noqa: F401  (register them)
 from mixtune.mixing.base import METHODS, MIXERS
 
 __all__ = ["METHODS", "MIXERS"]

@@ -10,22 +10,27 @@ Per optimizer step `t`, from statistics of the whole global batch:
     result     ᾱ = (1/T)·Σ_t α_t
 
 The update (`step`, `excess_per_domain`, `proxy_loss_weights`, `DoReMiState`) is pure arithmetic
-on numbers. `DoReMiMixer` wires it into the training step: it owns the frozen reference model,
-scores each micro-batch's excess loss, and turns α_t into the proxy's loss factors.
+on numbers. `DoReMi` applies it to per-token losses inside any training loop (the public API: the
+CLI, the transformers Trainer and a loop of your own all go through it). `DoReMiMixer` wires it into
+mixtune's training step: it owns the frozen reference model and scores each micro-batch with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
 from mixtune.errors import UserError
 from mixtune.mixing.base import MIXERS, MixerContext, OnlineMixer
-from mixtune.mixing.static import resolve_weights, spec_problem
+from mixtune.mixing.weights import resolve_weights, spec_problem
 from mixtune.schema import in_range, positive, setting
+
+if TYPE_CHECKING:
+    import torch
 
 
 def step(alpha, excess, eta: float = 1.0, smoothing: float = 1e-3):
@@ -132,6 +137,166 @@ class DoReMiState:
         )
 
 
+class DoReMi:
+    """DoReMi's domain weights inside a training loop of your own. Per optimizer step:
+
+        for x, d in micro_batches:                   # this process's share of the global batch
+            with torch.no_grad():
+                doremi.add(token_losses(proxy, x), token_losses(reference, x), d)
+        alpha = doremi.update()                      # sums over micro-batches and ranks -> α_t
+        for x, d in micro_batches:
+            doremi.loss(token_losses(proxy, x), d).backward()
+        optimizer.step(); ...
+        doremi.average                               # ᾱ: the mixture to train the large model on
+
+    The excess loss and token counts of every micro-batch are summed, and under torch.distributed
+    all-reduced, before α_t is computed: the weights depend only on the global batch, not on how it
+    is split into ranks and micro-batches (the reference code updates per rank and per micro-batch).
+    With one micro-batch, the training forward can serve as the scoring one: `add` the detached
+    losses, `update`, then `loss` the same losses.
+    """
+
+    def __init__(
+        self,
+        domains: Sequence[str],
+        *,
+        eta: float = 1.0,
+        smoothing: float = 1e-3,
+        loss_normalization: Literal["domain", "token"] = "domain",
+        sampling: np.ndarray | None = None,
+        world_size: int | None = None,
+    ):
+        """`domains`: the names, in the order of the loader's domain ids. `eta`, `smoothing`,
+        `loss_normalization`: as `mixtune doremi --help` says. `sampling`: the proxy's sampling
+        weights (default uniform; used by the "token" normalization only). `world_size`: the
+        data-parallel processes averaging gradients (default: torch.distributed's, else 1)."""
+        k = len(domains)
+        if k == 0:
+            raise ValueError("DoReMi needs at least one domain")
+        self.domains = list(domains)
+        self.eta, self.smoothing, self.loss_normalization = eta, smoothing, loss_normalization
+        if loss_normalization not in ("domain", "token"):
+            raise ValueError(f"loss_normalization {loss_normalization!r}: domain or token")
+        self.sampling = np.full(k, 1.0 / k) if sampling is None else np.asarray(sampling, np.float64)
+        self.state = DoReMiState.uniform(k)
+        self._world_size = world_size
+        self._excess = self._tokens = None  # this step's sums, before update()
+        self.factors: torch.Tensor | None = None
+        """[k] float64 per-domain loss factors of the current step (see `proxy_loss_weights`)."""
+
+    @property
+    def weights(self) -> np.ndarray:
+        """α_t: the current domain weights (uniform before the first update)."""
+        return self.state.alpha.copy()
+
+    @property
+    def average(self) -> np.ndarray:
+        """ᾱ = (1/T)·Σ_t α_t: DoReMi's result."""
+        return self.state.average
+
+    @property
+    def excess(self) -> np.ndarray:
+        """λ_t: the last step's mean clipped excess loss per domain."""
+        return self.state.last_excess.copy()
+
+    @property
+    def steps(self) -> int:
+        return self.state.steps
+
+    def add(self, losses, ref_losses, domain_ids, mask=None) -> None:
+        """Score one micro-batch: `losses` and `ref_losses` [b, T] per-token losses of the proxy
+        and the reference on the same tokens, `domain_ids` [b], `mask` [b, T] (optional: 1 for
+        target tokens, 0 for padding)."""
+        excess, counts = excess_sums(losses.detach(), ref_losses, domain_ids, len(self.domains), mask)
+        if self._excess is None:
+            self._excess, self._tokens = excess, counts
+        else:
+            self._excess += excess.to(self._excess.device)
+            self._tokens += counts.to(self._tokens.device)
+
+    def update(self) -> np.ndarray:
+        """α_t from everything `add`ed since the last update, summed over all ranks (one
+        all-reduce); sets the loss factors. Call once per optimizer step, on every rank."""
+        import torch
+
+        from mixtune.distributed import all_reduce_sum
+
+        if self._excess is None:
+            raise RuntimeError("DoReMi.update(): no micro-batch was added since the last update")
+        stats = torch.cat([self._excess, self._tokens])
+        all_reduce_sum(stats)
+        k = len(self.domains)
+        self._excess = self._tokens = None
+        return self.update_from_sums(stats[:k], stats[k:])
+
+    def update_from_sums(self, excess_sums, token_counts) -> np.ndarray:
+        """α_t from global per-domain sums (what `update` does after its all-reduce)."""
+        import torch
+
+        counts = torch.as_tensor(token_counts).detach().cpu().double()
+        excess = torch.as_tensor(excess_sums).detach().cpu().double()
+        alpha = self.state.update(excess.numpy(), counts.numpy(), self.eta, self.smoothing)
+        self.factors = proxy_loss_weights(
+            torch.as_tensor(alpha), counts, torch.as_tensor(self.sampling), self.loss_normalization
+        )
+        return alpha.copy()
+
+    def loss(self, losses, domain_ids, mask=None):
+        """The loss to backpropagate for one micro-batch (`losses` [b, T] with gradients).
+
+        Summed over the micro-batches of the step it is this process's share of the proxy
+        objective Σ_j f[d(j)]·ℓ_j, times the world size: data parallelism (DDP, FSDP) averages
+        gradients over ranks, and the average of world_size × shares is the global objective's
+        gradient, exactly as in one process. Do not divide it by the accumulation steps either."""
+        import torch
+
+        if self.factors is None:
+            raise RuntimeError("DoReMi.loss(): call update() first (the factors depend on the batch)")
+        f = self.factors.to(device=losses.device, dtype=torch.float32)
+        if mask is not None:
+            losses = losses * mask
+        return (losses * f[domain_ids][:, None]).sum() * self.world_size
+
+    @property
+    def world_size(self) -> int:
+        if self._world_size is not None:
+            return self._world_size
+        import torch.distributed as dist
+
+        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+    def state_dict(self) -> dict:
+        """α_t, Σα_t, T and λ_t: with them a resumed run continues the weights exactly."""
+        return self.state.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = DoReMiState.from_state_dict(state)
+        if len(self.state.alpha) != len(self.domains):
+            raise ValueError(
+                f"DoReMi state has {len(self.state.alpha)} domains, this run {len(self.domains)}"
+            )
+
+
+def excess_sums(losses, ref_losses, domain_ids, k: int, mask=None):
+    """[k] sums of the clipped excess loss max(ℓ − ℓ_ref, 0), and [k] target-token counts, by the
+    domain of each row (float64)."""
+    import torch
+
+    from mixtune.model.loss import per_domain_sum
+
+    excess = (losses - ref_losses.to(losses.device)).clamp_min(0)
+    if mask is None:
+        ones = torch.ones(losses.shape[0], dtype=torch.float64, device=losses.device)
+        counts = torch.zeros(k, dtype=torch.float64, device=losses.device).index_add_(
+            0, domain_ids, ones * losses.shape[1]
+        )
+    else:
+        mask = mask.to(losses.dtype)
+        excess = excess * mask
+        counts = per_domain_sum(mask, domain_ids, k)
+    return per_domain_sum(excess, domain_ids, k), counts
+
+
 @MIXERS.register
 @dataclass
 class DoReMiConfig:
@@ -168,9 +333,10 @@ class DoReMiMixer(OnlineMixer):
 
     def __init__(self, cfg: DoReMiConfig, ctx: MixerContext):
         ds = ctx.dataset
-        self.cfg, self.amp = cfg, ctx.autocast_dtype
+        self.amp = ctx.autocast_dtype
         self.sampling = resolve_weights(cfg.proxy_sampling, ds.domains, ds.counts("train"))
-        self.state = DoReMiState.uniform(len(ds.domains))
+        self.doremi = DoReMi(ds.domains, eta=cfg.eta, smoothing=cfg.smoothing,
+                             loss_normalization=cfg.loss_normalization, sampling=self.sampling)
         self.reference = load_reference(Path(cfg.reference), ds, ctx.device)
 
     def sampling_weights(self, step: int) -> np.ndarray:
@@ -179,37 +345,30 @@ class DoReMiMixer(OnlineMixer):
     def score(self, x, token_losses, domain_ids):
         import torch
 
-        from mixtune.model.loss import per_domain_sum
         from mixtune.model.loss import token_losses as losses_of
 
         with torch.no_grad():
             ref = losses_of(self.reference, x, self.amp)
-        excess = (token_losses - ref).clamp_min(0)
-        return per_domain_sum(excess, domain_ids, len(self.sampling))
+        return excess_sums(token_losses, ref, domain_ids, len(self.sampling))[0]
 
     def loss_factors(self, scores, token_counts):
-        import torch
-
-        counts = token_counts.cpu().double()
-        alpha = self.state.update(scores.cpu().numpy(), counts.numpy(), self.cfg.eta, self.cfg.smoothing)
-        return proxy_loss_weights(
-            torch.as_tensor(alpha), counts, torch.as_tensor(self.sampling), self.cfg.loss_normalization
-        )
+        self.doremi.update_from_sums(scores, token_counts)
+        return self.doremi.factors
 
     def metrics(self) -> dict[str, np.ndarray]:
-        return {"domain_excess": self.state.last_excess, "domain_weights": self.state.alpha}
+        return {"domain_excess": self.doremi.excess, "domain_weights": self.doremi.weights}
 
     def history(self) -> np.ndarray:
-        return self.state.alpha
+        return self.doremi.weights
 
     def result(self) -> np.ndarray:
-        return self.state.average
+        return self.doremi.average
 
     def state_dict(self) -> dict:
-        return self.state.state_dict()
+        return self.doremi.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.state = DoReMiState.from_state_dict(state)
+        self.doremi.load_state_dict(state)
 
 
 def load_reference(ref: Path, dataset, device):

@@ -16,7 +16,8 @@ import numpy as np
 
 from mixtune import schema
 from mixtune.mixing.base import METHODS, OfflineMethod, Proposal
-from mixtune.mixing.static import StaticConfig, as_dict, load_weights_file
+from mixtune.mixing.static import StaticConfig
+from mixtune.mixing.weights import as_dict, load_weights_file
 from mixtune.records import RoundRecord
 
 log = logging.getLogger(__name__)

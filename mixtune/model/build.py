@@ -51,8 +51,9 @@ def same_tokenizer(final: Path, dataset) -> bool:
     return (final / "tokenizer.json").is_file() and tokenizer_hash(final) == dataset.tokenizer_hash
 
 
-def load_model(path: Path) -> LlamaForCausalLM:
-    """Load a `final/` folder (safetensors, no custom code, no pickle)."""
+def load_model(path: str | Path) -> LlamaForCausalLM:
+    """Load a trained model: a run folder or its `final/` (safetensors, no custom code, no pickle)."""
+    path = final_dir(Path(path)) or Path(path)
     return LlamaForCausalLM.from_pretrained(
         str(path), attn_implementation="sdpa", use_safetensors=True
     )

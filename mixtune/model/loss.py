@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 import torch.nn.functional as F
 
 
-def token_losses(model, x: torch.Tensor, autocast_dtype: torch.dtype | None) -> torch.Tensor:
-    """[b, T] cross-entropy of every target token of `x` ([b, T+1] windows)."""
-    with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+def token_losses(
+    model, x: torch.Tensor, autocast_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """[b, T] cross-entropy of every target token of `x` ([b, T+1] windows) under a causal LM
+    (anything called as `model(input_ids=...)` returning `.logits`). `autocast_dtype`: run the
+    forward under autocast to it (None: as the caller's context has it)."""
+    amp = torch.autocast(x.device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
+    with amp:
         logits = model(input_ids=x[:, :-1], use_cache=False).logits
     y = x[:, 1:]
     # float32 logits for the softmax: bf16 would cost ~0.01 nats of precision on a large vocabulary.

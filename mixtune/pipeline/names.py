@@ -6,7 +6,7 @@ from __future__ import annotations
 from mixtune.config import RunConfig
 from mixtune.errors import UserError
 from mixtune.mixing import METHODS
-from mixtune.mixing.static import mixture_name
+from mixtune.mixing.weights import mixture_name
 from mixtune.pipeline.stage import matches
 
 

@@ -28,7 +28,8 @@ from mixtune.data.store import Dataset, open_dataset
 from mixtune.errors import UserError
 from mixtune.io import write_json_atomic
 from mixtune.mixing import METHODS
-from mixtune.mixing.static import StaticConfig, as_dict, mixture_name, resolve_weights
+from mixtune.mixing.static import StaticConfig
+from mixtune.mixing.weights import as_dict, mixture_name, resolve_weights
 from mixtune.pipeline.names import baseline_name
 from mixtune.pipeline.stage import Stage
 from mixtune.records import RunSummary

@@ -31,6 +31,7 @@ from mixtune.io import (
     write_json_atomic,
     write_text_atomic,
 )
+from mixtune.mixing.weights import write_weights
 from mixtune.records import EvalFile, EvalResult
 from mixtune.train import checkpoint
 
@@ -108,12 +109,7 @@ class RunDir:
         record = EvalFile(result, step=cfg.steps, downstream=downstream)
         write_json_atomic(self.path / "eval.json", record.to_json())
         if proposal is not None:
-            weights = dict(zip(ds.domains, map(float, proposal), strict=True))
-            # The reference DoReMi code's layout, so its tools read it as is.
-            write_json_atomic(
-                self.path / "domain_weights.json",
-                {"train_domain_weights": weights, "eval_domain_weights": weights},
-            )
+            write_weights(self.path / "domain_weights.json", proposal, ds.domains, layout="doremi")
         save_final(model, ds, cfg, self.path / "final", seq_len)
 
 

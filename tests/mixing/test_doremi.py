@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from mixtune.mixing.doremi import DoReMiState, excess_per_domain, proxy_loss_weights, step
+from mixtune.mixing.doremi import (
+    DoReMi,
+    DoReMiState,
+    excess_per_domain,
+    proxy_loss_weights,
+    step,
+)
 
 
 def test_step_matches_algorithm_1_by_hand():
@@ -81,3 +87,75 @@ def test_proxy_loss_token_normalisation():
 def test_proxy_loss_unknown_normalisation():
     with pytest.raises(ValueError):
         proxy_loss_weights(torch.ones(2), torch.ones(2), torch.ones(2), "bogus")
+
+
+# -- the public API: DoReMi.add / update / loss ------------------------------------------------
+
+
+def batch(seed, b=6, t=4, k=3):
+    g = torch.Generator().manual_seed(seed)
+    losses = torch.rand(b, t, generator=g) * 3
+    ref = torch.rand(b, t, generator=g) * 3
+    dom = torch.randint(0, k, (b,), generator=g)
+    return losses, ref, dom
+
+
+def test_api_step_is_algorithm_1_on_the_whole_batch():
+    losses, ref, dom = batch(0)
+    doremi = DoReMi(["a", "b", "c"])
+    # Two micro-batches of three rows: α_t must equal the update on the whole batch.
+    for rows in (slice(0, 3), slice(3, 6)):
+        doremi.add(losses[rows], ref[rows], dom[rows])
+    alpha = doremi.update()
+    excess = (losses - ref).clamp_min(0).sum(1).double()  # row sums as per_domain_sum takes them
+    lam = np.zeros(3)
+    for i in range(3):
+        n = int((dom == i).sum()) * 4
+        lam[i] = float(excess[dom == i].sum()) / n if n else 0.0
+    assert np.allclose(alpha, step(np.full(3, 1 / 3), lam), rtol=0, atol=1e-12)
+    assert np.allclose(doremi.weights, alpha) and doremi.steps == 1
+    # The loss over the micro-batches is Σ_i α_i · mean loss of domain i.
+    total = sum(doremi.loss(losses[r], dom[r]) for r in (slice(0, 3), slice(3, 6)))
+    means = [float(losses[dom == i].mean()) if (dom == i).any() else 0.0 for i in range(3)]
+    assert float(total) == pytest.approx(float(np.dot(alpha, means)), rel=1e-6)
+
+
+def test_api_mask_counts_only_target_tokens():
+    losses, ref, dom = batch(1)
+    mask = torch.ones_like(losses)
+    mask[:, 2:] = 0  # padding: must not count, whatever its losses
+    masked, cut = DoReMi("abc"), DoReMi("abc")
+    masked.add(losses, ref, dom, mask)
+    cut.add(losses[:, :2], ref[:, :2], dom)
+    assert np.allclose(masked.update(), cut.update(), rtol=0, atol=1e-15)
+    assert float(masked.loss(losses, dom, mask)) == pytest.approx(float(cut.loss(losses[:, :2], dom)))
+
+
+def test_api_loss_is_scaled_for_data_parallel_averaging():
+    losses, ref, dom = batch(2)
+    one, two = DoReMi("abc", world_size=1), DoReMi("abc", world_size=2)
+    for d in (one, two):
+        d.add(losses, ref, dom)
+        d.update()
+    assert float(two.loss(losses, dom)) == pytest.approx(2 * float(one.loss(losses, dom)))
+
+
+def test_api_misuse_and_state_round_trip():
+    doremi = DoReMi("abc")
+    with pytest.raises(RuntimeError, match="call update"):
+        doremi.loss(*batch(0)[::2])
+    with pytest.raises(RuntimeError, match="no micro-batch"):
+        doremi.update()
+    for s in range(3):
+        losses, ref, dom = batch(s)
+        doremi.add(losses, ref, dom)
+        doremi.update()
+    again = DoReMi("abc")
+    again.load_state_dict(doremi.state_dict())
+    losses, ref, dom = batch(9)
+    for d in (doremi, again):
+        d.add(losses, ref, dom)
+    assert np.array_equal(doremi.update(), again.update())
+    assert np.array_equal(doremi.average, again.average)
+    with pytest.raises(ValueError, match="3 domains, this run 2"):
+        DoReMi("ab").load_state_dict(doremi.state_dict())

@@ -147,8 +147,8 @@ def test_doremi_mixer_matches_algorithm_1(setting, accum):
         return f.float()
 
     expected, expected_model = plain_step(ds, x, dom, factors)
-    assert np.allclose(mixer.state.alpha, state.alpha, rtol=0, atol=1e-12)
-    assert mixer.state.last_excess[3] == 0  # the absent domain keeps its λ (0 at the start)
+    assert np.allclose(mixer.doremi.state.alpha, state.alpha, rtol=0, atol=1e-12)
+    assert mixer.doremi.state.last_excess[3] == 0  # the absent domain keeps its λ (0 at the start)
     assert result.objective == pytest.approx(expected, rel=1e-6)
     for a, b in zip(model.parameters(), expected_model.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)

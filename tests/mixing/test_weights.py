@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mixtune.errors import UserError
-from mixtune.mixing.static import resolve_weights
+from mixtune.mixing.weights import resolve_weights
 
 DOMAINS = ["a", "b", "c"]
 TOKENS = {"a": 100, "b": 300, "c": 600}
@@ -66,3 +66,16 @@ def test_invalid_json(tmp_path):
     f.write_text("{nope")
     with pytest.raises(UserError, match="not valid JSON"):
         resolve_weights(str(f), DOMAINS, TOKENS)
+
+
+@pytest.mark.parametrize("layout", ["mixtune", "doremi"])
+def test_write_then_read_weights_in_both_layouts(tmp_path, layout):
+    from mixtune.mixing.weights import read_weights, write_weights
+
+    w = np.array([0.2, 0.5, 0.3])
+    path = write_weights(tmp_path / "w.json", w, DOMAINS, layout=layout)
+    obj = json.loads(path.read_text())
+    assert ("train_domain_weights" in obj) == (layout == "doremi")
+    assert np.allclose(read_weights(path, DOMAINS), w)
+    assert np.allclose(resolve_weights(str(path), DOMAINS, TOKENS), w)  # what --weights takes
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temp file left
