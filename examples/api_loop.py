@@ -22,7 +22,7 @@ args = p.parse_args()
 ds = mt.open_dataset(args.data)
 model = mt.build_model(args.scale, ds.vocab_size, ds.seq_len, ds.eos_id, args.seed).train()
 reference = mt.load_model(args.reference).eval().requires_grad_(False)
-optim = mt.OptimConfig()  # the paper's AdamW and schedule
+optim = mt.OptimConfig.for_scale(args.scale)  # the recipe of the scale (the paper's for tiny)
 opt = mt.build_optimizer(model, optim)
 batches = mt.DomainBatches(ds, "uniform", args.batch_size, seed=args.seed,
                            grad_accum=args.grad_accum, steps=args.steps)

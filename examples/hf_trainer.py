@@ -32,14 +32,14 @@ ds = mt.open_dataset(a.data)
 model = mt.build_model(a.scale, ds.vocab_size, ds.seq_len, ds.eos_id, a.seed)
 reference = mt.load_model(a.reference)
 world = int(os.environ.get("WORLD_SIZE", 1))
+optim = mt.OptimConfig.for_scale(a.scale)
 args = TrainingArguments(
     output_dir=a.out, max_steps=a.steps, seed=a.seed, gradient_accumulation_steps=a.grad_accum,
     per_device_train_batch_size=a.batch_size // (a.grad_accum * world),
-    max_grad_norm=mt.OptimConfig().grad_clip, save_steps=a.save_steps, logging_steps=10,
+    max_grad_norm=optim.grad_clip, save_steps=a.save_steps, logging_steps=10,
     report_to="none", use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(),
     ddp_find_unused_parameters=False,
 )
-optim = mt.OptimConfig()
 opt = mt.build_optimizer(model, optim)
 schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: mt.lr_at(s, optim, a.steps) / optim.lr)
 trainer = DoReMiTrainer(model=model, args=args, reference_model=reference, train_dataset=ds,

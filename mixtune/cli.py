@@ -73,16 +73,48 @@ def cmd_eval(args) -> int:
 
 
 def cmd_scales(args) -> int:
-    from mixtune.model.scales import SCALES, count_params
+    from mixtune.model.scales import (
+        PUBLISHED,
+        SCALES,
+        count_params,
+        h100_hours,
+        token_budget,
+        training_flops,
+    )
 
-    print(f"{'scale':<7} {'layers':>6} {'d_model':>7} {'heads':>5} {'ffn':>6} {'params':>14} "
-          f"{'non-embedding':>14}  note")
+    v, mult, mfu = args.vocab_size, args.chinchilla_multiplier, args.mfu
+    print(f"{'scale':<10} {'layers':>6} {'d_model':>7} {'heads':>5} {'ffn':>6} {'params':>14} "
+          f"{'non-embedding':>14}  {'lr':>6} {'wd':>5} {'β2':>4} {'batch':>5} {'warm-up':>7} "
+          f"{'decay':<11} {'z-loss':>6}  note")
     for name, s in SCALES.items():
-        total, body = count_params(name, args.vocab_size)
-        print(f"{name:<7} {s.layers:>6} {s.d_model:>7} {s.heads:>5} {s.ffn:>6} {total:>14,} "
-              f"{body:>14,}  {s.note}")
-    print(f"(params at vocabulary {args.vocab_size}; embeddings are tied)")
+        total, body = count_params(name, v)
+        r = s.recipe
+        warmup = f"{r.warmup_steps}" if r.warmup_steps is not None else f"{r.warmup_fraction:.0%}"
+        print(f"{name:<10} {s.layers:>6} {s.d_model:>7} {s.heads:>5} {s.ffn:>6} {total:>14,} "
+              f"{body:>14,}  {r.lr:>6g} {r.weight_decay:>5g} {r.beta2:>4g} {r.batch_size:>5} "
+              f"{warmup:>7} {r.schedule:<11} {r.z_loss:>6g}  {s.note}")
+    print(f"\nBudget at {mult:g}x (20 tokens per parameter × {mult:g}), sequences of {args.seq_len}, "
+          f"vocabulary {v:,}; H100-hours at {mfu:.0%} MFU of 989 TFLOP/s (bf16 dense):")
+    print(f"{'scale':<10} {'params':>14} {'tokens':>17} {'FLOPs':>9} {'H100-h':>9}   "
+          f"DCLM published at 1x: params, tokens, H100-h")
+    for name in SCALES:
+        total, _ = count_params(name, v)
+        tokens = token_budget(name, v, mult)
+        flops = training_flops(name, v, tokens, args.seq_len)
+        pub = PUBLISHED.get(name)
+        theirs = ""
+        if pub is not None:
+            hours = f"{pub.h100_hours:g}" if pub.h100_hours is not None else "—"
+            theirs = f"{pub.name}: {pub.params:,}, {pub.tokens:,}, {hours}"
+        print(f"{name:<10} {total:>14,} {tokens:>17,} {flops:>9.2e} {_hours(h100_hours(flops, mfu)):>9}   "
+              f"{theirs}")
+    print("(embeddings: tied for the DoReMi scales, untied for dclm-*, counted twice as DCLM does; "
+          "compare with DCLM at --vocab-size 50432)")
     return 0
+
+
+def _hours(h: float) -> str:
+    return f"{h:,.0f}" if h >= 10 else f"{h:.2g}"
 
 
 def cmd_run(args) -> int:
@@ -104,6 +136,23 @@ def cmd_report(args) -> int:
     from mixtune.report import write_report
 
     print(f"report: {write_report(args.output)}")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from mixtune.leaderboard.write import leaderboard_text
+
+    text, notes = leaderboard_text([Path(p) for p in args.paths], args.format, tasks=args.tasks,
+                                   proxies=args.proxies)
+    if args.out:
+        from mixtune.io import write_text_atomic
+
+        write_text_atomic(Path(args.out), text)
+        print(f"leaderboard: {args.out}")
+    else:
+        sys.stdout.write(text)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 
@@ -198,7 +247,14 @@ def _step_commands(command) -> None:
 
     p = command("scales", "list the named model scales", cmd_scales)
     p.add_argument("--vocab-size", type=int, default=8192,
-                   help="vocabulary the parameter counts are computed at (default: 8192)")
+                   help="vocabulary the parameter counts are computed at (default: 8192; DCLM's "
+                   "is 50432)")
+    p.add_argument("--chinchilla-multiplier", type=float, default=1.0,
+                   help="token budget: 20 tokens per parameter × this (default: 1)")
+    p.add_argument("--seq-len", type=int, default=2048,
+                   help="sequence length for the attention FLOPs (default: 2048)")
+    p.add_argument("--mfu", type=float, default=0.4,
+                   help="model FLOPs utilisation assumed for the H100-hours (default: 0.4)")
 
 
 def _chain_commands(command) -> None:
@@ -223,6 +279,15 @@ def _chain_commands(command) -> None:
     p = command("report", "(re)write OUTPUT/report/ from a finished or partial run", cmd_report,
                 "interrupted; the report is written atomically, rerun to write it.")
     p.add_argument("output", help="output folder of mixtune run")
+
+    p = command("leaderboard", "rank the evaluated models under folders: CORE, mean BPB, log-ppl; "
+                "each row linked to its model and dataset records", cmd_leaderboard)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="folders holding runs (searched below)")
+    p.add_argument("--format", choices=["md", "csv", "html"], default="md",
+                   help="md (a Markdown table), csv, or html (one self-contained page) (default: md)")
+    p.add_argument("--out", help="write to this file (default: standard output)")
+    p.add_argument("--tasks", action="store_true", help="a column per downstream task (default: off)")
+    p.add_argument("--proxies", action="store_true", help="list DoReMi proxies too (default: off)")
 
     command("config", "every key of a mixtune run YAML file, with its type, default and meaning",
             cmd_config)

@@ -17,7 +17,7 @@ name (`lr`, `eval_every`); inside, `cfg.optim.lr`, `cfg.eval.every`. This module
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +29,7 @@ from mixtune.mixing import MIXERS
 from mixtune.mixing.doremi import DoReMiConfig
 from mixtune.mixing.static import StaticConfig
 from mixtune.mixing.weights import spec_problem
-from mixtune.model.scales import scale_problem
+from mixtune.model.scales import get_scale, scale_problem, steps_for_budget
 from mixtune.schema import at_least, in_range, nonempty, positive, section, setting
 
 # -- prepare -----------------------------------------------------------------------------------
@@ -86,20 +86,56 @@ class PrepareOptions:
 
 @dataclass
 class OptimConfig:
-    lr: float = setting(1e-3, check=positive)
-    """Peak learning rate (the paper: 1e-3)."""
-    final_lr_ratio: float = setting(0.1, check=in_range(0, 1, lo_open=True))
-    """The exponential decay ends at lr × this (the paper: 1e-4 from 1e-3)."""
-    warmup_fraction: float = setting(0.06, check=in_range(0, 1, hi_open=True))
-    """Linear warm-up over this fraction of the steps (the paper: 6%)."""
-    weight_decay: float = setting(0.01, check=at_least(0))
-    """AdamW weight decay, not applied to norms (the paper: 0.01)."""
+    """AdamW and the learning-rate schedule. A setting left at none takes the value of the scale's
+    recipe (`mixtune scales`): DoReMi's for its scales, DCLM's for the dclm-* scales."""
+
+    lr: float | None = setting(None, check=positive)
+    """Peak learning rate (none: the scale's recipe; DoReMi 1e-3, DCLM 3e-3 or 2e-3)."""
+    schedule: Literal["exponential", "cosine"] | None = None
+    """Decay after the warm-up (none: the scale's recipe; DoReMi exponential, DCLM cosine)."""
+    final_lr_ratio: float | None = setting(None, check=in_range(0, 1, lo_open=True))
+    """The decay ends at lr × this (none: the scale's recipe; DoReMi 0.1, DCLM 3e-5 / lr)."""
+    warmup_fraction: float | None = setting(None, check=in_range(0, 1, hi_open=True))
+    """Linear warm-up over this fraction of the steps (none: the scale's recipe; DoReMi 6%)."""
+    warmup_steps: int | None = setting(None, check=at_least(0))
+    """Linear warm-up over this many steps, instead of a fraction (none: the scale's recipe;
+    DCLM's GPU scales 2000 or 5000)."""
+    weight_decay: float | None = setting(None, check=at_least(0))
+    """AdamW weight decay, not applied to norms (none: the scale's recipe; DoReMi 0.01, DCLM 0.033
+    or 0.05)."""
     beta1: float = setting(0.9, check=in_range(0, 1, hi_open=True))
     """AdamW β1."""
-    beta2: float = setting(0.99, check=in_range(0, 1, hi_open=True))
-    """AdamW β2 (the paper: 0.99)."""
+    beta2: float | None = setting(None, check=in_range(0, 1, hi_open=True))
+    """AdamW β2 (none: the scale's recipe; DoReMi 0.99, DCLM 0.95)."""
     grad_clip: float = setting(1.0, check=positive)
     """Clip the global gradient norm to this."""
+    z_loss: float | None = setting(None, check=at_least(0))
+    """Weight of the z-loss, mean log²Z of the softmax normaliser, added to the training loss
+    (none: the scale's recipe; DoReMi 0, DCLM 1e-4 or 5e-6)."""
+
+    def resolve(self, scale: str) -> OptimConfig:
+        """Every none filled from `scale`'s recipe. A warm-up given either way replaces the
+        recipe's warm-up as a whole."""
+        r = get_scale(scale).recipe
+        given_warmup = self.warmup_fraction is not None or self.warmup_steps is not None
+        pick = lambda mine, recipe: recipe if mine is None else mine  # noqa: E731
+        return replace(
+            self,
+            lr=pick(self.lr, r.lr),
+            schedule=pick(self.schedule, r.schedule),
+            # DCLM's cool-down is an absolute 3e-5: with the recipe's lr, the recipe's ratio.
+            final_lr_ratio=pick(self.final_lr_ratio, r.final_lr_ratio),
+            warmup_fraction=self.warmup_fraction if given_warmup else r.warmup_fraction,
+            warmup_steps=self.warmup_steps if given_warmup else r.warmup_steps,
+            weight_decay=pick(self.weight_decay, r.weight_decay),
+            beta2=pick(self.beta2, r.beta2),
+            z_loss=pick(self.z_loss, r.z_loss),
+        )
+
+    @classmethod
+    def for_scale(cls, scale: str = "tiny") -> OptimConfig:
+        """The recipe of `scale`, every setting filled (DoReMi's for tiny ... 8B)."""
+        return cls().resolve(scale)
 
 
 def _tasks_problem(spec: str) -> str | None:
@@ -165,12 +201,15 @@ class TrainConfig:
     """Prepared dataset folder (mixtune prepare)."""
     out: str = setting(identity=False)
     """Run folder: config.yaml, metrics.jsonl, checkpoints/step-N/, final/ (rerunning continues it)."""
-    steps: int = setting(check=at_least(1))
-    """Optimizer steps."""
+    steps: int | None = setting(None, check=at_least(1))
+    """Optimizer steps (none: the token budget, 20 tokens per parameter × chinchilla_multiplier)."""
+    chinchilla_multiplier: float = setting(1.0, check=positive)
+    """With steps none: train on this many times the Chinchilla-optimal tokens (DCLM's 1x, 2x)."""
     scale: str = setting("tiny", check=scale_problem)
-    """Model scale (see mixtune scales)."""
-    batch_size: int = setting(32, check=at_least(1))
-    """Global batch in sequences, whatever the number of processes and micro-batches."""
+    """Model scale and its recipe (see mixtune scales)."""
+    batch_size: int | None = setting(None, check=at_least(1))
+    """Global batch in sequences, whatever the number of processes and micro-batches (none: the
+    scale's recipe; 32, DCLM's GPU scales 256 to 2048)."""
     seq_len: int | None = setting(None, check=at_least(1))
     """Tokens per sequence (none: the dataset's)."""
     grad_accum: int = setting(1, check=at_least(1))
@@ -181,15 +220,32 @@ class TrainConfig:
     """auto: bf16 autocast on a GPU that supports it, else fp32."""
     device: str = setting("auto", check=device_problem, identity=False)
     """auto, cpu, cuda or cuda:N (under torchrun each process takes cuda:LOCAL_RANK)."""
+    parallelism: Literal["auto", "ddp", "fsdp"] = setting("auto", identity=False)
+    """How N processes share the model: ddp replicates it; fsdp (FSDP2) shards parameters,
+    gradients and AdamW state, with sharded checkpoints. auto: fsdp when the fp32 training state
+    (~16 bytes per parameter) would fill over half of a device's memory, else ddp. One process
+    always trains the plain model."""
     mixing: Any = section(StaticConfig, variants=MIXERS)
     optim: OptimConfig = section(OptimConfig)
     eval: EvalConfig = section(EvalConfig, prefix="eval")
     checkpoint: CheckpointConfig = section(CheckpointConfig, prefix="checkpoint")
     log: LogConfig = section(LogConfig)
 
+    def resolved(self, vocab_size: int | None = None, seq_len: int | None = None) -> TrainConfig:
+        """Every none the scale's recipe decides filled in: the optimizer settings, the batch, and
+        with the dataset's vocabulary and sequence length, the steps of the token budget."""
+        recipe = get_scale(self.scale).recipe
+        batch = self.batch_size or recipe.batch_size
+        steps = self.steps
+        if steps is None and vocab_size is not None and seq_len is not None:
+            steps = steps_for_budget(self.scale, vocab_size, self.chinchilla_multiplier, batch,
+                                     self.seq_len or seq_len)
+        return replace(self, optim=self.optim.resolve(self.scale), batch_size=batch, steps=steps)
+
     def identity(self) -> dict:
-        """The settings that change what is computed (a run folder refuses others)."""
-        return schema.identity(self)
+        """The settings that change what is computed (a run folder refuses others); a value the
+        recipe decides counts as that value, given or not."""
+        return schema.identity(self.resolved())
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(schema.to_flat(self), sort_keys=False)
@@ -370,7 +426,7 @@ PIPELINE_OWNED = {
         "set the mixtures with mixtures:, reference_weights: and the doremi: section",
     ),
     **dict.fromkeys(
-        ("scale", "steps", "batch_size", "eval_every"),
+        ("scale", "steps", "chinchilla_multiplier", "batch_size", "eval_every"),
         "set it per model in proxy: and main:",
     ),
     **dict.fromkeys(("eval_tasks", "eval_limit", "eval_shots"), "set it in the eval: section"),

@@ -28,7 +28,7 @@ def trainer(data, reference, out, callbacks=(), save_steps=4, **overrides):
         gradient_accumulation_steps=p["grad_accum"], save_steps=save_steps, logging_steps=1,
         report_to="none", disable_tqdm=True,
     )
-    optim = OptimConfig()
+    optim = OptimConfig.for_scale("tiny")
     opt = build_optimizer(model, optim)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, optim, p["steps"]) / optim.lr)
     return DoReMiTrainer(model=model, args=args, reference_model=load_model(reference),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from functools import cache
 
-from mixtune.model.scales import count_params, get_scale
+from mixtune.model.scales import get_scale, matmul_params
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, in FLOP/s.
 KNOWN_PEAKS = {
@@ -28,8 +28,7 @@ KNOWN_PEAKS = {
 def flops_per_token(scale: str, vocab_size: int, seq_len: int) -> float:
     """Training FLOPs per token: 6·N for the matmuls plus 12·L·d·T for attention (PaLM, appendix B)."""
     s = get_scale(scale)
-    total, _ = count_params(scale, vocab_size)
-    return 6 * total + 12 * s.layers * s.d_model * seq_len
+    return 6 * matmul_params(scale, vocab_size) + 12 * s.layers * s.d_model * seq_len
 
 
 def peak_flops(device, autocast_dtype, given_tflops: float | None = None) -> float:

@@ -1,4 +1,5 @@
-"""The training loop, the same for every mixture method, on one process or N (torchrun, DDP).
+"""The training loop, the same for every mixture method, on one process or N (torchrun; DDP
+or FSDP, `parallel.py`).
 
     mixer   = cfg.mixing.build(...)              # static weights, a DoReMi proxy, ...
     for each step:
@@ -31,8 +32,9 @@ from mixtune.mixing.base import MixerContext
 from mixtune.model.build import build_model
 from mixtune.model.flops import flops_per_token, peak_flops
 from mixtune.model.loss import autocast_dtype_for
+from mixtune.model.scales import count_params
 from mixtune.records import EvalRow, TrainRow
-from mixtune.train import checkpoint
+from mixtune.train import checkpoint, parallel
 from mixtune.train.metrics import MetricsLog
 from mixtune.train.optim import build_optimizer, lr_at, set_lr
 from mixtune.train.run_dir import RunDir
@@ -46,6 +48,9 @@ def run(cfg: TrainConfig) -> Path:
     schema.check(cfg, "train settings")
     dist = distributed.setup(cfg.device)
     ds = open_dataset(cfg.data)
+    # The scale's recipe fills what was left open (lr, batch, steps of the token budget ...): the
+    # run folder's config.yaml then says exactly what was trained.
+    cfg = cfg.resolved(ds.vocab_size, ds.seq_len)
     seq_len = cfg.seq_len or ds.seq_len
     check_layout(cfg.batch_size, dist.world_size, cfg.grad_accum)
     run_dir = RunDir(Path(cfg.out), dist)
@@ -60,12 +65,15 @@ def run(cfg: TrainConfig) -> Path:
     run_dir.start(cfg)
 
     model = build_model(cfg.scale, ds.vocab_size, seq_len, ds.eos_id, cfg.seed).to(dist.device)
+    n_params = count_params(cfg.scale, ds.vocab_size)[0]
+    # Decided on rank 0 for all: ranks that measure different memory must not differ.
+    mode = distributed.on_main(lambda: parallel.choose(cfg.parallelism, n_params, dist))
+    ddp = parallel.parallelize(model, mode, dist)  # before the optimizer: FSDP swaps in shards
     opt = build_optimizer(model, cfg.optim)
     sampler = DomainSampler(ds, mixer.sampling_weights(0), cfg.batch_size, cfg.seed, seq_len=seq_len)
-    start, tokens = _restore(run_dir, model, opt, sampler, mixer)
+    start, tokens = _restore(run_dir, model, opt, sampler, mixer, mode)
     run_dir.forget_after(start, cfg.steps)
     k, per_step = len(ds.domains), cfg.batch_size * seq_len
-    ddp = distributed.data_parallel(model, dist)
     metrics = MetricsLog(run_dir.path, cfg, ds.domains, start, per_step) if dist.is_main else None
     flops = flops_per_token(cfg.scale, ds.vocab_size, seq_len) * per_step
     peak = peak_flops(dist.device, amp, cfg.log.peak_tflops) * dist.world_size
@@ -78,7 +86,7 @@ def run(cfg: TrainConfig) -> Path:
         # Every rank holds the global plan, so global per-domain token counts need no communication.
         counts = torch.as_tensor(plan.domain_counts(k) * seq_len, dtype=torch.float64)
         result = train_step(model, ddp, batches, mixer, counts, opt, amp=amp,
-                            world_size=dist.world_size, grad_clip=cfg.optim.grad_clip)
+                            world_size=dist.world_size, grad_clip=cfg.optim.grad_clip, z_loss=cfg.optim.z_loss)
         mixer.observe(result.loss_sums, counts.numpy())
         tokens, done, dt = tokens + per_step, step + 1, time.perf_counter() - t0
         if metrics is not None:
@@ -87,27 +95,29 @@ def run(cfg: TrainConfig) -> Path:
             metrics.train(row, mixer.history())
         last_step = done == cfg.steps
         if cfg.eval.every and done % cfg.eval.every == 0 and not last_step:
-            _evaluate(model, ds, seq_len, cfg, dist, amp, tasks, metrics, done, tokens)
+            _evaluate(model, mode, ds, seq_len, cfg, dist, amp, tasks, metrics, done, tokens)
         if last_step or done % cfg.checkpoint.every == 0:
-            _save(run_dir, done, tokens, model, opt, sampler, mixer, cfg.checkpoint.keep)
+            _save(run_dir, done, tokens, model, opt, sampler, mixer, cfg.checkpoint.keep, mode)
 
     # The last step's path (also taken by a run resumed from its final checkpoint).
-    result, downstream = _evaluate(model, ds, seq_len, cfg, dist, amp, tasks, metrics, cfg.steps,
-                                   tokens)
+    result, downstream = _evaluate(model, mode, ds, seq_len, cfg, dist, amp, tasks, metrics,
+                                   cfg.steps, tokens)
+    final = parallel.full_model(model, mode, dist)  # under FSDP every rank sends its shards
     if dist.is_main:
         metrics.close()
-        run_dir.finish(model, ds, cfg, seq_len, result, mixer.result(), downstream)
+        run_dir.finish(final, ds, cfg, seq_len, result, mixer.result(), downstream)
         print(format_table(result), file=sys.stderr)
     distributed.barrier()
     return run_dir.path
 
 
-def _restore(run_dir: RunDir, model, opt, sampler, mixer) -> tuple[int, int]:
+def _restore(run_dir: RunDir, model, opt, sampler, mixer, mode) -> tuple[int, int]:
     """(step, tokens seen) of the newest checkpoint, its state loaded; (0, 0) without one."""
     ckpt = checkpoint.latest(run_dir.path)
     if ckpt is None:
         return 0, 0
-    saved = checkpoint.load(ckpt, model, opt)
+    load = checkpoint.load_sharded if mode == "fsdp" else checkpoint.load
+    saved = load(ckpt, model, opt)
     sampler.load_state_dict(saved["sampler"])
     mixer.load_state_dict(saved.get("mixer", {}))
     if run_dir.dist.is_main:
@@ -115,10 +125,13 @@ def _restore(run_dir: RunDir, model, opt, sampler, mixer) -> tuple[int, int]:
     return int(saved["step"]), int(saved["tokens"])
 
 
-def _save(run_dir: RunDir, step, tokens, model, opt, sampler, mixer, keep: int) -> None:
+def _save(run_dir: RunDir, step, tokens, model, opt, sampler, mixer, keep: int, mode) -> None:
+    state = {"step": step, "tokens": tokens, "sampler": sampler.state_dict(),
+             "mixer": mixer.state_dict()}
+    if mode == "fsdp":  # every rank writes its shards
+        checkpoint.save_sharded(run_dir.path, step, model, opt, state, keep, run_dir.dist.is_main)
+        return
     if run_dir.dist.is_main:
-        state = {"step": step, "tokens": tokens, "sampler": sampler.state_dict(),
-                 "mixer": mixer.state_dict()}
         checkpoint.save(run_dir.path, step, model, opt, state, keep=keep)
     distributed.barrier()
 
@@ -136,20 +149,22 @@ def _train_row(step, lr, tokens, dt, mfu, result, counts, plan, mixer, metrics) 
     )
 
 
-def _evaluate(model, ds, seq_len, cfg, dist, amp, tasks, metrics, step, tokens):
+def _evaluate(model, mode, ds, seq_len, cfg, dist, amp, tasks, metrics, step, tokens):
     """Per-domain validation log-ppl, and the downstream tasks if the run scores some."""
-    result = evaluate(
-        model,
-        ds,
-        seq_len=seq_len,
-        max_tokens_per_domain=cfg.eval.max_tokens_per_domain,
-        batch_size=cfg.eval.batch_size,
-        device=dist.device,
-        autocast_dtype=amp,
-        rank=dist.rank,
-        world_size=dist.world_size,
-    )
-    downstream = tasks(model).to_json() if tasks is not None else None
+    # Ranks score different shares (of windows, of items): under FSDP with gathered parameters.
+    with parallel.gathered(model, mode):
+        result = evaluate(
+            model,
+            ds,
+            seq_len=seq_len,
+            max_tokens_per_domain=cfg.eval.max_tokens_per_domain,
+            batch_size=cfg.eval.batch_size,
+            device=dist.device,
+            autocast_dtype=amp,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
+        downstream = tasks(model).to_json() if tasks is not None else None
     if metrics is not None:
         metrics.eval(EvalRow(step, tokens, result, downstream))
     return result, downstream

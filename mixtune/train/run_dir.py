@@ -31,7 +31,8 @@ from mixtune.io import (
     write_json_atomic,
     write_text_atomic,
 )
-from mixtune.mixing.weights import write_weights
+from mixtune.mixing.weights import as_dict, mixture_name, resolve_weights, write_weights
+from mixtune.provenance import dataset_uuid, eval_metrics, write_eval_record, write_model_record
 from mixtune.records import EvalFile, EvalResult
 from mixtune.train import checkpoint
 
@@ -110,7 +111,41 @@ class RunDir:
         write_json_atomic(self.path / "eval.json", record.to_json())
         if proposal is not None:
             write_weights(self.path / "domain_weights.json", proposal, ds.domains, layout="doremi")
+        model_rec = write_model_record(self.path, **model_fields(ds, cfg, seq_len, proposal))
+        write_eval_record(self.path, model_rec, step=cfg.steps, **eval_metrics(result, downstream))
         save_final(model, ds, cfg, self.path / "final", seq_len)
+
+
+def model_fields(ds: Dataset, cfg: TrainConfig, seq_len: int, proposal: np.ndarray | None) -> dict:
+    """What identifies a trained model: its dataset, scale, tokens, recipe and mixture."""
+    from mixtune.model.scales import count_params
+
+    o = cfg.optim
+    params, _ = count_params(cfg.scale, ds.vocab_size)
+    mixing = schema.to_flat(cfg.mixing)
+    if cfg.mixing.method == "static":
+        spec = cfg.mixing.weights
+        mixture = {"name": mixture_name(spec), "spec": spec,
+                   "weights": as_dict(resolve_weights(spec, ds.domains, ds.counts("train")), ds.domains)}
+    else:  # a proxy: its result is a mixture; it trained on its own sampling
+        mixture = {"name": f"{cfg.mixing.method} proxy", "spec": None,
+                   "weights": as_dict(proposal, ds.domains) if proposal is not None else None}
+    return {
+        "dataset_name": ds.path.name,
+        "dataset_uuid": dataset_uuid(ds.path),
+        "dataset_path": str(ds.path.resolve()),
+        "method": cfg.mixing.method,
+        "mixture": mixture,
+        "hyperparameters": {
+            "scale": cfg.scale, "params": params, "tokens": cfg.steps * cfg.batch_size * seq_len,
+            "steps": cfg.steps, "global_bs": cfg.batch_size, "seq_len": seq_len, "seed": cfg.seed,
+            "lr": o.lr, "wd": o.weight_decay, "beta2": o.beta2, "schedule": o.schedule,
+            "warmup": o.warmup_steps if o.warmup_steps is not None else o.warmup_fraction,
+            "cd": o.lr * o.final_lr_ratio, "z_loss": o.z_loss, "grad_clip": o.grad_clip,
+            "chinchilla_multiplier": cfg.chinchilla_multiplier,
+            "mixing": mixing,
+        },
+    }
 
 
 def save_final(model, ds: Dataset, cfg: TrainConfig, final: Path, seq_len: int) -> None:

@@ -1,9 +1,9 @@
 """One optimizer step over the global batch, with the mixture method's loss factors.
 
 Losses are sums over the global batch times per-domain factors (for a plain model 1/(B·T), so
-the loss is the batch mean), multiplied by world_size because DDP averages gradients over ranks:
-the gradient is then exactly the one-process, one-batch gradient, whatever the layout of ranks and
-micro-batches.
+the loss is the batch mean), multiplied by world_size because DDP and FSDP average gradients over
+ranks: the gradient is then exactly the one-process, one-batch gradient, whatever the layout of
+ranks and micro-batches.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from mixtune.data.sampler import DomainSampler, GlobalBatch, slot_range
 from mixtune.distributed import all_reduce_sum
 from mixtune.mixing.base import OnlineMixer
 from mixtune.model.loss import per_domain_sum, token_losses
+from mixtune.train.parallel import accumulating, as_float
 
 MicroBatch = tuple[torch.Tensor, torch.Tensor]  # [b, T+1] token windows, [b] domain ids
 
@@ -54,9 +55,18 @@ def train_step(
     amp: torch.dtype | None,
     world_size: int,
     grad_clip: float,
+    z_loss: float = 0.0,
 ) -> StepResult:
     """Forward/backward over `batches` weighted by the mixer's factors, clip, optimizer step.
-    `ddp` is `model` wrapped for data parallelism (or `model` itself on one process)."""
+    `ddp` is `model` wrapped for data parallelism (`model` itself on one process and under FSDP,
+    which shards `model` in place). `z_loss` > 0 adds z_loss × mean (log Z)² over the global
+    batch's tokens (PaLM's z-loss, in DCLM's recipe): it keeps the softmax normaliser near 1."""
+
+    def forward(net, x):
+        if z_loss:
+            return token_losses(net, x, amp, with_log_z=True)
+        return token_losses(net, x, amp), None
+
     k = len(token_counts)
     device = batches[0][0].device
     kept = None
@@ -70,9 +80,9 @@ def train_step(
         scores = torch.zeros(k, dtype=torch.float64, device=device)
         for x, dom in batches:
             with nullcontext() if single else torch.no_grad():
-                losses = token_losses(ddp if single else model, x, amp)
+                losses, log_z = forward(ddp if single else model, x)
             scores += mixer.score(x, losses.detach(), dom)
-            kept = losses if single else None
+            kept = (losses, log_z) if single else None
         all_reduce_sum(scores)
     factors = mixer.loss_factors(scores, token_counts).to(device=device, dtype=torch.float32)
 
@@ -80,9 +90,11 @@ def train_step(
     objective = torch.zeros((), dtype=torch.float64, device=device)
     for m, (x, dom) in enumerate(batches):
         sync = world_size == 1 or m == len(batches) - 1  # all-reduce gradients once, at the end
-        with nullcontext() if sync else ddp.no_sync():
-            losses = kept if kept is not None else token_losses(ddp, x, amp)
+        with nullcontext() if sync else accumulating(ddp):
+            losses, log_z = kept if kept is not None else forward(ddp, x)
             loss = (losses * factors[dom][:, None]).sum()
+            if log_z is not None:
+                loss = loss + z_loss * log_z.pow(2).sum() / token_counts.sum().item()
             (loss * world_size).backward()
         objective += loss.detach().double()
         loss_sums += per_domain_sum(losses.detach(), dom, k)
@@ -94,4 +106,4 @@ def train_step(
     logged = torch.cat([loss_sums, objective.view(1)])
     all_reduce_sum(logged)
     logged = logged.cpu().numpy()
-    return StepResult(logged[:k], float(logged[k]), float(grad_norm))
+    return StepResult(logged[:k], float(logged[k]), as_float(grad_norm))

@@ -55,7 +55,7 @@ def reference(synthetic_dataset, tmp_path_factory):
 
 
 def test_lr_schedule():
-    c = OptimConfig(lr=1e-3)
+    c = OptimConfig.for_scale("tiny")  # the paper: 1e-3, 6% warm-up, decay to a tenth
     assert lr_at(0, c, 100) == pytest.approx(1e-3 / 6)  # 6% warm-up: 6 steps
     assert lr_at(5, c, 100) == pytest.approx(1e-3)
     assert lr_at(99, c, 100) == pytest.approx(1e-4)
