@@ -37,6 +37,7 @@ from mixtune.data.tokenizer import (
 from mixtune.errors import UserError
 from mixtune.io import describe_changes, staged_dir, write_json_atomic
 from mixtune.progress import Progress
+from mixtune.provenance import write_dataset_record
 from mixtune.records import Manifest, TokenizerInfo
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def prepare(opts: PrepareOptions) -> Path:
         counts = _tokenize_all(opts, scan, tok, eos_id, dtype, staged)
         manifest = _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype)
         write_json_atomic(staged / store.MANIFEST, manifest.to_json())
+        write_dataset_record(staged, out, manifest, [str(Path(x).resolve()) for x in opts.sources])
     return out
 
 

@@ -50,6 +50,7 @@ from mixtune.data.tokenizer import save_tokenizer
 from mixtune.errors import UserError
 from mixtune.eval.generated import write_generated_tasks
 from mixtune.io import staged_dir, write_json_atomic
+from mixtune.provenance import write_dataset_record
 from mixtune.records import Manifest, TokenizerInfo
 
 
@@ -446,6 +447,7 @@ def write_dataset(
         validation = {d: np.fromfile(staged / "validation" / f"{d}.bin", dtype=manifest.dtype)
                       for d in manifest.domains}
         write_generated_tasks(staged, validation, eos_id=manifest.tokenizer.eos_id)
+        write_dataset_record(staged, out, manifest, [f"synthetic (seed {seed})"])
     return out
 
 

@@ -15,6 +15,7 @@ from mixtune import distributed
 from mixtune.config import EvalOptions
 from mixtune.errors import UserError
 from mixtune.io import write_json_atomic
+from mixtune.provenance import eval_metrics, model_record, write_eval_record
 from mixtune.records import DownstreamResult, EvalFile
 
 
@@ -43,6 +44,10 @@ def run_eval(model_path: str, opts: EvalOptions) -> dict:
         target = opts.out or (run_dir / "eval.json" if run_dir is not None else None)
         if target is not None:
             write_json_atomic(Path(target), out)
+        model_rec = model_record(run_dir) if run_dir is not None else None
+        if model_rec is not None:  # a new record: an evaluation never rewrites an earlier one
+            write_eval_record(run_dir, model_rec, tasks=opts.tasks, limit=opts.limit,
+                              **eval_metrics(EvalFile.from_json(out).result, out.get("downstream")))
         print(format_results(out))
     return out
 

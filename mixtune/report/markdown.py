@@ -42,10 +42,22 @@ def write_report(output_dir: str | os.PathLike) -> Path:
     lines += _train_section(drawn.train_window)
     lines += _validation_section(summary, table, "per_domain.png" in drawn.files)
     lines += downstream.section(folder.runs, names, downstream.PLOT in drawn.files)
+    lines += _leaderboard_section(folder.path, out)
     lines.append(HOW_TO_READ)
     path = out / "report.md"
     write_bytes_atomic(path, "\n".join(lines).encode())
     return path
+
+
+def _leaderboard_section(output: Path, report_dir: Path) -> list[str]:
+    from mixtune.leaderboard.write import write_leaderboard
+
+    table, notes = write_leaderboard(output, report_dir)
+    return ["## Leaderboard", "",
+            "The main models ranked as `mixtune leaderboard` ranks them (CORE, then mean downstream "
+            "BPB, then average log-ppl), each row joined to its model and dataset records; "
+            "`leaderboard.html` beside this file is the sortable page.", "", table,
+            *(f"- note: {n}" for n in notes), ""]
 
 
 def _intro(summary: RunSummary, output_dir: Path, table: list[dict]) -> list[str]:

@@ -1,0 +1,1 @@
+"""The leaderboard: eval records joined to their models and datasets, ranked."""

@@ -1,0 +1,253 @@
+"""Collect eval records under folders, join them to their models and datasets, rank them.
+
+Every row is one model identity: dataset, mixture, scale, tokens and recipe, all but the seed.
+Seeds of the same identity are one row with mean ± std. A model's newest evaluation counts.
+Ranking follows DCLM: CORE first (higher is better), then mean downstream bits per byte, then
+average validation log-ppl (lower is better); a row without a measure ranks after those with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mixtune.errors import UserError
+from mixtune.provenance import DATASET_RECORD, EVALS_DIR, MODEL_RECORD, read_record
+
+MEASURES = [  # key, label, better
+    ("core", "CORE", "higher"),
+    ("extended", "EXTENDED", "higher"),
+    ("mean_bpb", "mean BPB", "lower"),
+    ("avg_log_ppl", "avg log-ppl", "lower"),
+    ("worst_log_ppl", "worst log-ppl", "lower"),
+]
+
+
+@dataclass
+class Entry:
+    """One model, its newest evaluation and its dataset."""
+
+    model: dict
+    evaluation: dict
+    dataset: dict | None
+    run: Path
+
+    def measures(self) -> dict[str, float | None]:
+        e, m = self.evaluation, self.evaluation.get("eval_metrics", {})
+        return {"core": e.get("Core"), "extended": e.get("Extended"), "mean_bpb": m.get("mean_bpb"),
+                "avg_log_ppl": m.get("average_log_ppl"), "worst_log_ppl": m.get("worst_log_ppl")}
+
+    def identity(self) -> str:
+        h = {k: v for k, v in self.model["hyperparameters"].items() if k != "seed"}
+        return json.dumps([self.model.get("dataset_uuid") or self.model.get("dataset_path"),
+                           self.model["mixture"]["name"], h], sort_keys=True, default=str)
+
+
+@dataclass
+class Row:
+    entries: list[Entry] = field(default_factory=list)
+
+    @property
+    def first(self) -> Entry:
+        return self.entries[0]
+
+    def stat(self, key: str) -> dict | None:
+        values = [v for e in self.entries if (v := e.measures()[key]) is not None]
+        if not values:
+            return None
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+
+    def rank_key(self) -> tuple:
+        key = []
+        for name, _, better in MEASURES[:4:2] + MEASURES[3:4]:  # core, mean_bpb, avg_log_ppl
+            s = self.stat(name)
+            key += [s is None, 0.0 if s is None else (-s["mean"] if better == "higher" else s["mean"])]
+        return tuple(key)
+
+
+def collect(paths: list[Path], proxies: bool = False) -> tuple[list[Row], list[str]]:
+    """The ranked rows of every model under `paths`, and notes on what could not be joined."""
+    models, runs, datasets, evals, notes = {}, {}, {}, [], []
+    for root in paths:
+        root = Path(root)
+        if not root.exists():
+            raise UserError(f"{root}: no such folder; give folders holding runs or datasets.")
+        for path in sorted(root.rglob(DATASET_RECORD)):
+            rec = read_record(path)
+            datasets[rec["uuid"]] = rec
+        for path in sorted(root.rglob(MODEL_RECORD)):
+            rec = read_record(path)
+            models[rec["uuid"]] = rec
+            runs[rec["uuid"]] = path.parent
+        evals += [read_record(p) for p in sorted(root.rglob(f"{EVALS_DIR}/*.json"))]
+    newest: dict[str, dict] = {}
+    for e in evals:
+        if e.get("kind") != "eval":
+            continue
+        if e["model_uuid"] not in models:
+            notes.append(f"evaluation {e['uuid']}: its model {e['model_uuid']} is not under the "
+                         "given folders (a run trained again since, or not collected)")
+            continue
+        if e["model_uuid"] not in newest or e["creation_date"] > newest[e["model_uuid"]]["creation_date"]:
+            newest[e["model_uuid"]] = e
+    rows: dict[str, Row] = {}
+    for model_uuid, e in newest.items():
+        model = models[model_uuid]
+        if model["method"] != "static" and not proxies:
+            continue
+        ds = datasets.get(model.get("dataset_uuid")) or _dataset_at(model)
+        if ds is None:
+            notes.append(f"model {model['name']} ({model_uuid}): dataset "
+                         f"{model.get('dataset_uuid') or model.get('dataset_path')} has no record here")
+        entry = Entry(model, e, ds, runs[model_uuid])
+        rows.setdefault(entry.identity(), Row()).entries.append(entry)
+    for row in rows.values():
+        row.entries.sort(key=lambda en: en.model["hyperparameters"]["seed"])
+    return sorted(rows.values(), key=Row.rank_key), notes
+
+
+def _dataset_at(model: dict) -> dict | None:
+    """The dataset record where the model says its dataset is, if it is the same dataset."""
+    path = Path(model.get("dataset_path") or "") / DATASET_RECORD
+    if not model.get("dataset_uuid") or not path.is_file():
+        return None
+    rec = read_record(path)
+    return rec if rec["uuid"] == model["dataset_uuid"] else None
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+def _describe(row: Row) -> dict:
+    m = row.first.model
+    h = m["hyperparameters"]
+    return {"dataset": m["dataset_name"], "mixture": m["mixture"]["name"], "scale": h["scale"],
+            "tokens": h["tokens"], "seeds": ",".join(str(e.model["hyperparameters"]["seed"])
+                                                     for e in row.entries)}
+
+
+def _fmt(stat: dict | None, digits: int = 4) -> str:
+    if stat is None:
+        return "—"
+    if stat["n"] > 1:
+        return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f}"
+
+
+def to_markdown(rows: list[Row], tasks: bool = False) -> str:
+    head = ["#", "dataset", "mixture", "scale", "tokens", "seeds"] + [lab for _, lab, _ in MEASURES]
+    task_names = _task_names(rows) if tasks else []
+    head += task_names
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 6 + ["---:"] * (len(head) - 6)) + "|"]
+    for i, row in enumerate(rows, 1):
+        d = _describe(row)
+        core = _fmt(row.stat("core"))
+        if (n := row.first.evaluation.get("Core_tasks")) and core != "—":
+            core += f" ({n})"
+        cells = [str(i), d["dataset"], d["mixture"], d["scale"], f"{d['tokens']:,}", d["seeds"], core]
+        cells += [_fmt(row.stat(k), 3 if "ppl" in k else 4) for k, _, _ in MEASURES[1:]]
+        cells += [_fmt(_task_stat(row, t)) for t in task_names]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[Row], tasks: bool = False) -> str:
+    buf = io.StringIO()
+    task_names = _task_names(rows) if tasks else []
+    w = csv.writer(buf)
+    w.writerow(["rank", "dataset", "mixture", "scale", "tokens", "seeds", "n"]
+               + [f"{k}{s}" for k, _, _ in MEASURES for s in ("", "_std")] + task_names
+               + ["model_uuids", "eval_uuids", "dataset_uuid"])
+    for i, row in enumerate(rows, 1):
+        d = _describe(row)
+        stats = [row.stat(k) for k, _, _ in MEASURES]
+        w.writerow([i, d["dataset"], d["mixture"], d["scale"], d["tokens"], d["seeds"], len(row.entries)]
+                   + [x for s in stats for x in ((s["mean"], s["std"]) if s else ("", ""))]
+                   + [(s["mean"] if (s := _task_stat(row, t)) else "") for t in task_names]
+                   + [" ".join(e.model["uuid"] for e in row.entries),
+                      " ".join(e.evaluation["uuid"] for e in row.entries),
+                      row.first.model.get("dataset_uuid") or ""])
+    return buf.getvalue()
+
+
+def _task_names(rows: list[Row]) -> list[str]:
+    return sorted({t for r in rows for e in r.entries
+                   for t in e.evaluation.get("eval_metrics", {}).get("icl", {})})
+
+
+def _task_stat(row: Row, task: str) -> dict | None:
+    values = [v for e in row.entries
+              if (v := e.evaluation.get("eval_metrics", {}).get("icl", {}).get(task)) is not None]
+    if not values:
+        return None
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def to_board(rows: list[Row], title: str = "mixtune leaderboard", curves: dict | None = None) -> dict:
+    """The rows as `leaderboard.html.render_html` takes them."""
+    from datetime import datetime, timezone
+
+    columns = [{"key": "dataset", "label": "dataset", "kind": "text"},
+               {"key": "mixture", "label": "mixture", "kind": "text"},
+               {"key": "scale", "label": "scale", "kind": "text"},
+               {"key": "tokens", "label": "tokens", "kind": "int"},
+               {"key": "seeds", "label": "seeds", "kind": "text"}]
+    columns += [{"key": k, "label": lab, "kind": "number", "digits": 3 if "ppl" in k else 4,
+                 "better": better} for k, lab, better in MEASURES]
+    out_rows = []
+    for i, row in enumerate(rows):
+        values = _describe(row)
+        values.update({k: row.stat(k) for k, _, _ in MEASURES})
+        tasks = {t: s["mean"] for t in _task_names([row]) if (s := _task_stat(row, t))}
+        first = row.first
+        out_rows.append({
+            "id": f"row{i}",
+            "values": values,
+            "note": {"core": f"{first.evaluation['Core_tasks']} tasks"} if first.evaluation.get("Core_tasks") else {},
+            "weights": first.model["mixture"].get("weights") or {},
+            "tasks": tasks,
+            "links": {"model": " ".join(e.model["uuid"] for e in row.entries),
+                      "eval": " ".join(e.evaluation["uuid"] for e in row.entries),
+                      "dataset": first.model.get("dataset_uuid") or "",
+                      "runs": " ".join(str(e.run) for e in row.entries)},
+        })
+    return {"title": title, "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "columns": columns, "rows": out_rows, "curves": curves or {}}
+
+
+def curves(rows: list[Row]) -> dict:
+    """Each row's evaluations during training (metrics.jsonl eval rows), mean over its seeds:
+    CORE against training tokens where the runs scored it, else average validation log-ppl."""
+    from mixtune.io import read_jsonl
+
+    series: dict[str, dict[int, list[float]]] = {}
+    has_core = False
+    for row in rows:
+        d = _describe(row)
+        label = f"{d['mixture']} · {d['scale']}" + (f" · {d['dataset']}" if len(
+            {r.first.model['dataset_name'] for r in rows}) > 1 else "")
+        points: dict[int, list[tuple[float | None, float | None]]] = {}
+        for e in row.entries:
+            metrics = e.run / "metrics.jsonl"
+            for r in read_jsonl(metrics) if metrics.is_file() else []:
+                if r.get("kind") != "eval":
+                    continue
+                core = (((r.get("downstream") or {}).get("aggregates") or {}).get("core") or {})
+                value = core.get("value") if core.get("present") else None
+                has_core |= value is not None
+                points.setdefault(int(r["tokens"]), []).append((value, r.get("average")))
+        series[label] = points
+    pick = 0 if has_core else 1
+    out = []
+    for label, points in series.items():
+        xy = [[t, statistics.fmean(vals)] for t, pts in sorted(points.items())
+              if (vals := [p[pick] for p in pts if p[pick] is not None])]
+        if xy:
+            out.append({"label": label, "points": xy})
+    return {"metric": "CORE" if has_core else "average log-ppl", "x": "training tokens",
+            "series": out}

@@ -1,0 +1,91 @@
+"""Records link every score to its model and dataset; the leaderboard ranks and joins them."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mixtune.leaderboard.board import collect, to_markdown
+from mixtune.pipeline import run_pipeline
+from mixtune.provenance import DATASET_RECORD, MODEL_RECORD, read_record
+from tests.pipeline.test_pipeline import write_config
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A short `mixtune run`: tiny models, two mixtures, two seeds, the dataset's generated tasks."""
+    tmp = tmp_path_factory.mktemp("board")
+    cfg = write_config(tmp / "run.yaml", tmp / "out", mixtures=["reference", "doremi"], seeds=[0, 1],
+                       rounds=1, main={"scale": "tiny", "steps": 12, "batch_size": 8, "eval_every": 6},
+                       eval={"tasks": "dataset", "limit": 8})
+    return run_pipeline(cfg)
+
+
+@pytest.mark.slow
+def test_every_row_resolves_eval_model_dataset(pipeline):
+    rows, notes = collect([pipeline / "main"])
+    assert notes == []
+    assert [r.first.model["mixture"]["name"] for r in rows] and len(rows) == 2
+    dataset = read_record(pipeline / "data" / "dataset" / DATASET_RECORD) \
+        if (pipeline / "data" / "dataset" / DATASET_RECORD).is_file() else None
+    for row in rows:
+        assert len(row.entries) == 2 and [e.model["hyperparameters"]["seed"] for e in row.entries] == [0, 1]
+        for e in row.entries:
+            model = read_record(e.run / MODEL_RECORD)
+            assert e.evaluation["model_uuid"] == model["uuid"] == e.model["uuid"]
+            assert e.evaluation["dataset_uuid"] == model["dataset_uuid"] == e.dataset["uuid"]
+            assert e.dataset["kind"] == "dataset" and e.dataset["num_tokens"] > 0
+            if dataset is not None:
+                assert e.dataset["uuid"] == dataset["uuid"]
+            assert e.evaluation["eval_metrics"]["average_log_ppl"] is not None
+            assert e.evaluation["eval_metrics"]["mean_bpb"] is not None  # the generated tasks
+        assert row.stat("avg_log_ppl")["n"] == 2
+    # Ranked: no CORE here, so by mean BPB.
+    bpb = [r.stat("mean_bpb")["mean"] for r in rows]
+    assert bpb == sorted(bpb)
+    # The report ends with the same leaderboard, and its page.
+    report = (pipeline / "report" / "report.md").read_text()
+    assert "## Leaderboard" in report and to_markdown(rows).splitlines()[2].split("|")[2] in report
+    assert (pipeline / "report" / "leaderboard.html").is_file()
+
+
+@pytest.mark.slow
+def test_leaderboard_command_formats(pipeline, tmp_path):
+    def run(*args):
+        proc = subprocess.run([sys.executable, "-m", "mixtune", "leaderboard", str(pipeline / "main"),
+                               *args],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    md = run("--tasks")
+    assert md.startswith("| # | dataset | mixture |") and "doremi" in md and "natural" in md
+    table = list(csv.DictReader(io.StringIO(run("--format", "csv"))))
+    assert len(table) == 2 and all(len(r["model_uuids"].split()) == 2 for r in table)
+    run("--format", "html", "--out", str(tmp_path / "board.html"))
+    page = (tmp_path / "board.html").read_text()
+    assert page.count('class="row') >= 2 and "http://" not in page and "https://" not in page
+    everything = subprocess.run([sys.executable, "-m", "mixtune", "leaderboard", str(pipeline),
+                                 "--proxies"], capture_output=True, text=True).stdout
+    assert "doremi proxy" not in md and "doremi proxy" in everything
+
+
+def test_an_evaluation_writes_a_new_record_never_rewrites(tmp_path):
+    from mixtune.provenance import model_record, write_eval_record, write_model_record
+
+    model = write_model_record(tmp_path, dataset_uuid="d", hyperparameters={})
+    a = write_eval_record(tmp_path, model, x=1)
+    b = write_eval_record(tmp_path, model, x=2)
+    assert a != b and json.loads(a.read_text())["x"] == 1 and json.loads(b.read_text())["x"] == 2
+    assert json.loads(a.read_text())["model_uuid"] == model_record(tmp_path)["uuid"]
+    head = json.loads(a.read_text())
+    assert {"uuid", "name", "creation_date", "mixtune_version", "git_commit"} <= set(head)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mixtune", "leaderboard", str(tmp_path / "nope")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "no such folder" in proc.stderr and "Traceback" not in proc.stderr
