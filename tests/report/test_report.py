@@ -184,6 +184,7 @@ def test_sections_and_plots(report):
         "## DoReMi weight trajectory",
         "## Training loss",
         "## Validation log-perplexity",
+        "## Leaderboard",
         "## How to read this",
     ]
     for name in (
