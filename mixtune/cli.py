@@ -73,14 +73,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_scales(args) -> int:
-    from mixtune.model.scales import (
-        PUBLISHED,
-        SCALES,
-        count_params,
-        h100_hours,
-        token_budget,
-        training_flops,
-    )
+    from mixtune.model.flops import flops_per_token, h100_hours
+    from mixtune.model.scales import PUBLISHED, SCALES, count_params, token_budget
 
     v, mult, mfu = args.vocab_size, args.chinchilla_multiplier, args.mfu
     print(f"{'scale':<10} {'layers':>6} {'d_model':>7} {'heads':>5} {'ffn':>6} {'params':>14} "
@@ -100,13 +94,13 @@ def cmd_scales(args) -> int:
     for name in SCALES:
         total, _ = count_params(name, v)
         tokens = token_budget(name, v, mult)
-        flops = training_flops(name, v, tokens, args.seq_len)
+        flops = tokens * flops_per_token(name, v, args.seq_len)
         pub = PUBLISHED.get(name)
         theirs = ""
         if pub is not None:
             hours = f"{pub.h100_hours:g}" if pub.h100_hours is not None else "—"
             theirs = f"{pub.name}: {pub.params:,}, {pub.tokens:,}, {hours}"
-        print(f"{name:<10} {total:>14,} {tokens:>17,} {flops:>9.2e} {_hours(h100_hours(flops, mfu)):>9}   "
+        print(f"{name:<10} {total:>14,} {tokens:>17,} {flops:>9.2e} {_hours(h100_hours(name, v, tokens, args.seq_len, mfu)):>9}   "
               f"{theirs}")
     print("(embeddings: tied for the DoReMi scales, untied for dclm-*, counted twice as DCLM does; "
           "compare with DCLM at --vocab-size 50432)")

@@ -35,7 +35,7 @@ def git_commit() -> str | None:
                               text=True, timeout=10)
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return None
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
+    return (proc.stdout.strip() or None) if proc.returncode == 0 else None
 
 
 def new_record(name: str, **fields) -> dict:

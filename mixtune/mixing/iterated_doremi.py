@@ -17,7 +17,7 @@ import numpy as np
 from mixtune import schema
 from mixtune.mixing.base import METHODS, OfflineMethod, Proposal
 from mixtune.mixing.static import StaticConfig
-from mixtune.mixing.weights import as_dict, load_weights_file
+from mixtune.mixing.weights import as_dict, read_weights
 from mixtune.records import RoundRecord
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class IteratedDoReMi(OfflineMethod):
             proxy_cfg = schema.replace(cfg.doremi, reference=str(ref))
             proxy = yield ctx.train_stage(f"round-{r}/proxy", proxy_cfg, cfg.proxy,
                                           deps=(f"round-{r}/reference",))
-            avg = load_weights_file(proxy / "domain_weights.json", ctx.domains)
+            avg = read_weights(proxy / "domain_weights.json", ctx.domains)
             linf = float(np.abs(avg - ref_weights).max())
             rounds.append(RoundRecord(r, as_dict(ref_weights, ctx.domains), as_dict(avg, ctx.domains),
                                       linf, f"round-{r}/reference", f"round-{r}/proxy"))

@@ -76,12 +76,14 @@ def resolve_weights(
         return normalise(np.where(counts > 0, np.exp(logp - logp.max()), 0.0), spec)
     path = Path(spec)
     if path.suffix == ".json" or path.exists():
-        return load_weights_file(path, domains)
+        return read_weights(path, domains)
     raise UserError(f"weights {spec!r}: not understood. Use {SPEC_HELP}.")
 
 
-def load_weights_file(path: Path, domains: Sequence[str]) -> np.ndarray:
-    """Read `{domain: weight}` (or DoReMi's `{"train_domain_weights": {...}}`) into a vector."""
+def read_weights(path: str | Path, domains: Sequence[str]) -> np.ndarray:
+    """A weights file, `{domain: weight}` or DoReMi's `{"train_domain_weights": {...}}`, as a
+    normalised vector over `domains`."""
+    path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file {path}: not found. Use {SPEC_HELP}.")
     try:
@@ -134,11 +136,6 @@ def normalise(w: np.ndarray, where: str) -> np.ndarray:
 
 def as_dict(weights: np.ndarray, domains: Sequence[str]) -> dict[str, float]:
     return {d: float(w) for d, w in zip(domains, weights, strict=True)}
-
-
-def read_weights(path: str | Path, domains: Sequence[str]) -> np.ndarray:
-    """A weights file (either layout) as a normalised vector over `domains`."""
-    return load_weights_file(Path(path), domains)
 
 
 def write_weights(

@@ -31,6 +31,11 @@ def flops_per_token(scale: str, vocab_size: int, seq_len: int) -> float:
     return 6 * matmul_params(scale, vocab_size) + 12 * s.layers * s.d_model * seq_len
 
 
+def h100_hours(scale: str, vocab_size: int, tokens: int, seq_len: int, mfu: float) -> float:
+    """Hours of one H100 training `tokens` at `mfu` of its dense bf16 peak (`mixtune scales`)."""
+    return tokens * flops_per_token(scale, vocab_size, seq_len) / (mfu * KNOWN_PEAKS["H100"]) / 3600
+
+
 def peak_flops(device, autocast_dtype, given_tflops: float | None = None) -> float:
     """The FLOP/s that MFU divides by (see the module docstring)."""
     if given_tflops:

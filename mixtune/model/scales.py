@@ -71,7 +71,6 @@ class Scale:
     arch: Literal["llama", "dclm"] = "llama"
     """llama: tied embeddings, no qk-norm. dclm: untied embeddings, RMSNorm on queries and keys."""
     recipe: Recipe = PAPER
-    published: Published | None = None
 
     @property
     def tied(self) -> bool:
@@ -149,8 +148,8 @@ def count_params(scale: str, vocab_size: int) -> tuple[int, int]:
 
 def matmul_params(scale: str, vocab_size: int) -> int:
     """Parameters that take part in matmuls: all but an untied input embedding (a lookup)."""
-    total, _ = count_params(scale, vocab_size)
-    return total - (0 if get_scale(scale).tied else vocab_size * get_scale(scale).d_model)
+    s, (total, _) = get_scale(scale), count_params(scale, vocab_size)
+    return total if s.tied else total - vocab_size * s.d_model
 
 
 def token_budget(scale: str, vocab_size: int, multiplier: float = 1.0) -> int:
@@ -164,17 +163,3 @@ def steps_for_budget(scale: str, vocab_size: int, multiplier: float, batch_size:
     """Optimizer steps that reach the token budget (rounded up: never fewer tokens)."""
     per_step = batch_size * seq_len
     return max(1, -(-token_budget(scale, vocab_size, multiplier) // per_step))
-
-
-H100_BF16_PEAK = 989e12  # dense, SXM (data sheet)
-
-
-def training_flops(scale: str, vocab_size: int, tokens: int, seq_len: int) -> float:
-    """6·N per token for the matmuls plus 12·L·d·T for attention (PaLM, appendix B), × tokens."""
-    s = get_scale(scale)
-    return tokens * (6 * matmul_params(scale, vocab_size) + 12 * s.layers * s.d_model * seq_len)
-
-
-def h100_hours(flops: float, mfu: float) -> float:
-    """Hours of one H100 at `mfu` of its dense bf16 peak."""
-    return flops / (mfu * H100_BF16_PEAK) / 3600
