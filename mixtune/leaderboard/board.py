@@ -11,12 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mixtune.errors import UserError
 from mixtune.provenance import DATASET_RECORD, EVALS_DIR, MODEL_RECORD, read_record
+from mixtune.records import Metrics
+from mixtune.report.collect import mean_curve, mean_std
 
 MEASURES = [  # key, label, better
     ("core", "CORE", "higher"),
@@ -25,6 +26,16 @@ MEASURES = [  # key, label, better
     ("avg_log_ppl", "avg log-ppl", "lower"),
     ("worst_log_ppl", "worst log-ppl", "lower"),
 ]
+RANK_BY = ("core", "mean_bpb", "avg_log_ppl")
+BETTER = {key: better for key, _, better in MEASURES}
+
+
+def _stat(values: list[float | None]) -> dict | None:
+    """Mean, sample std (0 for one value) and count of the numbers present; None without any."""
+    mean, std = mean_std(values)
+    if mean is None:
+        return None
+    return {"mean": mean, "std": std or 0.0, "n": sum(v is not None for v in values)}
 
 
 @dataclass
@@ -56,17 +67,13 @@ class Row:
         return self.entries[0]
 
     def stat(self, key: str) -> dict | None:
-        values = [v for e in self.entries if (v := e.measures()[key]) is not None]
-        if not values:
-            return None
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+        return _stat([e.measures()[key] for e in self.entries])
 
     def rank_key(self) -> tuple:
         key = []
-        for name, _, better in MEASURES[:4:2] + MEASURES[3:4]:  # core, mean_bpb, avg_log_ppl
+        for name in RANK_BY:
             s = self.stat(name)
-            key += [s is None, 0.0 if s is None else (-s["mean"] if better == "higher" else s["mean"])]
+            key += [s is None, 0.0 if s is None else (-s["mean"] if BETTER[name] == "higher" else s["mean"])]
         return tuple(key)
 
 
@@ -180,12 +187,7 @@ def _task_names(rows: list[Row]) -> list[str]:
 
 
 def _task_stat(row: Row, task: str) -> dict | None:
-    values = [v for e in row.entries
-              if (v := e.evaluation.get("eval_metrics", {}).get("icl", {}).get(task)) is not None]
-    if not values:
-        return None
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
+    return _stat([e.evaluation.get("eval_metrics", {}).get("icl", {}).get(task) for e in row.entries])
 
 
 def to_board(rows: list[Row], title: str = "mixtune leaderboard", curves: dict | None = None) -> dict:
@@ -221,33 +223,26 @@ def to_board(rows: list[Row], title: str = "mixtune leaderboard", curves: dict |
 
 
 def curves(rows: list[Row]) -> dict:
-    """Each row's evaluations during training (metrics.jsonl eval rows), mean over its seeds:
-    CORE against training tokens where the runs scored it, else average validation log-ppl."""
-    from mixtune.io import read_jsonl
-
-    series: dict[str, dict[int, list[float]]] = {}
-    has_core = False
+    """Each row's evaluations during training (metrics.jsonl), mean over its seeds at the steps
+    every seed has: CORE against training tokens where the runs scored it, else average
+    validation log-ppl."""
+    several = len({r.first.model["dataset_name"] for r in rows}) > 1
+    per_row = []
     for row in rows:
-        d = _describe(row)
-        label = f"{d['mixture']} · {d['scale']}" + (f" · {d['dataset']}" if len(
-            {r.first.model['dataset_name'] for r in rows}) > 1 else "")
-        points: dict[int, list[tuple[float | None, float | None]]] = {}
-        for e in row.entries:
-            metrics = e.run / "metrics.jsonl"
-            for r in read_jsonl(metrics) if metrics.is_file() else []:
-                if r.get("kind") != "eval":
-                    continue
-                core = (((r.get("downstream") or {}).get("aggregates") or {}).get("core") or {})
-                value = core.get("value") if core.get("present") else None
-                has_core |= value is not None
-                points.setdefault(int(r["tokens"]), []).append((value, r.get("average")))
-        series[label] = points
-    pick = 0 if has_core else 1
-    out = []
-    for label, points in series.items():
-        xy = [[t, statistics.fmean(vals)] for t, pts in sorted(points.items())
-              if (vals := [p[pick] for p in pts if p[pick] is not None])]
-        if xy:
-            out.append({"label": label, "points": xy})
+        metrics = [Metrics.read(e.run / "metrics.jsonl") for e in row.entries]
+        core = [{step: agg["value"] for step, d in m.downstream.items()
+                 if (agg := d.aggregates.get("core") or {}).get("present")} for m in metrics]
+        per_row.append((row, core, [m.eval_average for m in metrics]))
+    has_core = any(c for _, cores, _ in per_row for c in cores)
+    series = []
+    for row, core, average in per_row:
+        steps, values = mean_curve(core if has_core else average)
+        h, d = row.first.model["hyperparameters"], _describe(row)
+        per_step = h["global_bs"] * h["seq_len"]
+        if steps:
+            series.append({
+                "label": f"{d['mixture']} · {d['scale']}" + (f" · {d['dataset']}" if several else ""),
+                "points": [[s * per_step, v] for s, v in zip(steps, values, strict=True)],
+            })
     return {"metric": "CORE" if has_core else "average log-ppl", "x": "training tokens",
-            "series": out}
+            "series": series}

@@ -5,20 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from mixtune.io import write_text_atomic
-from mixtune.leaderboard.board import collect, curves, to_board, to_csv, to_markdown
+from mixtune.leaderboard.board import Row, collect, curves, to_board, to_csv, to_markdown
 
 
 def leaderboard_text(paths: list[Path], fmt: str = "md", *, tasks: bool = False,
                      proxies: bool = False, title: str = "mixtune leaderboard") -> tuple[str, list[str]]:
     """The leaderboard of the models under `paths` as md, csv or html; and the join's notes."""
     rows, notes = collect(paths, proxies=proxies)
+    return render(rows, fmt, tasks=tasks, title=title), notes
+
+
+def render(rows: list[Row], fmt: str = "md", *, tasks: bool = False,
+           title: str = "mixtune leaderboard") -> str:
     if fmt == "csv":
-        return to_csv(rows, tasks=tasks), notes
+        return to_csv(rows, tasks=tasks)
     if fmt == "html":
         from mixtune.leaderboard.html import render_html
 
-        return render_html(to_board(rows, title, curves(rows))), notes
-    return to_markdown(rows, tasks=tasks), notes
+        return render_html(to_board(rows, title, curves(rows)))
+    return to_markdown(rows, tasks=tasks)
 
 
 def write_leaderboard(output: Path, report_dir: Path) -> tuple[str, list[str]]:
@@ -27,8 +32,9 @@ def write_leaderboard(output: Path, report_dir: Path) -> tuple[str, list[str]]:
     main = Path(output) / "main"
     if not main.is_dir():
         return "(no main model has finished yet)\n", []
-    md, notes = leaderboard_text([main])
-    html, _ = leaderboard_text([main], "html", title=f"{Path(output).name}: leaderboard")
+    rows, notes = collect([main])
+    md = render(rows)
     write_text_atomic(report_dir / "leaderboard.md", md)
-    write_text_atomic(report_dir / "leaderboard.html", html)
+    write_text_atomic(report_dir / "leaderboard.html",
+                      render(rows, "html", title=f"{Path(output).name}: leaderboard"))
     return md, notes
