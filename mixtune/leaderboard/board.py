@@ -224,19 +224,25 @@ def to_board(rows: list[Row], title: str = "mixtune leaderboard", curves: dict |
 
 def curves(rows: list[Row]) -> dict:
     """Each row's evaluations during training (metrics.jsonl), mean over its seeds at the steps
-    every seed has: CORE against training tokens where the runs scored it, else average
-    validation log-ppl."""
+    every seed has, against training tokens: CORE where the runs scored it, else mean downstream
+    bits per byte, else average validation log-ppl."""
     several = len({r.first.model["dataset_name"] for r in rows}) > 1
     per_row = []
     for row in rows:
         metrics = [Metrics.read(e.run / "metrics.jsonl") for e in row.entries]
-        core = [{step: agg["value"] for step, d in m.downstream.items()
-                 if (agg := d.aggregates.get("core") or {}).get("present")} for m in metrics]
-        per_row.append((row, core, [m.eval_average for m in metrics]))
-    has_core = any(c for _, cores, _ in per_row for c in cores)
+        measured = {
+            "CORE": [{step: agg["value"] for step, d in m.downstream.items()
+                      if (agg := d.aggregates.get("core") or {}).get("present")} for m in metrics],
+            "mean BPB": [{step: d.mean_bpb for step, d in m.downstream.items()
+                          if d.mean_bpb is not None} for m in metrics],
+            "average log-ppl": [m.eval_average for m in metrics],
+        }
+        per_row.append((row, measured))
+    metric = next((name for name in ("CORE", "mean BPB")
+                   if any(c for _, measured in per_row for c in measured[name])), "average log-ppl")
     series = []
-    for row, core, average in per_row:
-        steps, values = mean_curve(core if has_core else average)
+    for row, measured in per_row:
+        steps, values = mean_curve(measured[metric])
         h, d = row.first.model["hyperparameters"], _describe(row)
         per_step = h["global_bs"] * h["seq_len"]
         if steps:
@@ -244,5 +250,4 @@ def curves(rows: list[Row]) -> dict:
                 "label": f"{d['mixture']} · {d['scale']}" + (f" · {d['dataset']}" if several else ""),
                 "points": [[s * per_step, v] for s, v in zip(steps, values, strict=True)],
             })
-    return {"metric": "CORE" if has_core else "average log-ppl", "x": "training tokens",
-            "series": series}
+    return {"metric": metric, "x": "training tokens", "series": series}

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mixtune.leaderboard.board import collect, to_markdown
+from mixtune.leaderboard.board import collect, curves, to_markdown
 from mixtune.pipeline import run_pipeline
 from mixtune.provenance import DATASET_RECORD, MODEL_RECORD, read_record
 from tests.pipeline.test_pipeline import write_config
@@ -50,6 +50,10 @@ def test_every_row_resolves_eval_model_dataset(pipeline):
     report = (pipeline / "report" / "report.md").read_text()
     assert "## Leaderboard" in report and to_markdown(rows).splitlines()[2].split("|")[2] in report
     assert (pipeline / "report" / "leaderboard.html").is_file()
+    # No CORE task here: the plot falls back to mean BPB, one point per evaluation of the runs.
+    plot = curves(rows)
+    assert plot["metric"] == "mean BPB" and len(plot["series"]) == 2
+    assert [p[0] for p in plot["series"][0]["points"]] == [6 * 8 * 32, 12 * 8 * 32]
 
 
 @pytest.mark.slow
