@@ -261,6 +261,19 @@ def load_train_config(path: Path) -> TrainConfig:
     return schema.parse(TrainConfig, upgrade_0_1(load_yaml(path)), str(path))
 
 
+# Train settings added with the per-scale recipes (DCLM's), each with the value that does what
+# mixtune did before they existed.
+ADDED_WITH_RECIPES = {"chinchilla_multiplier": 1.0, "schedule": "exponential", "warmup_steps": None,
+                "z_loss": 0.0}
+
+
+def identity_before_recipes(identity: dict) -> dict:
+    """A train identity as mixtune recorded it before the recipes: without the settings added with
+    them, when they have the value that does what it did then (else no older record matches)."""
+    return {k: v for k, v in identity.items()
+            if not (k in ADDED_WITH_RECIPES and v == ADDED_WITH_RECIPES[k])}
+
+
 def upgrade_0_1(flat: dict) -> dict:
     """mixtune 0.1 wrote no `method`, DoReMi's keys on every run, and the proxy's sampling as
     `weights`; today's names for the same settings."""

@@ -23,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from mixtune import distributed, schema
-from mixtune.config import DataConfig, RunConfig, StageSpec, TrainConfig, upgrade_0_1
+from mixtune.config import (
+    DataConfig,
+    RunConfig,
+    StageSpec,
+    TrainConfig,
+    identity_before_recipes,
+    upgrade_0_1,
+)
 from mixtune.data.store import Dataset, open_dataset
 from mixtune.errors import UserError
 from mixtune.io import write_json_atomic
@@ -96,7 +103,7 @@ class PlanContext:
         if isinstance(mixing, StaticConfig) and mixing.weights.endswith(".json"):
             identity["weights"] = json.loads(Path(mixing.weights).read_text())
         stage = Stage(name, identity, lambda _folder: run(tc), deps=self.data_deps + deps,
-                      upgrade=upgrade_0_1)
+                      upgrade=upgrade_0_1, legacy=identity_before_recipes)
         self.planned[name] = stage
         return stage
 

@@ -109,6 +109,10 @@ class Runner:
             return "run", None
         if rec.inputs is None and stage.upgrade is not None:  # written by mixtune 0.1
             rec = _upgraded(rec, stage, h, inputs, folder)
+        if rec.config_hash != h and stage.legacy is not None and \
+                rec.config_hash == config_hash(stage.legacy(stage.identity)):
+            rec = StageRecord(rec.stage, h, stage.identity, rec.complete, rec.run_id, rec.inputs)
+            rec.write(folder)  # in today's terms from now on
         recorded = rec.inputs or {}  # (None: a 0.1 record, whose inputs cannot be compared)
         redone = [d for d in stage.deps if rec.inputs is not None and recorded.get(d) != inputs[d]]
         if redone:

@@ -37,6 +37,9 @@ class Stage:
     upgrade: Callable[[dict], dict] | None = None
     """The identity in today's terms of one recorded by mixtune 0.1, so that upgrading does not
     refuse (or redo) finished stages."""
+    legacy: Callable[[dict], dict] | None = None
+    """Today's identity as mixtune recorded it before settings were added (those at the value that
+    does what earlier versions did are left out): a stage recorded then is the same stage."""
 
 
 @dataclass

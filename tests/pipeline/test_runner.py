@@ -15,7 +15,7 @@ class Interrupt(Exception):
     pass
 
 
-def plan(calls, settings=None, fail_at=None, upgrade=None):
+def plan(calls, settings=None, fail_at=None, upgrade=None, added=None, legacy=None):
     """data -> a -> b (b reads a's output, and its identity holds a's result, as a main run's
     holds the weights a proxy produced); c reads data only."""
     settings = settings or {}
@@ -28,8 +28,8 @@ def plan(calls, settings=None, fail_at=None, upgrade=None):
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "out.txt").write_text(f"{name} {settings.get(name, 0)}")
 
-        identity = identity or {"setting": settings.get(name, 0)}
-        return Stage(name, identity, run, deps=deps, upgrade=upgrade)
+        identity = {**(identity or {"setting": settings.get(name, 0)}), **(added or {})}
+        return Stage(name, identity, run, deps=deps, upgrade=upgrade, legacy=legacy)
 
     yield stage("data")
     a = yield stage("a", ("data",))
@@ -124,3 +124,19 @@ def test_force_patterns():
     assert matches("seed-1", "main/doremi/seed-1")
     assert not matches("main/uni", "main/uniform/seed-0")
     assert not matches("prox", "round-1/proxy")
+
+
+def test_records_from_before_a_setting_was_added_are_not_refused(tmp_path):
+    """A setting added later, at the value that does what older versions did, is absent from older
+    records: the stage's `legacy` identity matches them, and a finished stage stays finished."""
+    drive(tmp_path)
+
+    def legacy(identity):
+        return {k: v for k, v in identity.items() if not (k == "added" and v is None)}
+
+    assert drive(tmp_path, added={"added": None}, legacy=legacy) == []
+    assert StageRecord.read(tmp_path / "a").config == {"setting": 0, "added": None}  # rewritten
+    assert drive(tmp_path, added={"added": None}) == []
+    # At another value the setting changes what the stage computes: refused as before.
+    with pytest.raises(UserError, match="added: None -> 2"):
+        drive(tmp_path, added={"added": 2}, legacy=legacy)
