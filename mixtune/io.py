@@ -64,13 +64,13 @@ def staged_dir(final: Path) -> Iterator[Path]:
     staged.chmod(0o777 & ~_umask())
     try:
         yield staged
-        _publish(staged, final)
+        publish(staged, final)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
 
 
-def _publish(staged: Path, final: Path) -> None:
+def publish(staged: Path, final: Path) -> None:
     """Move a finished staging folder to its final path (replacing an old one if present)."""
     if final.exists() or final.is_symlink():
         old = final.with_name(f".{final.name}.old")

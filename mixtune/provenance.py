@@ -60,6 +60,7 @@ def dataset_record(folder: Path, manifest, sources: list[str]) -> dict:
         kind="dataset",
         dataset_url=str(Path(folder).resolve()),
         sources=list(sources),
+        source_records=_source_records(sources),
         tokenized=True,
         tokenizer={"sha256": manifest.tokenizer.sha256, "vocab_size": manifest.tokenizer.vocab_size,
                    "source": manifest.tokenizer.source},
@@ -69,6 +70,16 @@ def dataset_record(folder: Path, manifest, sources: list[str]) -> dict:
         domain_tokens={d: c.tokens for d, c in train.items()},
         validation_tokens=sum(c.tokens for c in manifest.splits.get("validation", {}).values()),
     )
+
+
+def _source_records(sources: list[str]) -> list[str]:
+    """The uuids of sources that are themselves recorded (a corpus `mixtune process` wrote)."""
+    uuids = []
+    for source in sources:
+        path = Path(source) / DATASET_RECORD
+        if path.is_file():
+            uuids.append(read_json(path, f"delete {path} or fix it.").get("uuid"))
+    return uuids
 
 
 def write_dataset_record(staged: Path, final: Path, manifest, sources: list[str]) -> dict:

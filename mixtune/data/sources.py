@@ -61,6 +61,8 @@ SUPPORTED_FORMATS = (
     "saved with save_to_disk"
 )
 
+# What `mixtune process` writes beside the domain folders of a corpus: not documents.
+CORPUS_FILES = frozenset({"dataset_record.json", "process_stats.json", "process_stats.png"})
 VALIDATION_FOLDER_NAMES = ("validation", "val")  # both mean the "validation" split
 MAX_DOMAIN_NAME_BYTES = 200  # domains become file names; leave room for suffixes under 255 bytes
 
@@ -80,19 +82,27 @@ def read_documents(
     domain_field: str | None = None,
     skip_bad: bool = False,
     on_skip: SkipFn | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[Document]:
     """Yield every document of `sources`, in order; see the module docstring for the layouts.
 
     `text_field` and `domain_field` are dotted paths into each record (`meta.pile_set_name`).
     Documents with empty text are always skipped and reported to `on_skip` as "empty text". Other
     bad records raise `UserError`, or with `skip_bad=True` are reported to `on_skip` and skipped.
+
+    `shard=(rank, n)` reads only every n-th file (or Hugging Face dataset folder), starting at
+    `rank`, so that n tasks read the sources once between them. A shard may hold nothing of a
+    domain, so a sharded read does not check that every folder has documents.
     """
     if isinstance(sources, (str, os.PathLike)):
         raise TypeError("read_documents takes a sequence of sources, not a single path")
     _check_field_path(text_field, "--text-field")
     if domain_field is not None:
         _check_field_path(domain_field, "--domain-field")
-    reader = _Reader(text_field, domain_field, skip_bad, on_skip)
+    rank, n = shard
+    if not 0 <= rank < n:
+        raise ValueError(f"shard {shard}: want (rank, n) with 0 <= rank < n")
+    reader = _Reader(text_field, domain_field, skip_bad, on_skip, shard)
     for source in sources:
         yield from reader.read_source(Path(source))
 
@@ -145,8 +155,15 @@ class _Reader:
     """Turns sources into documents; holds the options and the state shared across sources."""
 
     def __init__(
-        self, text_field: str, domain_field: str | None, skip_bad: bool, on_skip: SkipFn | None
+        self,
+        text_field: str,
+        domain_field: str | None,
+        skip_bad: bool,
+        on_skip: SkipFn | None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
+        self.shard = shard
+        self.units = 0  # files and dataset folders met so far, ours or not (for sharding)
         self.text_field = text_field
         self.domain_field = domain_field
         self.skip_bad = skip_bad
@@ -186,6 +203,8 @@ class _Reader:
                 "record names its domain."
             )
         for child in _children(folder):
+            if not child.is_dir() and child.name in CORPUS_FILES:
+                continue
             if not child.is_dir():
                 raise UserError(
                     f"{child}: a file directly in {folder} has no domain. With domains from "
@@ -209,7 +228,7 @@ class _Reader:
             for doc in self._read_unit(unit, split, domain):
                 count += 1
                 yield doc
-        if count == 0:
+        if count == 0 and self.shard[1] == 1:
             raise UserError(
                 f"{folder}: domain folder {domain!r} has no documents"
                 f"{self._skipped_note(skipped_before)} (looked for {SUPPORTED_FORMATS}). "
@@ -227,6 +246,8 @@ class _Reader:
         # split), so that ignored splits cost nothing and cannot fail the run.
         for split, name in _pick_dataset_splits(source, _dataset_dict_splits(source)):
             folder = source / name
+            if not self._mine():
+                continue
             rows = _hf_rows(_load_hf(folder), self._fields())
             docs = self._read_records(_Place(folder, "row"), rows, split, None)
             yield from self._nonempty(docs, folder)
@@ -238,7 +259,7 @@ class _Reader:
         for doc in docs:
             count += 1
             yield doc
-        if count == 0:
+        if count == 0 and self.shard[1] == 1:
             looked_for = SUPPORTED_FORMATS
             if self.domain_field is None:
                 looked_for = f"domain folders {where}/<domain>/ holding {SUPPORTED_FORMATS}"
@@ -246,6 +267,12 @@ class _Reader:
                 f"{where}: no documents found{self._skipped_note(skipped_before)} "
                 f"(looked for {looked_for})."
             )
+
+    def _mine(self) -> bool:
+        """Whether the next file or dataset folder belongs to this shard (counts it)."""
+        rank, n = self.shard
+        self.units += 1
+        return (self.units - 1) % n == rank
 
     def _skipped_note(self, skipped_before: int) -> str:
         skipped = self.skipped - skipped_before
@@ -255,6 +282,8 @@ class _Reader:
 
     def _read_unit(self, unit: Path, split: str | None, domain: str | None) -> Iterator[Document]:
         """Read one file or Hugging Face dataset folder; `domain` None means from the field."""
+        if not self._mine():
+            return
         if unit.is_dir():  # _walk only yields folders that are Hugging Face datasets
             rows = _hf_rows(_load_hf(unit), self._fields())
             yield from self._read_records(_Place(unit, "row"), rows, split, domain)
