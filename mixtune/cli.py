@@ -46,6 +46,72 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_process(args) -> int:
+    if args.list_operations or args.show_pipeline:
+        return _show_process(args)
+    from mixtune import schema
+    from mixtune.config import ProcessOptions
+
+    if not args.sources:
+        raise UserError("mixtune process: give at least one SOURCE (or --list-operations).")
+    # datatrove's dedup stages draw progress bars per task; tqdm reads this when imported.
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    if args.out is None:
+        raise UserError("mixtune process: --out DIR is required.")
+    opts = schema.from_flags(ProcessOptions, args, sources=args.sources, out=args.out)
+    _need("datatrove", "process")
+    from mixtune.process import stats
+    from mixtune.process.run import process
+
+    out = process(opts)
+    if out is None:
+        print(f"submitted to Slurm; logs in {opts.out}.work/logs/. Rerun the same command after "
+              "a failure: finished tasks are skipped.")
+        return 0
+    merged = stats.read(out)
+    _print_table(stats.rows(merged))
+    print()
+    _print_table(stats.domain_rows(merged))
+    print(f"processed corpus: {out}  (statistics: {out}/{stats.STATS_FILE}; next: "
+          f"mixtune prepare {out} --out DATASET)")
+    return 0
+
+
+def _show_process(args) -> int:
+    _need("datatrove", "process")
+    from mixtune.process.ops import describe
+    from mixtune.process.pipelines import BUILTIN, builtin_steps, to_yaml
+
+    if args.show_pipeline:
+        if args.show_pipeline not in BUILTIN:
+            raise UserError(f"--show-pipeline {args.show_pipeline}: built-in pipelines are "
+                            f"{', '.join(BUILTIN)}.")
+        print(f"# {args.show_pipeline}: {BUILTIN[args.show_pipeline][0]}")
+        print(to_yaml(builtin_steps(args.show_pipeline)), end="")
+        return 0
+    for name, summary, arguments in describe():
+        print(f"{name}\n    {summary}\n    arguments: {arguments or 'none'}")
+    print("\nbuilt-in pipelines: " + ", ".join(BUILTIN))
+    return 0
+
+
+def _need(module: str, extra: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise UserError(f"this command needs {module}: pip install 'mixtune[{extra}]'.")
+
+
+def _print_table(rows: list[dict]) -> None:
+    if not rows:
+        return
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    print("  ".join(f"{c:<{width[c]}}" for c in cols))
+    for r in rows:
+        print("  ".join(f"{str(r[c]):<{width[c]}}" for c in cols))
+
+
 def cmd_train(args) -> int:
     from mixtune import schema
     from mixtune.config import TrainConfig
@@ -216,9 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _step_commands(command) -> None:
     """One step of the chain each: prepare, train, doremi, eval, scales."""
     from mixtune import schema
-    from mixtune.config import EvalOptions, PrepareOptions, TrainConfig
+    from mixtune.config import EvalOptions, PrepareOptions, ProcessOptions, TrainConfig
     from mixtune.mixing.doremi import DoReMiConfig
     from mixtune.mixing.static import StaticConfig
+
+    p = command("process", "raw sources -> filtered, deduplicated corpus (datatrove pipelines)",
+                cmd_process, "OUT was not published; rerun the same command to continue: "
+                "finished tasks are skipped.")
+    p.add_argument("sources", nargs="*", metavar="SOURCE",
+                   help="folder (SOURCE/<domain>/..., optionally with train/ and validation/) or file")
+    p.add_argument("--list-operations", action="store_true",
+                   help="describe the operations a pipeline YAML can use, and exit (default: off)")
+    p.add_argument("--show-pipeline", metavar="NAME",
+                   help="print a built-in pipeline as YAML (to copy and edit), and exit (default: none)")
+    p.add_argument("--out", metavar="DIR", help=schema.field_docs(ProcessOptions)["out"]
+                   + " (default: none; required to process)")
+    schema.add_flags(p, ProcessOptions, skip=("sources", "out"))
 
     p = command("prepare", "raw multi-domain sources -> tokenized dataset folder", cmd_prepare,
                 "nothing was published to --out; rerun the same command to start over.")

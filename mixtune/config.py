@@ -1,5 +1,6 @@
 """Every setting of mixtune, typed, with its default, its rule and its documentation, once.
 
+    ProcessOptions   mixtune process: raw sources -> filtered, deduplicated sources
     PrepareOptions   mixtune prepare                              (data.prepare in a run YAML)
     TrainConfig      mixtune train / doremi; a run folder's config.yaml   (train: in a run YAML)
       mixing           static weights or a DoReMi proxy (or any registered method)
@@ -77,6 +78,65 @@ class PrepareOptions:
             "tokenizer": str(Path(self.tokenizer).resolve()) if self.tokenizer else None,
             "vocab_size": None if self.tokenizer else self.vocab_size,
             "seq_len": self.seq_len,
+            "skip_bad_records": self.skip_bad_records,
+        }
+
+
+# -- process -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ProcessOptions:
+    """mixtune process SOURCE... --pipeline P --out DIR."""
+
+    sources: list[str]
+    """Raw sources, in any layout `mixtune prepare` reads."""
+    out: str
+    """Folder of the processed corpus, one folder per domain of jsonl.zst (train/ and validation/
+    kept when the input had them); it appears only when complete."""
+    pipeline: str = "minimal"
+    """A built-in pipeline (minimal, c4, refinedweb, dclm-baseline) or a YAML file of steps."""
+    quality_model: str | None = None
+    """fastText classifier file for dclm-baseline's quality filter (none: the step is left out)."""
+    executor: Literal["local", "slurm", "ray"] = setting("local", identity=False)
+    """Where the tasks run: local processes, Slurm job arrays, or a Ray cluster."""
+    tasks: int = setting(1, check=at_least(1))
+    """Shards the work is cut into (by input file); BFF dedups within each task's shard."""
+    workers: int | None = setting(None, check=at_least(1), identity=False)
+    """Tasks run at once (local: processes; none: min(tasks, CPU cores))."""
+    text_field: str = "text"
+    """Dotted path of the text in each record."""
+    domain_field: str | None = None
+    """Dotted path of the domain in each record, e.g. meta.pile_set_name (none: from folders)."""
+    skip_bad_records: bool = False
+    """Skip and count malformed records instead of failing on the first one."""
+    overwrite: bool = False
+    """Redo a complete output."""
+    keep_work: bool = setting(False, identity=False)
+    """Keep OUT.work/ (intermediate shards, signatures, datatrove logs) after success."""
+    slurm_partition: str | None = setting(None, identity=False)
+    """Slurm partition (required with --executor slurm)."""
+    slurm_time: str = setting("24:00:00", identity=False)
+    """Slurm time limit per job."""
+    slurm_cpus_per_task: int = setting(1, check=at_least(1), identity=False)
+    """CPUs per Slurm task."""
+    slurm_mem_per_cpu_gb: int = setting(2, check=at_least(1), identity=False)
+    """Memory per CPU in GB for Slurm tasks."""
+    ray_address: str | None = setting(None, identity=False)
+    """Address of a running Ray cluster (none: start a local one)."""
+
+    def validate(self, label) -> None:
+        if self.executor == "slurm" and not self.slurm_partition:
+            raise UserError(f"{label('executor')} slurm needs {label('slurm_partition')}.")
+
+    def recorded(self, steps: list[dict]) -> dict:
+        """What determines the output (a complete output made otherwise is not reused)."""
+        return {
+            "sources": [str(Path(s).resolve()) for s in self.sources],
+            "steps": steps,
+            "tasks": self.tasks,
+            "text_field": self.text_field,
+            "domain_field": self.domain_field,
             "skip_bad_records": self.skip_bad_records,
         }
 

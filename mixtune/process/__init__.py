@@ -1,0 +1,2 @@
+"""Build the data: raw sources -> filters and dedup as datatrove pipelines -> a corpus `prepare`
+reads (`mixtune process`). Needs the `process` extra (datatrove, lingua)."""

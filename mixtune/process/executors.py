@@ -1,0 +1,110 @@
+"""Run a list of stages on datatrove's executors: local processes, Slurm job arrays, or Ray.
+
+Each stage is one executor depending on the previous one, all with their logging folder (and
+completion markers) under OUT.work/logs/<stage>/, so the same pipeline gives the same output on
+any of them, and a rerun skips the tasks that finished.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from datatrove.executor import base as executor_base
+from loguru import logger
+
+from mixtune.config import ProcessOptions
+from mixtune.process.run import Stage
+
+# datatrove logs every task to the console at INFO, with tracebacks. mixtune's console shows
+# warnings only, without tracebacks: each task's log file (OUT.work/logs/<stage>/logs/) keeps
+# everything. A bad record in a source then stops the run with mixtune's located message; a bug's
+# traceback is in the task log. (Local executor only: Slurm and Ray tasks log to their files.)
+
+
+def _quiet_console() -> None:
+    logger.remove()
+    # A task's failure is raised again in this process (and reported once, there).
+    logger.add(sys.stderr, level="WARNING", format=lambda _record: "datatrove: {message}\n",
+               filter=lambda record: record["exception"] is None)
+
+
+def _quiet_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
+    logger.remove()
+    logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
+    logger.add(logfile, level="DEBUG", colorize=False,
+               format="{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line}"
+                      " - {message}\n{exception}")
+    _quiet_console()
+    logger.info(f"Launching pipeline for {rank=}")
+    return logfile
+
+
+def _quiet_close_task_logger(logfile) -> None:
+    logger.complete()
+    _quiet_console()
+    logfile.close()
+
+
+def execute(stages: list[Stage], opts: ProcessOptions, logs) -> bool:
+    """Run (or submit) every stage in order; True when submitted to run later (Slurm)."""
+    if opts.executor == "slurm":
+        return _slurm(stages, opts, logs)
+    if opts.executor == "ray":
+        _ray(stages, opts, logs)
+        return False
+    _local(stages, opts, logs)
+    return False
+
+
+def _local(stages: list[Stage], opts: ProcessOptions, logs) -> None:
+    from datatrove.executor import LocalPipelineExecutor
+
+    executor_base.add_task_logger = _quiet_task_logger
+    executor_base.close_task_logger = _quiet_close_task_logger
+    _quiet_console()
+    workers = opts.workers or min(opts.tasks, os.cpu_count() or 1)
+    last = None
+    for stage in stages:
+        # fork: the workers inherit the loaded modules (and the quiet logging) at no cost.
+        last = LocalPipelineExecutor(stage.pipeline, tasks=stage.tasks,
+                                     workers=min(workers, stage.tasks),
+                                     logging_dir=str(logs / stage.name), depends=last,
+                                     start_method="fork")
+    last.run()
+
+
+def _slurm(stages: list[Stage], opts: ProcessOptions, logs) -> bool:
+    from datatrove.executor import SlurmPipelineExecutor
+
+    last = None
+    for stage in stages:
+        last = SlurmPipelineExecutor(
+            stage.pipeline, tasks=stage.tasks, time=opts.slurm_time,
+            partition=opts.slurm_partition, cpus_per_task=opts.slurm_cpus_per_task,
+            mem_per_cpu_gb=opts.slurm_mem_per_cpu_gb, job_name=f"mixtune-{stage.name}",
+            logging_dir=str(logs / stage.name), depends=last,
+            venv_path=_venv_activate(), workers=opts.workers or -1)
+    last.run()
+    return True
+
+
+def _ray(stages: list[Stage], opts: ProcessOptions, logs) -> None:
+    import ray
+    from datatrove.executor import RayPipelineExecutor
+
+    _quiet_console()
+    if not ray.is_initialized():
+        ray.init(address=opts.ray_address, log_to_driver=False)
+    last = None
+    for stage in stages:
+        last = RayPipelineExecutor(stage.pipeline, tasks=stage.tasks,
+                                   workers=opts.workers or -1,
+                                   logging_dir=str(logs / stage.name), depends=last)
+    last.run()
+
+
+def _venv_activate() -> str | None:
+    """The activate script of the virtual environment running this, for the Slurm jobs."""
+    activate = os.path.join(sys.prefix, "bin", "activate")
+    return activate if sys.prefix != sys.base_prefix and os.path.isfile(activate) else None

@@ -1,0 +1,174 @@
+"""`mixtune process`: raw sources → a filtered, deduplicated corpus that `mixtune prepare` reads.
+
+A pipeline's steps become datatrove stages. Per-document steps run inside a stage, task by task
+(each task a shard of the input files); a dedup step needs the whole corpus first, so it ends a
+stage and adds its own (signatures, a global search), and the next stage starts with its filter:
+
+    stage 1:  read sources → steps → hand-over shards        (N tasks)
+    dedup:    signatures of each shard → find duplicates     (N tasks, then fewer)
+    stage 2:  read shard → dedup filter → steps → ...        (N tasks)
+    last:     ... → OUT.work/output/[split/]<domain>/<rank>.jsonl.zst
+    publish:  merge the statistics, write the record, rename the output to OUT   (1 task)
+
+Everything lives in OUT.work/ until the end: datatrove's completion markers there make a rerun
+skip finished tasks, and OUT appears only when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from datatrove.pipeline.base import PipelineStep
+
+from mixtune.config import ProcessOptions
+from mixtune.errors import UserError
+from mixtune.io import describe_changes, publish, read_json, remove, write_json_atomic
+from mixtune.process import stats as process_stats
+from mixtune.process.blocks import (
+    Counted,
+    DomainWriter,
+    ShardReader,
+    ShardWriter,
+    SourceReader,
+)
+from mixtune.process.ops import Step
+from mixtune.process.pipelines import load_pipeline
+
+log = logging.getLogger(__name__)
+
+RECORD = "dataset_record.json"
+OPTIONS = "options.json"  # in OUT.work: the options the work there was done with
+STATS_PNG = "process_stats.png"
+
+
+@dataclass
+class Stage:
+    name: str
+    pipeline: list[PipelineStep]
+    tasks: int
+
+
+def work_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".work")
+
+
+def step_labels(steps: list[Step]) -> list[str]:
+    return [f"{i + 1} {s.op}" for i, s in enumerate(steps)]
+
+
+def plan(steps: list[Step], opts: ProcessOptions, work: Path) -> list[Stage]:
+    """The stages that run `steps` on `opts.sources` with `opts.tasks` tasks."""
+    labels = step_labels(steps)
+    stages: list[Stage] = []
+    read: PipelineStep = SourceReader(opts.sources, opts.text_field, opts.domain_field,
+                                      opts.skip_bad_records)
+    segment: list[PipelineStep] = []
+    part = 1
+    for label, step in zip(labels, steps, strict=True):
+        if step.dedup in ("exact", "minhash"):
+            shards = work / f"shards-{part}"
+            stages.append(Stage(f"{part}-filter", [read, *segment, ShardWriter(shards)],
+                                opts.tasks))
+            dedup = step.block()
+            dedup_work = work / f"dedup-{part}"
+            for st in dedup.stages(ShardReader(shards), dedup_work, opts.tasks):
+                stages.append(Stage(f"{part}-{step.op}-{st.name}", st.pipeline, st.tasks))
+            read, part = ShardReader(shards), part + 1
+            segment = [Counted(label, dedup.filter(dedup_work), reason="duplicate")]
+        elif step.dedup == "bff":
+            segment.append(Counted(label, step.block(), reason="duplicate document"))
+        else:
+            segment.append(Counted(label, step.block(), step.domains))
+    stages.append(Stage(f"{part}-filter", [read, *segment, DomainWriter(work / "output")],
+                        opts.tasks))
+    return stages
+
+
+class Publish(PipelineStep):
+    """The last stage (one task): merge the statistics, write the record, publish the output."""
+
+    name = "publish"
+    type = "📦 - PUBLISH"
+
+    def __init__(self, work: str, out: str, stage_names: list[str], labels: list[str],
+                 recorded: dict) -> None:
+        super().__init__()
+        self.work, self.out = work, out
+        self.stage_names, self.labels, self.recorded = stage_names, labels, recorded
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        from mixtune.provenance import new_record
+
+        work, out = Path(self.work), Path(self.out)
+        output = work / "output"
+        output.mkdir(parents=True, exist_ok=True)
+        merged = process_stats.merge([work / "logs" / name for name in self.stage_names],
+                                     [process_stats.READ, *self.labels])
+        write_json_atomic(output / process_stats.STATS_FILE, merged)
+        process_stats.plot(merged, output / STATS_PNG)
+        record = new_record(out.name, kind="processed", dataset_url=str(out.resolve()),
+                            tokenized=False, **self.recorded,
+                            domains=sorted(d for d, c in merged["domains"].items()
+                                           if c["docs_out"]),
+                            documents={d: c["docs_out"] for d, c in merged["domains"].items()},
+                            characters={d: c["chars_out"] for d, c in merged["domains"].items()})
+        write_json_atomic(output / RECORD, record)
+        publish(output, out)
+        return
+        yield
+
+
+def process(opts: ProcessOptions) -> Path | None:
+    """Run the pipeline; the output folder, or None when the work was submitted (Slurm)."""
+    from mixtune.process.executors import execute
+
+    out = Path(opts.out)
+    steps = load_pipeline(opts.pipeline, opts.quality_model)
+    recorded = opts.recorded([s.to_dict() for s in steps])
+    for source in opts.sources:
+        if not Path(source).exists():
+            raise UserError(f"{source}: no such file or folder. Check the SOURCE path.")
+    if (out / RECORD).is_file() and not opts.overwrite:
+        old = read_json(out / RECORD, f"delete {out} to redo it.")
+        changes = describe_changes({k: old.get(k) for k in recorded}, recorded)
+        if changes:
+            raise UserError(f"{out} already holds a corpus processed otherwise ({changes}); pass "
+                            "--overwrite to replace it or choose another --out.")
+        log.info("%s is already complete; --overwrite redoes it.", out)
+        return out
+    if out.exists() and not (out / RECORD).is_file() and any(out.iterdir()):
+        raise UserError(f"{out} exists and is not a processed corpus; choose another --out or "
+                        "remove it.")
+    work = work_dir(out)
+    if opts.overwrite and (out / RECORD).is_file():
+        remove(work)  # redo everything, also what a kept work folder marks as done
+    _start_work(work, recorded)
+    stages = plan(steps, opts, work)
+    stages.append(Stage("publish", [Publish(str(work), str(out), [s.name for s in stages],
+                                            step_labels(steps), recorded)], 1))
+    submitted = execute(stages, opts, work / "logs")
+    if submitted:
+        return None
+    if not (out / RECORD).is_file():
+        raise RuntimeError(f"all stages ran but {out} was not published")
+    if not opts.keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _start_work(work: Path, recorded: dict) -> None:
+    """Continue the work folder of an interrupted run with the same options, else start afresh."""
+    saved = work / OPTIONS
+    if saved.is_file():
+        old = read_json(saved, f"delete {work} to start over.")
+        if old == recorded:
+            log.info("continuing the interrupted run in %s", work)
+            return
+        log.info("%s holds work with other options (%s); starting over", work,
+                 describe_changes(old, recorded))
+    remove(work)
+    work.mkdir(parents=True)
+    write_json_atomic(saved, recorded)
