@@ -83,8 +83,9 @@ class Corpus:
 
 def make_corpus(root: Path, *, clean: int = 60, seed: int = 0, splits: bool = True,
                 files_per_domain: int = 3, domains: tuple[str, ...] = ("forum", "web"),
-                shuffle: bool = True) -> Corpus:
-    """Write ROOT/[train|validation/]<domain>/part-<i>.jsonl.zst; return what was planted.
+                shuffle: bool = True, pile: bool = False) -> Corpus:
+    """Write ROOT/[train|validation/]<domain>/part-<i>.jsonl.zst (or, `pile`, the Pile's layout:
+    ROOT/pile.jsonl.zst with the domain in meta.pile_set_name); return what was planted.
     Unshuffled, the clean documents come first and every copy after its original."""
     rng = random.Random(seed)
     c = Corpus()
@@ -128,7 +129,13 @@ def make_corpus(root: Path, *, clean: int = 60, seed: int = 0, splits: bool = Tr
         order = list(range(len(c.docs)))
         rng.shuffle(order)
         c.docs = [c.docs[i] for i in order]
-    _write(root, c.docs, files_per_domain)
+    if pile:
+        root.mkdir(parents=True, exist_ok=True)
+        lines = "".join(json.dumps({"text": t, "meta": {"pile_set_name": d}}) + "\n"
+                        for d, _s, t in c.docs)
+        (root / "pile.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(lines.encode()))
+    else:
+        _write(root, c.docs, files_per_domain)
     return c
 
 

@@ -61,6 +61,17 @@ def test_builtin_pipeline_output_is_prepared_and_trained(raw, tmp_path, pipeline
     assert (tmp_path / "run" / "final").is_dir()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("pipeline", sorted(BUILTIN))
+def test_builtin_pipeline_on_pile_layout_is_prepared(tmp_path, pipeline):
+    make_corpus(tmp_path / "pile", clean=48, splits=False, pile=True)
+    out = process(opts([tmp_path / "pile" / "pile.jsonl.zst"], tmp_path / "proc",
+                       pipeline=pipeline, domain_field="meta.pile_set_name"))
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["forum", "web"]
+    ds = prepare(PrepareOptions([str(out)], str(tmp_path / "data"), vocab_size=300, seq_len=16))
+    assert sorted(open_dataset(ds).domains) == ["forum", "web"]
+
+
 def test_pile_style_input_gets_one_folder_per_domain(tmp_path):
     words = "with all the words it needs to be kept by the length rule of the minimal pipeline"
     rows = [{"text": f"Document {i} of the {d} set, {words}.",
