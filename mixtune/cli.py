@@ -33,6 +33,10 @@ def cmd_prepare(args) -> int:
         distributed.barrier()
         return 0
     out = prepare(opts)
+    if out is None:
+        print(f"submitted to Slurm; logs in {opts.out}.work/logs/. Rerun the same command after "
+              "a failure: finished tasks are skipped.")
+        return 0
     m = open_dataset(out).manifest
     print(f"{'domain':<24} {'train docs':>10} {'train tokens':>13} {'sequences':>10} "
           f"{'val docs':>9} {'val tokens':>11}")

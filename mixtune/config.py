@@ -18,7 +18,7 @@ name (`lr`, `eval_every`); inside, `cfg.optim.lr`, `cfg.eval.every`. This module
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,8 +36,39 @@ from mixtune.schema import at_least, in_range, nonempty, positive, section, sett
 # -- prepare -----------------------------------------------------------------------------------
 
 
+@dataclass(kw_only=True)
+class ExecutorOptions:
+    """Where the tasks of mixtune process and of mixtune prepare's tokenization run (datatrove's
+    executors)."""
+
+    executor: Literal["local", "slurm", "ray"] = "local"
+    """local processes, Slurm job arrays (submitted; rerun to continue), or a Ray cluster."""
+    tasks: int = setting(1, check=at_least(1))
+    """Tasks the work is cut into, each a shard of the input files (prepare: the dataset is the
+    same for any number; process: BFF dedups within each task's shard)."""
+    workers: int | None = setting(None, check=at_least(1))
+    """Tasks run at once (local: processes; none: min(tasks, CPU cores))."""
+    slurm_partition: str | None = None
+    """Slurm partition (required with --executor slurm)."""
+    slurm_time: str = "24:00:00"
+    """Slurm time limit per job."""
+    slurm_cpus_per_task: int = setting(1, check=at_least(1))
+    """CPUs per Slurm task."""
+    slurm_mem_per_cpu_gb: int = setting(2, check=at_least(1))
+    """Memory per CPU in GB for Slurm tasks."""
+    ray_address: str | None = None
+    """Address of a running Ray cluster (none: start a local one)."""
+
+    def validate(self, label) -> None:
+        if self.executor == "slurm" and not self.slurm_partition:
+            raise UserError(f"{label('executor')} slurm needs {label('slurm_partition')}.")
+
+
+EXECUTOR_SETTINGS = frozenset(f.name for f in fields(ExecutorOptions))
+
+
 @dataclass
-class PrepareOptions:
+class PrepareOptions(ExecutorOptions):
     sources: list[str]
     """Folders (SOURCE/<domain>/..., optionally with train/ and validation/) or files."""
     out: str
@@ -62,6 +93,7 @@ class PrepareOptions:
     """Redo a complete output."""
 
     def validate(self, label) -> None:
+        super().validate(label)
         if self.tokenizer is None and self.vocab_size < 300:
             raise UserError(
                 f"{label('vocab_size')} {self.vocab_size}: a byte-level BPE needs at least 300 "
@@ -86,7 +118,7 @@ class PrepareOptions:
 
 
 @dataclass
-class ProcessOptions:
+class ProcessOptions(ExecutorOptions):
     """mixtune process SOURCE... --pipeline P --out DIR."""
 
     sources: list[str]
@@ -98,12 +130,6 @@ class ProcessOptions:
     """A built-in pipeline (minimal, c4, refinedweb, dclm-baseline) or a YAML file of steps."""
     quality_model: str | None = None
     """fastText classifier file for dclm-baseline's quality filter (none: the step is left out)."""
-    executor: Literal["local", "slurm", "ray"] = setting("local", identity=False)
-    """Where the tasks run: local processes, Slurm job arrays, or a Ray cluster."""
-    tasks: int = setting(1, check=at_least(1))
-    """Shards the work is cut into (by input file); BFF dedups within each task's shard."""
-    workers: int | None = setting(None, check=at_least(1), identity=False)
-    """Tasks run at once (local: processes; none: min(tasks, CPU cores))."""
     text_field: str = "text"
     """Dotted path of the text in each record."""
     domain_field: str | None = None
@@ -112,22 +138,8 @@ class ProcessOptions:
     """Skip and count malformed records instead of failing on the first one."""
     overwrite: bool = False
     """Redo a complete output."""
-    keep_work: bool = setting(False, identity=False)
+    keep_work: bool = False
     """Keep OUT.work/ (intermediate shards, signatures, datatrove logs) after success."""
-    slurm_partition: str | None = setting(None, identity=False)
-    """Slurm partition (required with --executor slurm)."""
-    slurm_time: str = setting("24:00:00", identity=False)
-    """Slurm time limit per job."""
-    slurm_cpus_per_task: int = setting(1, check=at_least(1), identity=False)
-    """CPUs per Slurm task."""
-    slurm_mem_per_cpu_gb: int = setting(2, check=at_least(1), identity=False)
-    """Memory per CPU in GB for Slurm tasks."""
-    ray_address: str | None = setting(None, identity=False)
-    """Address of a running Ray cluster (none: start a local one)."""
-
-    def validate(self, label) -> None:
-        if self.executor == "slurm" and not self.slurm_partition:
-            raise UserError(f"{label('executor')} slurm needs {label('slurm_partition')}.")
 
     def recorded(self, steps: list[dict]) -> dict:
         """What determines the output (a complete output made otherwise is not reused)."""
@@ -450,8 +462,33 @@ class DataConfig:
         fixed={"sources": [], "out": "-"},
     )
     """Options of mixtune prepare for `sources` (text_field, domain_field, vocab_size, seq_len, ...)."""
+    process: ProcessOptions | None = setting(
+        None,
+        owned={
+            "sources": "set data.sources",
+            "out": "the corpus is written to OUTPUT/process/corpus",
+            "overwrite": "redo the process stage with --force process",
+        },
+        fixed={"sources": [], "out": "-"},
+    )
+    """Filter and deduplicate `sources` with mixtune process before preparing them (pipeline,
+    quality_model, tasks, executor, ...); none: prepare the sources as they are."""
 
     def validate(self, label) -> None:
+        for name, opts in (("prepare", self.prepare), ("process", self.process)):
+            if opts is not None and opts.executor == "slurm":
+                raise UserError(f"{label.section()}: {name}.executor slurm: mixtune run waits for "
+                                f"each stage; use local or ray here, or run `mixtune {name} "
+                                "--executor slurm` and give its output to this run.")
+        if self.process is not None:
+            if self.sources is None:
+                raise UserError(f"{label.section()}: process needs sources (the raw corpus).")
+            moved = [k for k in ("text_field", "domain_field")
+                     if getattr(self.prepare, k) != getattr(PrepareOptions, k)]
+            if moved:
+                raise UserError(f"{label.section()}: with process, set {', '.join(moved)} under "
+                                "process: (prepare then reads the processed corpus, one folder "
+                                "per domain).")
         given = [k for k in ("sources", "dataset", "synthetic") if getattr(self, k) is not None]
         if len(given) != 1:
             raise UserError(

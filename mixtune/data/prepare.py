@@ -90,16 +90,25 @@ def prepare(opts: PrepareOptions) -> Path:
         )
 
     scan = _scan(opts)
+    if opts.tasks > 1 or opts.executor != "local":
+        from mixtune.data.tokenize_tasks import prepare_in_tasks
+
+        return prepare_in_tasks(opts, scan)
     with staged_dir(out) as staged:
-        tok, eos = _make_tokenizer(opts, scan, staged / "tokenizer")
+        tok, eos = make_tokenizer(opts, scan, staged / "tokenizer")
         eos_id = tok.token_to_id(eos)
         vocab_size = tok.get_vocab_size(with_added_tokens=True)
         dtype = store.token_dtype(vocab_size)
         counts = _tokenize_all(opts, scan, tok, eos_id, dtype, staged)
-        manifest = _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype)
-        write_json_atomic(staged / store.MANIFEST, manifest.to_json())
-        write_dataset_record(staged, out, manifest, [str(Path(x).resolve()) for x in opts.sources])
+        finish(opts, scan, counts, staged, out, vocab_size, eos_id, dtype)
     return out
+
+
+def finish(opts, scan, counts, staged: Path, out: Path, vocab_size, eos_id, dtype) -> None:
+    """Write the manifest and the dataset record of the token files in `staged`."""
+    manifest = _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype)
+    write_json_atomic(staged / store.MANIFEST, manifest.to_json())
+    write_dataset_record(staged, out, manifest, [str(Path(x).resolve()) for x in opts.sources])
 
 
 def _check_options(opts: PrepareOptions) -> None:
@@ -118,15 +127,31 @@ def _documents(opts: PrepareOptions, on_skip=None) -> Iterator[Document]:
     )
 
 
+def split_of(doc: Document, validation_fraction: float, thresholds: dict[str, float]) -> str:
+    """The document's split: its folder's, else from the hash of its text (see `_scan`)."""
+    if doc.split is not None:
+        return doc.split
+    u = hash_unit(doc.text)
+    val = u < validation_fraction or u <= thresholds.get(doc.domain, -1.0)
+    return "validation" if val else "train"
+
+
 def _with_split(opts: PrepareOptions, scan: Scan) -> Iterator[tuple[str, Document]]:
     """Documents paired with their split; sources without split folders are hash-split."""
     for doc in _documents(opts):
-        if doc.split is not None:
-            yield doc.split, doc
-            continue
-        u = hash_unit(doc.text)
-        val = u < opts.validation_fraction or u <= scan.validation_threshold.get(doc.domain, -1.0)
-        yield ("validation" if val else "train"), doc
+        yield split_of(doc, opts.validation_fraction, scan.validation_threshold), doc
+
+
+def encode(tok, texts: list[str], eos_id: int) -> np.ndarray:
+    """The token ids of `texts`, each followed by EOS, as one array (the batch uses every core)."""
+    encoded = tok.encode_batch(texts, add_special_tokens=False)
+    lengths = np.fromiter((len(e.ids) + 1 for e in encoded), dtype=np.int64, count=len(encoded))
+    ids = np.empty(int(lengths.sum()), dtype=np.int64)
+    ends = np.cumsum(lengths)
+    for e, end, n in zip(encoded, ends, lengths, strict=True):
+        ids[end - n : end - 1] = e.ids
+    ids[ends - 1] = eos_id  # EOS after every document
+    return ids
 
 
 def _scan(opts: PrepareOptions) -> Scan:
@@ -199,7 +224,7 @@ def _check_domains(opts: PrepareOptions, domains: list[str], docs: Counter) -> N
         )
 
 
-def _make_tokenizer(opts: PrepareOptions, scan: Scan, out_dir: Path):
+def make_tokenizer(opts: PrepareOptions, scan: Scan, out_dir: Path):
     if opts.tokenizer:
         tok, eos = load_tokenizer(opts.tokenizer)
         src = Path(opts.tokenizer)
@@ -237,14 +262,7 @@ def _tokenize_all(opts, scan, tok, eos_id, dtype, staged) -> dict:
     buffers: dict[tuple[str, str], list[str]] = defaultdict(list)
 
     def flush(key):
-        encoded = tok.encode_batch(buffers[key], add_special_tokens=False)
-        lengths = np.fromiter((len(e.ids) + 1 for e in encoded), dtype=np.int64, count=len(encoded))
-        ids = np.empty(int(lengths.sum()), dtype=np.int64)
-        ends = np.cumsum(lengths)
-        for e, end, n in zip(encoded, ends, lengths, strict=True):
-            ids[end - n : end - 1] = e.ids
-        ids[ends - 1] = eos_id  # EOS after every document
-        writers[key].write(ids, documents=len(encoded))
+        writers[key].write(encode(tok, buffers[key], eos_id), documents=len(buffers[key]))
         buffers[key].clear()
 
     progress = Progress("tokenizing", unit="doc")

@@ -83,6 +83,7 @@ def read_documents(
     skip_bad: bool = False,
     on_skip: SkipFn | None = None,
     shard: tuple[int, int] = (0, 1),
+    on_unit: Callable[[int], None] | None = None,
 ) -> Iterator[Document]:
     """Yield every document of `sources`, in order; see the module docstring for the layouts.
 
@@ -92,7 +93,9 @@ def read_documents(
 
     `shard=(rank, n)` reads only every n-th file (or Hugging Face dataset folder), starting at
     `rank`, so that n tasks read the sources once between them. A shard may hold nothing of a
-    domain, so a sharded read does not check that every folder has documents.
+    domain, so a sharded read does not check that every folder has documents. `on_unit(i)` is
+    called before the documents of the i-th file of the whole read (counted over all shards), so
+    that the shards' outputs can be put back in the order of one read.
     """
     if isinstance(sources, (str, os.PathLike)):
         raise TypeError("read_documents takes a sequence of sources, not a single path")
@@ -102,7 +105,7 @@ def read_documents(
     rank, n = shard
     if not 0 <= rank < n:
         raise ValueError(f"shard {shard}: want (rank, n) with 0 <= rank < n")
-    reader = _Reader(text_field, domain_field, skip_bad, on_skip, shard)
+    reader = _Reader(text_field, domain_field, skip_bad, on_skip, shard, on_unit)
     for source in sources:
         yield from reader.read_source(Path(source))
 
@@ -161,8 +164,9 @@ class _Reader:
         skip_bad: bool,
         on_skip: SkipFn | None,
         shard: tuple[int, int] = (0, 1),
+        on_unit: Callable[[int], None] | None = None,
     ) -> None:
-        self.shard = shard
+        self.shard, self.on_unit = shard, on_unit
         self.units = 0  # files and dataset folders met so far, ours or not (for sharding)
         self.text_field = text_field
         self.domain_field = domain_field
@@ -271,8 +275,13 @@ class _Reader:
     def _mine(self) -> bool:
         """Whether the next file or dataset folder belongs to this shard (counts it)."""
         rank, n = self.shard
+        index = self.units
         self.units += 1
-        return (self.units - 1) % n == rank
+        if index % n != rank:
+            return False
+        if self.on_unit is not None:
+            self.on_unit(index)
+        return True
 
     def _skipped_note(self, skipped_before: int) -> str:
         skipped = self.skipped - skipped_before

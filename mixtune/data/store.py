@@ -70,6 +70,19 @@ class TokenWriter:
         self.documents += documents
         self.tokens += int(ids.size)
 
+    def write_raw(self, src, tokens: int, documents: int) -> None:
+        """Copy `tokens` tokens of this file's dtype from the binary file `src` (at its position),
+        a megabyte at a time."""
+        left = tokens * self.dtype.itemsize
+        while left:
+            chunk = src.read(min(left, 1 << 20))
+            if not chunk:
+                raise ValueError(f"{src.name}: ends {left} bytes early")
+            self._f.write(chunk)
+            left -= len(chunk)
+        self.documents += documents
+        self.tokens += tokens
+
     def close(self) -> None:
         self._f.flush()
         os.fsync(self._f.fileno())  # on disk before the manifest that vouches for it is published

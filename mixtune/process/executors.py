@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 
 from datatrove.executor import base as executor_base
+from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
-from mixtune.config import ProcessOptions
-from mixtune.process.run import Stage
+from mixtune.config import ExecutorOptions
+
+
+@dataclass
+class Stage:
+    """One datatrove pipeline run as `tasks` tasks; stages run one after the other."""
+
+    name: str
+    pipeline: list[PipelineStep]
+    tasks: int
 
 # datatrove logs every task to the console at INFO, with tracebacks. mixtune's console shows
 # warnings only, without tracebacks: each task's log file (OUT.work/logs/<stage>/logs/) keeps
@@ -46,7 +56,7 @@ def _quiet_close_task_logger(logfile) -> None:
     logfile.close()
 
 
-def execute(stages: list[Stage], opts: ProcessOptions, logs) -> bool:
+def execute(stages: list[Stage], opts: ExecutorOptions, logs) -> bool:
     """Run (or submit) every stage in order; True when submitted to run later (Slurm)."""
     if opts.executor == "slurm":
         return _slurm(stages, opts, logs)
@@ -57,7 +67,7 @@ def execute(stages: list[Stage], opts: ProcessOptions, logs) -> bool:
     return False
 
 
-def _local(stages: list[Stage], opts: ProcessOptions, logs) -> None:
+def _local(stages: list[Stage], opts: ExecutorOptions, logs) -> None:
     from datatrove.executor import LocalPipelineExecutor
 
     executor_base.add_task_logger = _quiet_task_logger
@@ -74,7 +84,7 @@ def _local(stages: list[Stage], opts: ProcessOptions, logs) -> None:
     last.run()
 
 
-def _slurm(stages: list[Stage], opts: ProcessOptions, logs) -> bool:
+def _slurm(stages: list[Stage], opts: ExecutorOptions, logs) -> bool:
     from datatrove.executor import SlurmPipelineExecutor
 
     last = None
@@ -89,7 +99,7 @@ def _slurm(stages: list[Stage], opts: ProcessOptions, logs) -> bool:
     return True
 
 
-def _ray(stages: list[Stage], opts: ProcessOptions, logs) -> None:
+def _ray(stages: list[Stage], opts: ExecutorOptions, logs) -> None:
     import ray
     from datatrove.executor import RayPipelineExecutor
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
@@ -34,6 +33,7 @@ from mixtune.process.blocks import (
     ShardWriter,
     SourceReader,
 )
+from mixtune.process.executors import Stage
 from mixtune.process.ops import Step
 from mixtune.process.pipelines import load_pipeline
 
@@ -42,13 +42,6 @@ log = logging.getLogger(__name__)
 RECORD = "dataset_record.json"
 OPTIONS = "options.json"  # in OUT.work: the options the work there was done with
 STATS_PNG = "process_stats.png"
-
-
-@dataclass
-class Stage:
-    name: str
-    pipeline: list[PipelineStep]
-    tasks: int
 
 
 def work_dir(out: Path) -> Path:
