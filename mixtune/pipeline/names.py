@@ -34,6 +34,8 @@ def _named_mixtures(cfg: RunConfig):
 def stage_names(cfg: RunConfig) -> list[str]:
     """Every stage the run may have (the rounds of iterated DoReMi up to their maximum)."""
     names = [] if cfg.data.dataset is not None else ["data"]
+    if cfg.data.process is not None:
+        names.insert(0, "process")
     for m in cfg.mixtures:
         if METHODS.get(m) is not None:
             names += METHODS.get(m)().stage_names(cfg)

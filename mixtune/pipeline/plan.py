@@ -24,6 +24,7 @@ import numpy as np
 
 from mixtune import distributed, schema
 from mixtune.config import (
+    EXECUTOR_SETTINGS,
     DataConfig,
     RunConfig,
     StageSpec,
@@ -113,6 +114,9 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
     out = Path(cfg.output)
     if cfg.data.dataset is not None:
         data, data_deps = Path(cfg.data.dataset), ()
+    elif cfg.data.process is not None:
+        corpus = yield process_stage(cfg)
+        data, data_deps = (yield data_stage(cfg, corpus, ("process",))), ("process", "data")
     else:
         data, data_deps = (yield data_stage(cfg)), ("data",)
     ds = open_dataset(data)
@@ -212,8 +216,27 @@ def _same_run(stage: Stage, planned: dict[str, Stage]) -> str | None:
     return None
 
 
-def data_stage(cfg: RunConfig) -> Stage:
+def process_stage(cfg: RunConfig) -> Stage:
+    """Filter and deduplicate the sources (mixtune process) into OUTPUT/process/corpus."""
+    opts = cfg.data.process
+    identity = {k: v for k, v in schema.to_flat(opts).items()
+                if k not in EXECUTOR_SETTINGS or k == "tasks"}  # BFF dedups per task
+    identity["sources"] = list(cfg.data.sources)
+    if Path(opts.pipeline).is_file():  # the steps, not the file's name
+        identity["pipeline"] = Path(opts.pipeline).read_text(encoding="utf-8")
+
+    def run(folder: Path) -> None:
+        from mixtune.process.run import process
+
+        process(schema.replace(opts, sources=cfg.data.sources, out=str(folder / "corpus")))
+
+    return Stage("process", identity, run, output="corpus", all_ranks=False)
+
+
+def data_stage(cfg: RunConfig, corpus: Path | None = None, deps: tuple[str, ...] = ()) -> Stage:
+    """Prepare the sources (or the processed corpus) into OUTPUT/data/dataset."""
     d = cfg.data
+    sources = [str(corpus)] if corpus is not None else d.sources
 
     def run(folder: Path) -> None:
         target = folder / "dataset"
@@ -227,7 +250,17 @@ def data_stage(cfg: RunConfig) -> Stage:
         else:
             from mixtune.data.prepare import prepare
 
-            prepare(schema.replace(d.prepare, sources=d.sources, out=str(target)))
+            prepare(schema.replace(d.prepare, sources=sources, out=str(target)))
 
-    return Stage("data", schema.to_flat(d), run, output="dataset", all_ranks=False,
-                 upgrade=lambda old: schema.to_flat(schema.parse(DataConfig, old)))
+    return Stage("data", _data_identity(d), run, deps=deps, output="dataset", all_ranks=False,
+                 upgrade=lambda old: _data_identity(schema.parse(DataConfig, old)))
+
+
+def _data_identity(d: DataConfig) -> dict:
+    """What the data stage computes: where prepare's tasks run does not change the dataset."""
+    identity = schema.to_flat(d)
+    identity["prepare"] = {k: v for k, v in identity["prepare"].items()
+                           if k not in EXECUTOR_SETTINGS}
+    if identity.get("process") is None:
+        identity.pop("process", None)  # as recorded before processing existed
+    return identity

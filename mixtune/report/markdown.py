@@ -36,6 +36,7 @@ def write_report(output_dir: str | os.PathLike) -> Path:
     drawn = draw_plots(out, folder)
     names = [r["mixture"] for r in table]
     lines = _intro(summary, folder.path, table)
+    lines += _processing_section(folder.path, out)
     lines += _headline(summary, table)
     lines += _weights_section(summary, names, "weights.png" in drawn.files)
     lines += _trajectory_section(summary, folder.histories, "trajectory.png" in drawn.files)
@@ -47,6 +48,27 @@ def write_report(output_dir: str | os.PathLike) -> Path:
     path = out / "report.md"
     write_bytes_atomic(path, "\n".join(lines).encode())
     return path
+
+
+def _processing_section(output: Path, report_dir: Path) -> list[str]:
+    """What `mixtune process` kept and dropped (a run with a data.process section)."""
+    corpus = output / "process" / "corpus"
+    if not (corpus / "process_stats.json").is_file():
+        return []
+    import shutil
+
+    from mixtune.process import stats
+
+    merged = stats.read(corpus)
+    rows = stats.rows(merged)
+    shutil.copyfile(corpus / "process_stats.png", report_dir / "process_stats.png")
+    return ["## Processing", "",
+            f"The raw sources went through `mixtune process` into `{corpus}`; per step, the "
+            "documents in and out and the commonest reasons for dropping one (per domain in "
+            "`process_stats.json` there).", "",
+            *md_table(list(rows[0]), [[str(v) for v in r.values()] for r in rows],
+                      "l" + "r" * (len(rows[0]) - 2) + "l"),
+            "", "![documents dropped per step](process_stats.png)", ""]
 
 
 def _leaderboard_section(output: Path, report_dir: Path) -> list[str]:

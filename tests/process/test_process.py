@@ -263,3 +263,35 @@ def test_ray_gives_the_local_output(raw, tmp_path):
     finally:
         ray.shutdown()
     assert read_output(local) == read_output(on_ray)
+
+
+@pytest.mark.slow
+def test_run_yaml_with_a_process_section(raw, tmp_path):
+    """`data.process` adds a stage before `data`; the report shows what it dropped."""
+    from mixtune.pipeline import run_pipeline
+    from mixtune.pipeline.stage import StageRecord
+
+    cfg = {
+        "output": str(tmp_path / "out"),
+        "data": {"sources": [str(raw)], "process": {"pipeline": "minimal", "tasks": 2},
+                 "prepare": {"vocab_size": 300, "seq_len": 16}},
+        "proxy": {"scale": "tiny", "steps": 2, "batch_size": 4},
+        "main": {"scale": "tiny", "steps": 2, "batch_size": 4, "eval_every": 2},
+        "mixtures": ["reference", "uniform"],
+        "train": {"eval_max_tokens_per_domain": 64},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = run_pipeline(path)
+    assert StageRecord.read(out / "process").complete
+    assert (out / "process" / "corpus" / "train" / "web").is_dir()
+    assert StageRecord.read(out / "data").inputs["process"] == StageRecord.read(
+        out / "process").run_id
+    report = (out / "report" / "report.md").read_text()
+    assert "## Processing" in report and "2 exact_dedup" in report
+    assert (out / "report" / "process_stats.png").is_file()
+    # prepare reads the processed corpus: its fields belong under process:
+    cfg["data"]["prepare"]["domain_field"] = "meta.source"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(UserError, match="set domain_field under process:"):
+        run_pipeline(path)
