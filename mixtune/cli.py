@@ -63,7 +63,9 @@ def cmd_process(args) -> int:
     if args.out is None:
         raise UserError("mixtune process: --out DIR is required.")
     opts = schema.from_flags(ProcessOptions, args, sources=args.sources, out=args.out)
-    _need("datatrove", "process")
+    from mixtune.process import require_datatrove
+
+    require_datatrove("mixtune process")
     from mixtune.process import stats
     from mixtune.process.run import process
 
@@ -82,7 +84,9 @@ def cmd_process(args) -> int:
 
 
 def _show_process(args) -> int:
-    _need("datatrove", "process")
+    from mixtune.process import require_datatrove
+
+    require_datatrove("mixtune process")
     from mixtune.process.ops import describe
     from mixtune.process.pipelines import BUILTIN, builtin_steps, to_yaml
 
@@ -97,13 +101,6 @@ def _show_process(args) -> int:
         print(f"{name}\n    {summary}\n    arguments: {arguments or 'none'}")
     print("\nbuilt-in pipelines: " + ", ".join(BUILTIN))
     return 0
-
-
-def _need(module: str, extra: str) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise UserError(f"this command needs {module}: pip install 'mixtune[{extra}]'.")
 
 
 def _print_table(rows: list[dict]) -> None:

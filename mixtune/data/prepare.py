@@ -90,7 +90,7 @@ def prepare(opts: PrepareOptions) -> Path:
         )
 
     scan = _scan(opts)
-    if opts.tasks > 1 or opts.executor != "local":
+    if in_tasks(opts):
         from mixtune.data.tokenize_tasks import prepare_in_tasks
 
         return prepare_in_tasks(opts, scan)
@@ -111,10 +111,19 @@ def finish(opts, scan, counts, staged: Path, out: Path, vocab_size, eos_id, dtyp
     write_dataset_record(staged, out, manifest, [str(Path(x).resolve()) for x in opts.sources])
 
 
+def in_tasks(opts: PrepareOptions) -> bool:
+    """Whether the tokenization runs as tasks on an executor (else in this process)."""
+    return opts.tasks > 1 or opts.executor != "local"
+
+
 def _check_options(opts: PrepareOptions) -> None:
     if not opts.sources:
         raise UserError("prepare needs at least one SOURCE.")
     schema.check(opts, flags=True)  # options built in Python get the command line's checks
+    if in_tasks(opts):
+        from mixtune.process import require_datatrove
+
+        require_datatrove(f"prepare --tasks {opts.tasks} --executor {opts.executor}")
 
 
 def _documents(opts: PrepareOptions, on_skip=None) -> Iterator[Document]:
