@@ -110,6 +110,21 @@ def read_documents(
         yield from reader.read_source(Path(source))
 
 
+def check_layout(
+    sources: Sequence[str | os.PathLike], *, domain_field: str | None = None
+) -> None:
+    """Check the layout of `sources` without reading any file: paths exist, domain folders are
+    named well and hold a file each, nothing lies where a domain is expected, file types are
+    known. What a sharded read cannot check (a shard may hold nothing of a domain) is checked
+    here once, before the tasks start."""
+    if domain_field is not None:
+        _check_field_path(domain_field, "--domain-field")
+    reader = _Reader("text", domain_field, False, None, layout_only=True)
+    for source in sources:
+        for _ in reader.read_source(Path(source)):
+            pass
+
+
 def domain_name_problem(name: str) -> str | None:
     """Why `name` cannot be a domain name (domains become file names), or None if it can."""
     if name == "":
@@ -165,8 +180,10 @@ class _Reader:
         on_skip: SkipFn | None,
         shard: tuple[int, int] = (0, 1),
         on_unit: Callable[[int], None] | None = None,
+        layout_only: bool = False,
     ) -> None:
         self.shard, self.on_unit = shard, on_unit
+        self.layout_only = layout_only  # one empty document per file, none read
         self.units = 0  # files and dataset folders met so far, ours or not (for sharding)
         self.text_field = text_field
         self.domain_field = domain_field
@@ -252,6 +269,9 @@ class _Reader:
             folder = source / name
             if not self._mine():
                 continue
+            if self.layout_only:
+                yield Document(split, "", "")
+                continue
             rows = _hf_rows(_load_hf(folder), self._fields())
             docs = self._read_records(_Place(folder, "row"), rows, split, None)
             yield from self._nonempty(docs, folder)
@@ -292,6 +312,14 @@ class _Reader:
     def _read_unit(self, unit: Path, split: str | None, domain: str | None) -> Iterator[Document]:
         """Read one file or Hugging Face dataset folder; `domain` None means from the field."""
         if not self._mine():
+            return
+        if self.layout_only:
+            if not unit.is_dir() and _file_format(unit.name)[0] is None:
+                raise UserError(
+                    f"{unit}: unsupported file type. Supported are {SUPPORTED_FORMATS}; files "
+                    "whose name starts with '.' are ignored. Remove or convert the file."
+                )
+            yield Document(split, domain or "", "")
             return
         if unit.is_dir():  # _walk only yields folders that are Hugging Face datasets
             rows = _hf_rows(_load_hf(unit), self._fields())

@@ -170,7 +170,9 @@ def prepare_in_tasks(opts: PrepareOptions, scan) -> Path | None:
 
     out = Path(opts.out)
     work = work_dir(out)
-    recorded = opts.recorded()
+    # The dataset does not depend on the number of tasks, but the shards do: a rerun with another
+    # number starts the work over.
+    recorded = {**opts.recorded(), "tasks": opts.tasks}
     saved = work / OPTIONS
     if not (saved.is_file() and read_json(saved, f"delete {work}.") == recorded):
         remove(work)

@@ -21,11 +21,21 @@ import math
 import re
 
 import numpy as np
+import regex
 import xxhash
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
+# Word tokens as Unicode word boundaries give them (UAX #29, as DCLM's Rust BFF splits), closely:
+# runs of letters, marks and digits, joined across an apostrophe or a point ("don't", "3.14");
+# one token per Han, Hiragana or Katakana character; each other non-space character alone.
+_TOKEN = regex.compile(
+    r"[\p{Han}\p{Hiragana}\p{Katakana}]"
+    r"|[\p{L}\p{M}\p{N}_--\p{Han}\p{Hiragana}\p{Katakana}]+"
+    r"(?:['’.][\p{L}\p{M}\p{N}_--\p{Han}\p{Hiragana}\p{Katakana}]+)*"
+    r"|[^\p{L}\p{M}\p{N}_\s]",
+    regex.V1,
+)
 _MASK64 = np.uint64(2**64 - 1)
 _PRIME = np.uint64(0x100000001B3)  # mixes token hashes into an n-gram hash (FNV's prime)
 
@@ -89,6 +99,10 @@ class BFFDedup(PipelineStep):
     def __init__(self, ngram: int = 13, threshold: float = 0.8,
                  expected_ngrams: int = 100_000_000, fp_rate: float = 0.01) -> None:
         super().__init__()
+        if ngram < 1 or expected_ngrams < 1:
+            raise ValueError("ngram and expected_ngrams must be at least 1")
+        if not (0 < fp_rate < 1 and 0 <= threshold <= 1):
+            raise ValueError("fp_rate must lie in (0, 1) and threshold in [0, 1]")
         self.ngram, self.threshold = ngram, threshold
         self.expected_ngrams, self.fp_rate = expected_ngrams, fp_rate
 

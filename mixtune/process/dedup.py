@@ -67,6 +67,8 @@ class MinhashDedup:
 
     def __init__(self, n_grams: int = 5, num_buckets: int = 14, hashes_per_bucket: int = 8,
                  seed: int = 1) -> None:
+        if min(n_grams, num_buckets, hashes_per_bucket) < 1:
+            raise ValueError("n_grams, num_buckets and hashes_per_bucket must be at least 1")
         self.n_grams, self.num_buckets = n_grams, num_buckets
         self.hashes_per_bucket, self.seed = hashes_per_bucket, seed
 

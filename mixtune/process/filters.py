@@ -54,7 +54,7 @@ class LineFilter(BaseFormatter):
     def __init__(self, patterns: list[str] | None = None, min_words: int = 0,
                  ignore_case: bool = True) -> None:
         super().__init__()
-        self.patterns = list(patterns or [])
+        self.patterns = [patterns] if isinstance(patterns, str) else list(patterns or [])
         flags = re.IGNORECASE if ignore_case else 0
         self._regex = re.compile("|".join(f"(?:{p})" for p in self.patterns), flags) \
             if self.patterns else None

@@ -9,6 +9,7 @@ take `domains: [...]` to apply to some domains only; dedup operations see every 
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,14 +166,27 @@ def parse_step(raw: Any, where: str) -> Step:
                             "path of a fastText .bin model.")
     try:
         step.block()  # the block checks its own values (language codes, ranges, ...)
-    except (TypeError, ValueError, UserError) as err:
+    except (TypeError, ValueError, re.error, UserError) as err:
         raise UserError(f"{where}: {name}: {err}") from None
+    for key, (lo, hi) in _RANGES.get(name, {}).items():
+        value = step.args.get(key, allowed.get(key))
+        if isinstance(value, (int, float)) and not lo <= value <= hi:
+            raise UserError(f"{where}: {name} {key}: {value} is outside [{lo}, {hi}].")
     return step
 
 
+_RANGES = {"sample": {"rate": (0.0, 1.0)}, "language": {"threshold": (0.0, 1.0)},
+           "fasttext_quality": {"threshold": (0.0, 1.0)}, "length": {"min_chars": (0, 1e18),
+                                                                    "min_words": (0, 1e18)}}
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+          "list": (list, tuple), "tuple": (list, tuple)}
+
+
 def _check_value(where: str, op: str, key: str, value: Any, default: Any) -> None:
-    if default is inspect.Parameter.empty or default is None or value is None:
+    if value is None:
         return
+    if default is inspect.Parameter.empty or default is None:
+        return _check_annotated(where, op, key, value)
     want = type(default)
     ok = isinstance(value, want) or (want is float and isinstance(value, int)) or \
         (want in (tuple, list) and isinstance(value, (tuple, list)))
@@ -181,6 +195,18 @@ def _check_value(where: str, op: str, key: str, value: Any, default: Any) -> Non
     if not ok:
         raise UserError(f"{where}: {op} {key}: want {want.__name__} (default {default!r}), got "
                         f"{value!r}.")
+
+
+def _check_annotated(where: str, op: str, key: str, value: Any) -> None:
+    """A value checked against the parameter's annotation ("int | None", "list[str] | None")."""
+    block = operations()[op].build
+    annotation = inspect.signature(block.__init__).parameters[key].annotation
+    names = [t.strip().split("[")[0] for t in str(annotation).split("|")]
+    allowed = tuple(t for n in names for t in _TYPES.get(n, ()))
+    if not allowed or any(n not in _TYPES and n != "None" for n in names):
+        return  # an annotation we do not read: the block checks the value itself
+    if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
+        raise UserError(f"{where}: {op} {key}: want {str(annotation)}, got {value!r}.")
 
 
 def describe() -> list[tuple[str, str, str]]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from datatrove.pipeline.base import PipelineStep
 
 from mixtune.config import ProcessOptions
+from mixtune.data.sources import check_layout
 from mixtune.errors import UserError
 from mixtune.io import describe_changes, publish, read_json, remove, write_json_atomic
 from mixtune.process import stats as process_stats
@@ -97,9 +98,14 @@ class Publish(PipelineStep):
 
         work, out = Path(self.work), Path(self.out)
         output = work / "output"
-        output.mkdir(parents=True, exist_ok=True)
+        if not output.is_dir() and (out / RECORD).is_file():
+            return  # published already: this is a rerun of the task (a Slurm requeue)
         merged = process_stats.merge([work / "logs" / name for name in self.stage_names],
                                      [process_stats.READ, *self.labels])
+        if not any(c["docs_out"] for c in merged["domains"].values()):
+            raise UserError(f"no document passed the pipeline (statistics in {work}/logs/); "
+                            f"nothing was published to {out}.")
+        output.mkdir(parents=True, exist_ok=True)
         write_json_atomic(output / process_stats.STATS_FILE, merged)
         process_stats.plot(merged, output / STATS_PNG)
         record = new_record(out.name, kind="processed", dataset_url=str(out.resolve()),
@@ -121,9 +127,9 @@ def process(opts: ProcessOptions) -> Path | None:
     out = Path(opts.out)
     steps = load_pipeline(opts.pipeline, opts.quality_model)
     recorded = opts.recorded([s.to_dict() for s in steps])
-    for source in opts.sources:
-        if not Path(source).exists():
-            raise UserError(f"{source}: no such file or folder. Check the SOURCE path.")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; --out names the folder to write. Choose another.")
+    check_layout(opts.sources, domain_field=opts.domain_field)  # tasks read shards: check once
     if (out / RECORD).is_file() and not opts.overwrite:
         old = read_json(out / RECORD, f"delete {out} to redo it.")
         changes = describe_changes({k: old.get(k) for k in recorded}, recorded)
@@ -136,8 +142,11 @@ def process(opts: ProcessOptions) -> Path | None:
         raise UserError(f"{out} exists and is not a processed corpus; choose another --out or "
                         "remove it.")
     work = work_dir(out)
-    if opts.overwrite and (out / RECORD).is_file():
-        remove(work)  # redo everything, also what a kept work folder marks as done
+    published = work / "logs" / "publish" / "completions" / "00000"
+    if (opts.overwrite and (out / RECORD).is_file()) or published.is_file():
+        # Redo everything: also what a kept work folder marks as done (its output was published
+        # and is gone or to be replaced).
+        remove(work)
     _start_work(work, recorded)
     stages = plan(steps, opts, work)
     stages.append(Stage("publish", [Publish(str(work), str(out), [s.name for s in stages],

@@ -15,7 +15,7 @@ from pathlib import Path
 from mixtune.process.blocks import CHARS_IN, CHARS_OUT, DOCS_IN, DOCS_OUT, DROPPED, SKIPPED
 
 STATS_FILE = "process_stats.json"
-READ = "read"
+READ, WRITE = "read", "write"  # the names of the first and the last block
 
 
 def _total(value) -> float:
@@ -26,8 +26,10 @@ def merge(stage_logs: list[Path], step_names: list[str]) -> dict:
     """{"steps": [{"step", "domains": {d: {docs_in, chars_in, docs_out, chars_out, dropped}}}],
     "domains": {d: {docs_in, chars_in, docs_out, chars_out}}} from the stages' per-task files.
 
-    `step_names` orders the steps ("read" first); a step's counts may come from several stages."""
-    steps: dict[str, dict] = {name: defaultdict(_domain_counts) for name in step_names}
+    `step_names` orders the steps ("read" first); a step's counts may come from several stages.
+    The totals per domain are what was read and what was written (a step limited to some
+    domains does not count the others that pass it)."""
+    steps: dict[str, dict] = {name: defaultdict(_domain_counts) for name in [*step_names, WRITE]}
     for logs in stage_logs:
         for path in sorted((logs / "stats").glob("*.json")):
             for block in json.loads(path.read_text()):
@@ -38,7 +40,7 @@ def merge(stage_logs: list[Path], step_names: list[str]) -> dict:
                     _add(steps[name], label, _total(value))
     out_steps = [{"step": name, "domains": {d: dict(c) for d, c in sorted(steps[name].items())}}
                  for name in step_names]
-    first, last = out_steps[0]["domains"], out_steps[-1]["domains"]
+    first, last = out_steps[0]["domains"], steps[WRITE]
     domains = {}
     for d in sorted(first):
         domains[d] = {DOCS_IN: first[d][DOCS_OUT], CHARS_IN: first[d][CHARS_OUT],

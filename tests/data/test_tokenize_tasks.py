@@ -61,3 +61,25 @@ def test_a_stopped_tokenization_resumes(tmp_path, monkeypatch):
     assert done == ["00000", "00001"]
     monkeypatch.setattr(TokenizeShard, "run", run)
     assert files(prepare(opts)) == files(whole)
+
+
+def test_another_number_of_tasks_starts_the_work_over(tmp_path, monkeypatch):
+    """Shards of 3 tasks are not shards of 2: a rerun with --tasks 2 must not merge them."""
+    make_corpus(tmp_path / "raw", clean=36, files_per_domain=4)
+    kw = {"vocab_size": 300, "seq_len": 16}
+    whole = prepare(PrepareOptions([str(tmp_path / "raw")], str(tmp_path / "whole"), **kw))
+    run = TokenizeShard.run
+
+    def stop_at_rank_2(self, data=None, rank=0, world_size=1):
+        if rank == 2:
+            raise KeyboardInterrupt
+        return run(self, data, rank, world_size)
+
+    monkeypatch.setattr(TokenizeShard, "run", stop_at_rank_2)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(PrepareOptions([str(tmp_path / "raw")], str(tmp_path / "again"), tasks=3,
+                               workers=1, **kw))
+    monkeypatch.setattr(TokenizeShard, "run", run)
+    again = prepare(PrepareOptions([str(tmp_path / "raw")], str(tmp_path / "again"), tasks=2,
+                                   workers=1, **kw))
+    assert files(again) == files(whole)
