@@ -26,7 +26,9 @@ import yaml
 from transformers.utils import logging as hf_logging
 
 from mixtune.pipeline import run_pipeline
-from mixtune.report import fmt_ms, fmt_speedup, main_table
+from mixtune.report import main_table
+from mixtune.report.markdown import noise_verdict
+from mixtune.report.tables import text_table
 
 
 def main() -> None:
@@ -94,19 +96,13 @@ def main() -> None:
     print("  " + "domain".ljust(16) + "".join(n.rjust(10) for n in names))
     for d in summary["domains"]:
         print("  " + d.ljust(16) + "".join(f"{summary['mixtures'][n][d]:10.3f}" for n in names))
-    print(
-        f"\n{'mixture':<10} {'average log-ppl':>18} {'worst-case log-ppl':>20} {'improved':>9} {'speed-up':>16}"
-    )
-    for row in main_table(summary, out):
-        improved = (
-            "(ref)"
-            if row["is_reference"]
-            else f"{row['domains_improved']}/{row['domains_compared']}"
-        )
-        print(
-            f"{row['mixture']:<10} {fmt_ms(row['average'], row['average_std']):>18} "
-            f"{fmt_ms(row['worst'], row['worst_std']):>20} {improved:>9} {fmt_speedup(row):>16}"
-        )
+    table = main_table(summary, out)
+    print("\n" + "\n".join(text_table(table)))
+    for row in table:
+        if not row["is_reference"]:
+            print(f"{row['mixture']}: improves {row['domains_improved']}/{row['domains_compared']} "
+                  "domains over the reference")
+    print(noise_verdict(table) or "")
     if args.downstream:
         print_downstream(out, summary, args.downstream, args.downstream_limit)
     print(f"\nreport: {out}/report/report.md")

@@ -27,7 +27,9 @@ def run_demo(out: str | Path, steps: int | None = None, force: list[str] | None 
     config_path = out / "demo.yaml"
     config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     run_pipeline(config_path, force=force)
-    print_weights(RunSummary.from_json(json.loads((out / "summary.json").read_text())))
+    summary = RunSummary.from_json(json.loads((out / "summary.json").read_text()))
+    print_weights(summary)
+    print_mixtures(summary, out)
     print(f"\nDoReMi weights: {out}/mixtures/doremi.json\nreport:         {out}/report/report.md")
     return out
 
@@ -37,3 +39,15 @@ def print_weights(summary: RunSummary) -> None:
     print("\n" + "domain".ljust(16) + "".join(n.rjust(12) for n in names))
     for d in summary.domains:
         print(d.ljust(16) + "".join(f"{summary.mixtures[n][d]:12.3f}" for n in names))
+
+
+def print_mixtures(summary: RunSummary, out: Path) -> None:
+    from mixtune.report import main_table
+    from mixtune.report.markdown import noise_verdict
+    from mixtune.report.tables import text_table
+
+    table = main_table(summary, out)
+    print("\n" + "\n".join(text_table(table)))
+    verdict = noise_verdict(table)
+    if verdict:
+        print(verdict)

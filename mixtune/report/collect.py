@@ -224,17 +224,49 @@ def _speedup(row: dict, runs: list[MainRun], s_ref: int | None, target: float | 
         row["speedup"], row["speedup_step"] = s_ref / reached, reached
 
 
+def excess_baseline(summary: RunSummary, rows: dict[str, dict]) -> tuple[dict | None, str | None]:
+    """What DoReMi's excess loss is measured against: the exact loss floors of generated data,
+    else the reference mixture's model (seed mean), as DoReMi's reference model; and its name."""
+    floors = {d: finite(v) for d, v in (summary.loss_floor or {}).items()}
+    if floors and all(floors.get(d) is not None for d in summary.domains):
+        return floors, "the loss floor"
+    ref = rows.get(summary.reference_mixture)
+    if ref is None or any(ref["log_ppl"][d] is None for d in summary.domains):
+        return None, None
+    return dict(ref["log_ppl"]), f"{summary.reference_mixture}'s model"
+
+
+def _excess(row: dict, runs: list[MainRun], domains: list[str], base: dict | None) -> None:
+    """DoReMi's own objective per seed: per-domain excess log-ppl over the baseline, its worst
+    case (the domain DoReMi optimises for) and its average; mean ± std over seeds."""
+    per_seed = []
+    if base is not None:
+        for f in (r.final for r in finished(runs)):
+            if all(f.log_ppl.get(d) is not None for d in domains):
+                per_seed.append({d: f.log_ppl[d] - base[d] for d in domains})
+    row["excess"] = {d: mean_std(e[d] for e in per_seed)[0] for d in domains} if per_seed \
+        else {d: None for d in domains}
+    row["worst_excess"], row["worst_excess_std"] = mean_std(max(e.values()) for e in per_seed)
+    row["average_excess"], row["average_excess_std"] = mean_std(
+        float(np.mean(list(e.values()))) for e in per_seed)
+    named = Counter(max(e, key=e.get) for e in per_seed)
+    row["worst_excess_domain"] = named.most_common(1)[0][0] if named else None
+
+
 def mixture_table(summary: RunSummary, runs: dict[str, list[MainRun]]) -> list[dict]:
     """`main_table` from runs already read."""
     domains = list(summary.domains)
     ref = summary.reference_mixture
     rows = {n: _mixture_row(n, rs, domains, summary.mixtures.get(n)) for n, rs in runs.items()}
     s_ref, target = _speedup_target(summary, runs, rows)
+    base, base_name = excess_baseline(summary, rows)
     for name, row in rows.items():
         row["is_reference"] = name == ref
         row["reference_step"], row["target"] = s_ref, target
         _domains_improved(row, rows.get(ref), domains)
         _speedup(row, runs[name], s_ref, target)
+        _excess(row, runs[name], domains, base)
+        row["excess_baseline"] = base_name
     ranked = sorted(rows.values(), key=lambda r: (r["average"] is None, r["average"] or 0.0))
     for i, row in enumerate(ranked):
         row["rank"] = i + 1 if row["average"] is not None else None
@@ -248,8 +280,10 @@ def main_table(summary: dict | RunSummary, output_dir: str | os.PathLike) -> lis
     Keys: mixture, is_reference, rank (None without results), weights, seeds (finished),
     seeds_expected, missing [{seed, path, problem}], average, average_std, worst, worst_std,
     worst_domain, worst_domain_seeds, log_ppl {d: mean}, log_ppl_std {d: std}, domains_improved,
-    domains_compared, speedup, speedup_step, reference_step, target. Std is None for one seed;
-    any number is None where it does not exist.
+    domains_compared, speedup, speedup_step, reference_step, target; DoReMi's objective: excess
+    {d: mean excess log-ppl over the baseline}, worst_excess(_std), worst_excess_domain,
+    average_excess(_std), excess_baseline (the loss floor of generated data, else the reference
+    mixture's model). Std is None for one seed; any number is None where it does not exist.
     """
     if not isinstance(summary, RunSummary):
         summary = RunSummary.from_json(summary)

@@ -113,6 +113,14 @@ def _headline(summary: RunSummary, table: list[dict]) -> list[str]:
         f"steps the mixture needed to reach {ref}'s final average.",
         "",
     ]
+    base = next((r["excess_baseline"] for r in table if r.get("excess_baseline")), None)
+    if base:
+        lines += [
+            f"*Worst-case excess* is what DoReMi minimises: the largest per-domain log-ppl above "
+            f"{base} (the average excess beside it); a mixture can win here and lose on the "
+            "average.",
+            "",
+        ]
     header = [
         "rank",
         "mixture",
@@ -123,13 +131,18 @@ def _headline(summary: RunSummary, table: list[dict]) -> list[str]:
         f"domains improved vs {ref}",
         f"speed-up to {ref}'s final average",
     ]
-    lines += md_table(header, [_headline_cells(r) for r in table], "rlrrrlrr")
+    align = "rlrrrlrr"
+    if base:
+        header += ["worst-case excess", "average excess"]
+        align += "rr"
+    lines += md_table(header, [_headline_cells(r, bool(base)) for r in table], align)
+    lines += _noise_note(table)
     lines += _speedup_note(ref, table)
     lines += _missing(table)
     return lines + [""]
 
 
-def _headline_cells(r: dict) -> list[str]:
+def _headline_cells(r: dict, excess: bool = False) -> list[str]:
     domain = r["worst_domain"] or NONE
     if r["worst_domain"] and r["worst_domain_seeds"] < r["seeds"]:
         domain += f" ({r['worst_domain_seeds']}/{r['seeds']} seeds)"
@@ -149,7 +162,37 @@ def _headline_cells(r: dict) -> list[str]:
         domain,
         improved,
         fmt_speedup(r),
-    ]
+    ] + ([fmt_ms(r["worst_excess"], r["worst_excess_std"]) + _where(r["worst_excess_domain"]),
+          fmt_ms(r["average_excess"], r["average_excess_std"])] if excess else [])
+
+
+def _where(domain: str | None) -> str:
+    return f" ({domain})" if domain else ""
+
+
+def noise_verdict(table: list[dict], key: str = "average") -> str | None:
+    """Whether the ranking on `key` can be told from seed noise, in one sentence (None: nothing
+    ranked)."""
+    ranked = [r for r in table if r[key] is not None]
+    if len(ranked) < 2:
+        return None
+    if max(r["seeds"] for r in ranked) < 2:
+        return ("One seed per mixture: the differences above cannot be told from seed-to-seed "
+                "noise; run more seeds (`seeds: [0, 1, 2]`) before trusting the ranking.")
+    close = []
+    for a, b in zip(ranked, ranked[1:], strict=False):
+        spread = max(a[f"{key}_std"] or 0.0, b[f"{key}_std"] or 0.0)
+        if abs(b[key] - a[key]) <= spread:
+            close.append(f"{a['mixture']} and {b['mixture']}")
+    if not close:
+        return "Each step of the ranking is larger than the seed-to-seed standard deviation."
+    return (f"Within one seed-to-seed standard deviation of each other on the {key}: "
+            f"{'; '.join(close)}: their order is not established.")
+
+
+def _noise_note(table: list[dict]) -> list[str]:
+    verdict = noise_verdict(table)
+    return ["", verdict] if verdict else []
 
 
 def _speedup_note(ref: str | None, table: list[dict]) -> list[str]:

@@ -115,6 +115,9 @@ def test_demo_command_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "3"]) == 0
     out = capsys.readouterr().out
     assert "doremi" in out and "report/report.md" in out
+    # DoReMi's own objective next to the average: excess over the generated data's floors.
+    assert "worst excess" in out and "log-ppl above the loss floor" in out
+    assert "One seed per mixture" in out
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert set(summary["mixtures"]) == {"natural", "uniform", "doremi"}
     assert (

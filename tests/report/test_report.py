@@ -249,3 +249,46 @@ def test_helpers():
     assert fmt_ms(None, None) == "—"
     assert fmt_ms(*mean_std([1.0, 1.2])) == "1.1000 ± 0.1414"
     assert moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+
+
+def test_excess_is_doremis_objective_over_the_floor_or_the_reference(report, tmp_path):
+    """Per seed: excess = log-ppl - floor per domain; its max (worst case) and mean. doremi:
+    seed 0 (0.4, 0.3, 0.2), seed 1 (0.4, 0.5, 0.3) -> worst 0.45 ± 0.0707, average 0.35 ± 0.0707."""
+    out, path = report
+    rows = {r["mixture"]: r for r in main_table(json.loads((out / "summary.json").read_text()),
+                                                out)}
+    d = rows["doremi"]
+    assert d["excess_baseline"] == "the loss floor"
+    assert d["worst_excess"] == pytest.approx(0.45) and d["average_excess"] == pytest.approx(0.35)
+    assert d["worst_excess_std"] == pytest.approx(0.02**0.5 / 2)
+    assert d["excess"] == pytest.approx({"books": 0.4, "code": 0.4, "web": 0.25})
+    assert rows["natural"]["worst_excess"] == pytest.approx(0.6)
+    md = path.read_text()
+    assert table_row(md, "doremi")[8] == "0.4500 ± 0.0707 (books)"
+    assert table_row(md, "doremi")[9] == "0.3500 ± 0.0707"
+    assert "*Worst-case excess* is what DoReMi minimises: the largest per-domain log-ppl above " \
+           "the loss floor" in md
+    # Real data has no floor: the excess is over the reference mixture's model (seed mean:
+    # books 1.3, code 0.9, web 1.1); doremi seed 0 (-0.2, -0.1, -0.3), seed 1 (-0.2, 0.1, -0.2).
+    out2 = make_output(tmp_path, floors=None)
+    rows = {r["mixture"]: r for r in main_table(json.loads((out2 / "summary.json").read_text()),
+                                                out2)}
+    assert rows["doremi"]["excess_baseline"] == "natural's model"
+    assert rows["doremi"]["worst_excess"] == pytest.approx(0.0)
+    assert rows["doremi"]["worst_excess_domain"] == "code"
+    assert rows["doremi"]["average_excess"] == pytest.approx(-0.15)
+
+
+def test_noise_is_named(report):
+    from mixtune.report.markdown import noise_verdict
+
+    out, path = report
+    table = main_table(json.loads((out / "summary.json").read_text()), out)
+    # doremi 0.95 ± 0.07 vs natural 1.10 ± 0.14: 0.15 apart, more than the std; natural vs
+    # uniform (1.20, one seed): 0.10 apart, within natural's 0.14.
+    assert noise_verdict(table) == ("Within one seed-to-seed standard deviation of each other on "
+                                    "the average: natural and uniform: their order is not "
+                                    "established.")
+    assert noise_verdict(table) in path.read_text()
+    one_seed = [{**r, "seeds": 1, "average_std": None} for r in table]
+    assert noise_verdict(one_seed).startswith("One seed per mixture")
