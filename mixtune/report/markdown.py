@@ -273,7 +273,37 @@ def _trajectory_section(
                 f"Round {rnd.round}: no weight history at "
                 f"`{rnd.proxy_run}/weights_history.jsonl` (proxy not run yet?).",
             ]
+            continue
+        lines += ["", _stability_line(rnd.round, history)]
     return lines + [""]
+
+
+STABLE = 0.02  # a shift of ᾱ below this (in weight) is read as a settled proxy run
+
+
+def weights_stability(history: dict[int, dict], drop: float = 0.2) -> tuple[float, str] | None:
+    """How far ᾱ moves when the last `drop` of the proxy run is left out: (largest change of any
+    domain's weight, that domain); None for a run too short to tell."""
+    steps = sorted(history)
+    keep = int(len(steps) * (1 - drop))
+    if keep < 1 or keep == len(steps):
+        return None
+    domains = list(history[steps[0]])
+    full = {d: float(np.mean([history[s][d] for s in steps])) for d in domains}
+    early = {d: float(np.mean([history[s][d] for s in steps[:keep]])) for d in domains}
+    domain = max(domains, key=lambda d: abs(full[d] - early[d]))
+    return abs(full[domain] - early[domain]), domain
+
+
+def _stability_line(round_: int, history: dict[int, dict]) -> str:
+    found = weights_stability(history)
+    if found is None:
+        return f"Round {round_}: too few proxy steps to judge how settled ᾱ is."
+    shift, domain = found
+    verdict = ("settled" if shift < STABLE else
+               "not settled: train the proxy longer, or lower eta (`doremi: {eta: 0.1}`)")
+    return (f"Round {round_} stability: leaving out the last 20% of the proxy run would move ᾱ by "
+            f"up to {shift:.3f} ({domain}); {verdict}.")
 
 
 # -- training and validation -----------------------------------------------------------------------
@@ -358,9 +388,10 @@ def _validation_plots(ref: str | None, floors: dict | None) -> list[str]:
         "",
         "![Average validation log-ppl during training](eval_avg.png)",
         "",
-        "Per-domain log-ppl at the end of training"
-        + (", black bars are the loss floors" if floors else "")
-        + ". The y axis is zoomed in (it does not start at 0) so the differences show.",
+        "Per-domain log-ppl at the end of training, above "
+        + ("the loss floor (what is left to learn)" if floors else
+           f"{ref}'s model (below 0: better than the reference mixture)")
+        + ": the differences between mixtures show whatever the level of each domain.",
         "",
         "![Per-domain validation log-ppl](per_domain.png)",
     ]

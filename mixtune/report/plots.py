@@ -4,7 +4,8 @@
     trajectory.png   the DoReMi proxy's α_t per round
     train_loss.png   seed-mean training loss per mixture
     eval_avg.png     seed-mean average validation log-ppl over eval steps, with the speed-up target
-    per_domain.png   per-domain validation log-ppl at the end of training, with the loss floors
+    per_domain.png   per-domain validation log-ppl at the end of training, above the loss floor
+                     (generated data) or the reference mixture's model
     downstream_bpb.png  mean gold bits per byte of the downstream tasks (report/downstream.py)
 
 A figure is drawn only when there is something to show, and an old one is removed otherwise.
@@ -67,8 +68,10 @@ def draw_plots(out: Path, folder: OutputFolder) -> Drawn:
         target, ref = table[0]["target"], summary.reference_mixture
         save("eval_avg.png", lambda p: plot_eval_avg(evals, target, ref, colors, p))
         rows = [r for r in table if r["seeds"]]
-        floors = summary.loss_floor
-        save("per_domain.png", lambda p: plot_per_domain(rows, summary.domains, floors, colors, p))
+        base = rows[0]["excess_baseline"] if rows else None
+        if base is not None:
+            save("per_domain.png",
+                 lambda p: plot_per_domain(rows, summary.domains, base, colors, p))
     if downstream.draw(folder.runs, colors, out, _save):
         drawn.files.add(downstream.PLOT)
     # A plot not drawn this time must not survive from an earlier report and show stale data.
@@ -135,14 +138,15 @@ def plot_trajectory(
     n = len(rounds)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(5 * ncols, 3.6 * nrows), layout="constrained")
+    fig = Figure(figsize=(5 * ncols + 2, 3.6 * nrows), layout="constrained")  # + the legend
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
     for ax, rnd, history in zip(axes, rounds, histories, strict=False):
         _trajectory_panel(ax, rnd, history, domains)
     axes[0].set_ylabel("α_t (dashed: ᾱ)")
     drawn = [ax for ax in axes if ax.lines]
-    if drawn:
-        drawn[0].legend(fontsize="small")
+    if drawn:  # beside the panels, never over the curves
+        fig.legend(*drawn[0].get_legend_handles_labels(), loc="outside right center",
+                   fontsize="small")
     for ax in axes[n:]:
         ax.set_visible(False)
     fig.suptitle("DoReMi domain weights during proxy training")
@@ -163,12 +167,24 @@ def _trajectory_panel(ax, rnd: RoundRecord, history: dict[int, dict], domains) -
         )
         return
     steps = list(history)
+    finals = []
     for j, d in enumerate(domains):
         color = f"C{j % 10}"
         ax.plot(steps, [finite(w.get(d)) for w in history.values()], color=color, label=d)
         final = finite((rnd.doremi_weights or {}).get(d))
         if final is not None:  # ᾱ, the round's result: what the next stage trains on
             ax.axhline(final, color=color, linestyle="--", linewidth=0.8)
+            finals.append((final, color))
+    # Label each ᾱ at the right edge; equal values share one label instead of overprinting.
+    placed: list[float] = []
+    for value, color in sorted(finals):
+        if placed and abs(value - placed[-1]) < 1e-3:
+            continue
+        y = max(value, placed[-1] + 0.04) if placed else value
+        placed.append(y)
+        ax.annotate(f"ᾱ {value:.2f}", xy=(1.0, value), xycoords=("axes fraction", "data"),
+                    xytext=(1.01, y), textcoords=("axes fraction", "data"), color=color,
+                    fontsize="x-small", va="center")
 
 
 def moving_average(values: list[float], window: int) -> list[float]:
@@ -209,44 +225,32 @@ def plot_eval_avg(curves: dict[str, tuple[list, list]], target, ref_name, colors
             linewidth=1,
             label=f"{ref_name} final average = {target:.4f}",
         )
+    # The first evaluations (far above the rest) must not set the range: zoom on the second half
+    # of the run, where the final gaps and the crossing of the target line are.
+    late = [v for steps, values in curves.values() for s, v in zip(steps, values, strict=True)
+            if steps and s >= steps[-1] / 2]
+    late += [] if target is None else [target]
+    if late:
+        lo, hi = min(late), max(late)
+        pad = 0.1 * (hi - lo) or 0.01 * abs(hi) or 0.01
+        ax.set_ylim(lo - pad, hi + 2 * pad)
     ax.set_xlabel("step")
     ax.set_ylabel("average validation log-ppl (nats/token)")
-    ax.set_title("Uniform-average validation log-ppl, seed mean")
+    ax.set_title("Uniform-average validation log-ppl, seed mean (zoomed on the second half)")
     ax.legend(fontsize="small")
     _save(fig, path)
 
 
-def plot_per_domain(rows: list[dict], domains, floors, colors, path: Path) -> None:
+def plot_per_domain(rows: list[dict], domains, base_name: str | None, colors, path: Path) -> None:
+    """Each domain's log-ppl above the baseline (the loss floor, else the reference mixture's
+    model): the 0.01-0.1-nat differences between mixtures show, whatever the domains' levels."""
     fig = Figure(figsize=(max(6, 1.4 * len(domains) + 2), 4.2), layout="constrained")
     ax = fig.subplots()
-    series = {r["mixture"]: [r["log_ppl"][d] or 0.0 for d in domains] for r in rows}
+    series = {r["mixture"]: [_nan(r["excess"][d]) for d in domains] for r in rows}
     errors = {r["mixture"]: [_nan(r["log_ppl_std"][d]) for d in domains] for r in rows}
     _grouped_bars(ax, domains, series, colors, errors)
-    shown = [v for r in rows for v in r["log_ppl"].values() if v is not None]
-    shown += _floor_marks(ax, domains, floors)
-    # Differences between mixtures are a few % of the loss: zoom in instead of starting at 0.
-    lo, hi = min(shown), max(shown)
-    pad = 0.15 * (hi - lo) or 0.05 * abs(hi) or 0.1
-    ax.set_ylim(lo - pad, hi + pad)
-    ax.set_ylabel("validation log-ppl (nats/token)")
-    ax.set_title("Per-domain validation log-ppl (error bars: std over seeds)")
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_ylabel(f"log-ppl − {base_name} (nats/token)")
+    ax.set_title(f"Per-domain validation log-ppl above {base_name} (error bars: std over seeds)")
     ax.legend(fontsize="small")
     _save(fig, path)
-
-
-def _floor_marks(ax, domains, floors) -> list[float]:
-    """A black bar across each domain's group at its loss floor; returns the floors drawn."""
-    marked = []
-    for i, d in enumerate(domains):
-        floor = finite((floors or {}).get(d))
-        if floor is not None:
-            ax.hlines(
-                floor,
-                i - 0.45,
-                i + 0.45,
-                color="black",
-                linewidth=2,
-                label=None if marked else "loss floor",
-            )
-            marked.append(floor)
-    return marked

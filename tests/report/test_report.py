@@ -292,3 +292,20 @@ def test_noise_is_named(report):
     assert noise_verdict(table) in path.read_text()
     one_seed = [{**r, "seeds": 1, "average_std": None} for r in table]
     assert noise_verdict(one_seed).startswith("One seed per mixture")
+
+
+def test_weights_stability(report):
+    """History: books 0.4 - t/1000, web 0.3 + t/1000, t = 1..50. ᾱ over all 50 steps vs over the
+    first 40 differs by 25.5/1000 - 20.5/1000 = 0.005 for both."""
+    from mixtune.report.markdown import weights_stability
+
+    _, path = report
+    history = {t: {"books": 0.4 - t / 1000, "code": 0.3, "web": 0.3 + t / 1000}
+               for t in range(1, 51)}
+    shift, domain = weights_stability(history)
+    assert shift == pytest.approx(0.005) and domain in ("books", "web")
+    assert weights_stability({1: {"a": 1.0}}) is None
+    assert "Round 1 stability: leaving out the last 20% of the proxy run would move ᾱ by up " \
+           "to 0.005 (books); settled." in path.read_text()
+    swinging = {t: {"a": float(t > 40), "b": float(t <= 40)} for t in range(1, 51)}
+    assert weights_stability(swinging)[0] == pytest.approx(0.2)
