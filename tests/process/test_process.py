@@ -302,11 +302,19 @@ def test_slurm_submits_one_array_per_stage(raw, tmp_path, monkeypatch):
 def test_ray_gives_the_local_output(raw, tmp_path):
     ray = pytest.importorskip("ray")
     local = process(opts([raw], tmp_path / "local", tasks=2))
+    kw = {"vocab_size": 300, "seq_len": 16}
     try:
         on_ray = process(opts([raw], tmp_path / "ray", tasks=2, executor="ray"))
+        prepared = prepare(PrepareOptions([str(local)], str(tmp_path / "data-ray"), tasks=2,
+                                          executor="ray", **kw))
     finally:
         ray.shutdown()
     assert read_output(local) == read_output(on_ray)
+    alone = prepare(PrepareOptions([str(local)], str(tmp_path / "data"), **kw))
+    for split in ("train", "validation"):
+        for domain in ("forum", "web"):
+            assert (prepared / split / f"{domain}.bin").read_bytes() == \
+                (alone / split / f"{domain}.bin").read_bytes()
 
 
 @pytest.mark.slow
