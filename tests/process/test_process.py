@@ -347,3 +347,11 @@ def test_run_yaml_with_a_process_section(raw, tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(UserError, match="set domain_field under process:"):
         run_pipeline(path)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "examples" / "pipelines")
+                                        .glob("*.yaml")), ids=lambda p: p.name)
+def test_example_pipelines_load(path):
+    from mixtune.process.pipelines import load_pipeline
+
+    assert load_pipeline(str(path))
