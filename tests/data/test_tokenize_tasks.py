@@ -40,46 +40,40 @@ def test_any_number_of_tasks_gives_the_same_dataset(tmp_path, layout):
     assert (three / "dataset_record.json").is_file()
 
 
-def test_a_stopped_tokenization_resumes(tmp_path, monkeypatch):
+KW = {"vocab_size": 300, "seq_len": 16}
+
+
+def stopped_at_rank_2(tmp_path, monkeypatch, out):
+    """A 3-task prepare of a fresh corpus, Ctrl-C'd in task 2; the one-process dataset."""
     make_corpus(tmp_path / "raw", clean=36, files_per_domain=4)
-    kw = {"vocab_size": 300, "seq_len": 16}
-    whole = prepare(PrepareOptions([str(tmp_path / "raw")], str(tmp_path / "whole"), **kw))
+    whole = prepare(PrepareOptions([str(tmp_path / "raw")], str(tmp_path / "whole"), **KW))
     run = TokenizeShard.run
 
-    def stop_at_rank_2(self, data=None, rank=0, world_size=1):
+    def stop(self, data=None, rank=0, world_size=1):
         if rank == 2:
             raise KeyboardInterrupt
         return run(self, data, rank, world_size)
 
-    monkeypatch.setattr(TokenizeShard, "run", stop_at_rank_2)
-    opts = PrepareOptions([str(tmp_path / "raw")], str(tmp_path / "again"), tasks=3, workers=1,
-                          **kw)
-    with pytest.raises(KeyboardInterrupt):
-        prepare(opts)
-    assert not (tmp_path / "again").exists()
+    with monkeypatch.context() as m:
+        m.setattr(TokenizeShard, "run", stop)
+        with pytest.raises(KeyboardInterrupt):
+            prepare(PrepareOptions([str(tmp_path / "raw")], str(out), tasks=3, workers=1, **KW))
+    assert not out.exists()
+    return whole
+
+
+def test_a_stopped_tokenization_resumes(tmp_path, monkeypatch):
+    whole = stopped_at_rank_2(tmp_path, monkeypatch, tmp_path / "again")
     done = sorted(p.name for p in (work_dir(tmp_path / "again") / "tokens").iterdir())
     assert done == ["00000", "00001"]
-    monkeypatch.setattr(TokenizeShard, "run", run)
-    assert files(prepare(opts)) == files(whole)
+    again = prepare(PrepareOptions([str(tmp_path / "raw")], str(tmp_path / "again"), tasks=3,
+                                   workers=1, **KW))
+    assert files(again) == files(whole)
 
 
 def test_another_number_of_tasks_starts_the_work_over(tmp_path, monkeypatch):
     """Shards of 3 tasks are not shards of 2: a rerun with --tasks 2 must not merge them."""
-    make_corpus(tmp_path / "raw", clean=36, files_per_domain=4)
-    kw = {"vocab_size": 300, "seq_len": 16}
-    whole = prepare(PrepareOptions([str(tmp_path / "raw")], str(tmp_path / "whole"), **kw))
-    run = TokenizeShard.run
-
-    def stop_at_rank_2(self, data=None, rank=0, world_size=1):
-        if rank == 2:
-            raise KeyboardInterrupt
-        return run(self, data, rank, world_size)
-
-    monkeypatch.setattr(TokenizeShard, "run", stop_at_rank_2)
-    with pytest.raises(KeyboardInterrupt):
-        prepare(PrepareOptions([str(tmp_path / "raw")], str(tmp_path / "again"), tasks=3,
-                               workers=1, **kw))
-    monkeypatch.setattr(TokenizeShard, "run", run)
+    whole = stopped_at_rank_2(tmp_path, monkeypatch, tmp_path / "again")
     again = prepare(PrepareOptions([str(tmp_path / "raw")], str(tmp_path / "again"), tasks=2,
-                                   workers=1, **kw))
+                                   workers=1, **KW))
     assert files(again) == files(whole)
