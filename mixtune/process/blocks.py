@@ -173,6 +173,8 @@ class Counted(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1):
         if isinstance(self.block, (BaseFilter, BaseFormatter)):
+            if hasattr(self.block, "start"):  # per-task state (a seed)
+                self.block.start(rank)
             yield from self._per_document(data)
             return
         seen = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.filters.fasttext_filter import FastTextClassifierFilter
@@ -121,6 +122,26 @@ class RefinedWebLines(BaseFormatter):
                 line = line.rstrip()[: -len(remnant)].rstrip()
                 low = line.lower().strip()
         return line
+
+
+class SampleFilter(BaseFilter):
+    """Keep each document with probability `rate`. Seeded per task (seed, rank), where datatrove's
+    SamplerFilter draws the same numbers in every task: the same run keeps the same documents,
+    and the shards are not sampled alike."""
+
+    name = "sample"
+
+    def __init__(self, rate: float = 0.5, seed: int = 0) -> None:
+        super().__init__()
+        self.rate, self.seed = rate, seed
+        self._rng = np.random.default_rng([seed, 0])
+
+    def start(self, rank: int) -> None:
+        """Called by the task before its first document."""
+        self._rng = np.random.default_rng([self.seed, rank])
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        return bool(self._rng.uniform() < self.rate) or (False, "not sampled")
 
 
 class FastTextQualityFilter(FastTextClassifierFilter):

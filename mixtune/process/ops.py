@@ -28,15 +28,12 @@ class Op:
     """None for a per-document operation; else how it deduplicates: exact, minhash or bff."""
     hidden: tuple[str, ...] = ()
     """Constructor arguments a step may not set (writers, hub downloads)."""
-    defaults: tuple[tuple[str, Any], ...] = ()
-    """Defaults mixtune sets where the block's differ (e.g. a fixed seed)."""
 
     def arguments(self) -> dict[str, Any]:
         params = inspect.signature(self.build.__init__).parameters
-        args = {k: p.default for k, p in params.items()
+        return {k: p.default for k, p in params.items()
                 if k != "self" and k not in self.hidden
                 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        return {**args, **dict(self.defaults)}
 
 
 def _ops() -> dict[str, Op]:
@@ -46,7 +43,6 @@ def _ops() -> dict[str, Op]:
         GopherQualityFilter,
         GopherRepetitionFilter,
         RegexFilter,
-        SamplerFilter,
     )
 
     from mixtune.process.bff import BFFDedup
@@ -56,6 +52,7 @@ def _ops() -> dict[str, Op]:
         LengthFilter,
         LineFilter,
         RefinedWebLines,
+        SampleFilter,
     )
     from mixtune.process.language import LanguageFilter
 
@@ -79,8 +76,8 @@ def _ops() -> dict[str, Op]:
         Op("language", "language identification (lingua, offline) and filter", LanguageFilter),
         Op("fasttext_quality", "DCLM's quality classifier: keep pages whose fastText score of a "
            "label reaches a threshold (a model file you give)", FastTextQualityFilter),
-        Op("sample", "keep each document with probability rate (seeded)", SamplerFilter,
-           hidden=writer, defaults=(("seed", 0),)),
+        Op("sample", "keep each document with probability rate (seeded per task)",
+           SampleFilter),
         Op("exact_dedup", "exact dedup of normalised text (lower case, whitespace collapsed)",
            ExactDedup, dedup="exact"),
         Op("minhash_dedup", "fuzzy dedup: datatrove's multi-stage MinHash LSH", MinhashDedup,
@@ -117,8 +114,7 @@ class Step:
         return operations()[self.op].dedup
 
     def block(self):
-        op = operations()[self.op]
-        return op.build(**{**dict(op.defaults), **self.args})
+        return operations()[self.op].build(**self.args)
 
     def to_dict(self) -> dict:
         return {"op": self.op, **self.args, **({"domains": self.domains} if self.domains else {})}

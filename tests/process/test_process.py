@@ -355,3 +355,22 @@ def test_example_pipelines_load(path):
     from mixtune.process.pipelines import load_pipeline
 
     assert load_pipeline(str(path))
+
+
+def test_sample_is_seeded_per_task(raw, tmp_path):
+    """Rerun: the same documents; two tasks do not draw the same numbers."""
+    from datatrove.data import Document
+
+    from mixtune.process.filters import SampleFilter
+
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(yaml.safe_dump([{"op": "sample", "rate": 0.5, "seed": 3}]))
+    a = read_output(process(opts([raw], tmp_path / "a", pipeline=str(pipe), tasks=2)))
+    b = read_output(process(opts([raw], tmp_path / "b", pipeline=str(pipe), tasks=2)))
+    assert a == b and 0 < len(a) < len(read_output(process(opts([raw], tmp_path / "all"))))
+    draws = []
+    for rank in (0, 1):
+        f = SampleFilter(rate=0.5, seed=3)
+        f.start(rank)
+        draws.append([f.filter(Document(str(i), str(i))) is True for i in range(64)])
+    assert draws[0] != draws[1]
