@@ -64,7 +64,7 @@ def base_config(data: str, scale: str, steps: int | None, seq_len: int) -> dict:
 
 def cell_config(base: dict, cell: str, seed: int, out: Path) -> dict:
     cfg = copy.deepcopy(base)
-    cfg["output"] = str(out)
+    cfg["output"] = str(out.resolve())  # a relative one would be read relative to the YAML file
     cfg["seeds"] = [seed]
     cfg["train"] = {**cfg.get("train", {}), "seed": seed}
     cfg["mixtures"] = ["reference", "uniform", "doremi"] if cell == "paper" else \
