@@ -17,6 +17,7 @@ owner-only), so results written on a shared cluster stay readable by the team.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from mixtune.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -80,6 +83,27 @@ def publish(staged: Path, final: Path) -> None:
         remove(old)
     else:
         os.replace(staged, final)
+
+
+def work_dir(out: Path) -> Path:
+    """Where the tasks building `out` keep their work until it is published: OUT.work."""
+    return out.with_name(out.name + ".work")
+
+
+def start_work(work: Path, options: dict) -> None:
+    """Continue the work folder of an interrupted run with the same options (`options.json` in
+    it), else start it afresh."""
+    saved = work / "options.json"
+    if saved.is_file():
+        old = read_json(saved, f"delete {work} to start over.")
+        if old == options:
+            log.info("continuing the interrupted run in %s", work)
+            return
+        log.info("%s holds work with other options (%s); starting over", work,
+                 describe_changes(old, options))
+    remove(work)
+    work.mkdir(parents=True)
+    write_json_atomic(saved, options)
 
 
 def remove(path: Path) -> None:

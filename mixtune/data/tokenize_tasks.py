@@ -27,16 +27,11 @@ from datatrove.pipeline.base import PipelineStep
 from mixtune.config import PrepareOptions
 from mixtune.data import store
 from mixtune.data.sources import read_documents
-from mixtune.io import publish, read_json, remove, write_json_atomic
+from mixtune.io import publish, remove, start_work, work_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 SEGMENTS = "segments.json"
-OPTIONS = "options.json"
-
-
-def work_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".work")
 
 
 class TokenizeShard(PipelineStep):
@@ -172,12 +167,7 @@ def prepare_in_tasks(opts: PrepareOptions, scan) -> Path | None:
     work = work_dir(out)
     # The dataset does not depend on the number of tasks, but the shards do: a rerun with another
     # number starts the work over.
-    recorded = {**opts.recorded(), "tasks": opts.tasks}
-    saved = work / OPTIONS
-    if not (saved.is_file() and read_json(saved, f"delete {work}.") == recorded):
-        remove(work)
-        work.mkdir(parents=True)
-        write_json_atomic(saved, recorded)
+    start_work(work, {**opts.recorded(), "tasks": opts.tasks})
     if not (work / "tokenizer").is_dir():
         tmp = work / "tokenizer.tmp"
         remove(tmp)

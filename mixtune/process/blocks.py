@@ -68,6 +68,26 @@ class SourceReader(PipelineStep):
             yield out
 
 
+class JsonlZstWriter:
+    """JSON lines, zstd-compressed, into PATH.tmp; `publish()` renames it to PATH once closed, so
+    a file present is complete (a rerun task rewrites it)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
+        self._text = io.TextIOWrapper(zstandard.ZstdCompressor().stream_writer(open(self.tmp, "wb")),
+                                      encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self._text.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        self._text.close()  # closes the compressor and the file beneath
+
+    def publish(self) -> None:
+        os.replace(self.tmp, self.path)
+
+
 class ShardWriter(PipelineStep):
     """Documents → FOLDER/<rank>.jsonl.zst, the hand-over between stages. Written beside and
     renamed at the end, so a file present is complete (a rerun task rewrites it)."""
@@ -80,15 +100,13 @@ class ShardWriter(PipelineStep):
         self.folder = str(folder)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1):
-        path = shard_file(self.folder, rank)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as raw, zstandard.ZstdCompressor().stream_writer(raw) as z, \
-                io.TextIOWrapper(z, encoding="utf-8") as f:
+        writer = JsonlZstWriter(shard_file(self.folder, rank))
+        try:
             for doc in data or ():
-                f.write(json.dumps({"id": doc.id, "text": doc.text, **doc.metadata},
-                                   ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
+                writer.write({"id": doc.id, "text": doc.text, **doc.metadata})
+        finally:
+            writer.close()
+        writer.publish()
         return
         yield
 
@@ -130,26 +148,21 @@ class DomainWriter(PipelineStep):
         self.folder = str(folder)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1):
-        files: dict[tuple, tuple] = {}
+        files: dict[tuple, JsonlZstWriter] = {}
         try:
             for doc in data or ():
                 key = (doc.metadata.get(SPLIT), doc.metadata[DOMAIN])
                 if key not in files:
                     split, domain = key
-                    path = shard_file(Path(self.folder, *([split] if split else []), domain), rank)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_name(path.name + ".tmp")
-                    raw = open(tmp, "wb")
-                    text = io.TextIOWrapper(zstandard.ZstdCompressor().stream_writer(raw),
-                                            encoding="utf-8")
-                    files[key] = (path, tmp, text)
-                files[key][2].write(json.dumps({"text": doc.text}, ensure_ascii=False) + "\n")
+                    files[key] = JsonlZstWriter(
+                        shard_file(Path(self.folder, *([split] if split else []), domain), rank))
+                files[key].write({"text": doc.text})
                 _count(self, DOCS_OUT, doc)
         finally:
-            for _path, _tmp, text in files.values():
-                text.close()
-        for path, tmp, _text in files.values():
-            os.replace(tmp, path)
+            for writer in files.values():
+                writer.close()
+        for writer in files.values():
+            writer.publish()
         return
         yield
 

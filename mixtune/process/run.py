@@ -25,7 +25,15 @@ from datatrove.pipeline.base import PipelineStep
 from mixtune.config import ProcessOptions
 from mixtune.data.sources import check_layout
 from mixtune.errors import UserError
-from mixtune.io import describe_changes, publish, read_json, remove, write_json_atomic
+from mixtune.io import (
+    describe_changes,
+    publish,
+    read_json,
+    remove,
+    start_work,
+    work_dir,
+    write_json_atomic,
+)
 from mixtune.process import stats as process_stats
 from mixtune.process.blocks import (
     Counted,
@@ -41,12 +49,7 @@ from mixtune.process.pipelines import load_pipeline
 log = logging.getLogger(__name__)
 
 RECORD = "dataset_record.json"
-OPTIONS = "options.json"  # in OUT.work: the options the work there was done with
 STATS_PNG = "process_stats.png"
-
-
-def work_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".work")
 
 
 def step_labels(steps: list[Step]) -> list[str]:
@@ -147,7 +150,7 @@ def process(opts: ProcessOptions) -> Path | None:
         # Redo everything: also what a kept work folder marks as done (its output was published
         # and is gone or to be replaced).
         remove(work)
-    _start_work(work, recorded)
+    start_work(work, recorded)
     stages = plan(steps, opts, work)
     stages.append(Stage("publish", [Publish(str(work), str(out), [s.name for s in stages],
                                             step_labels(steps), recorded)], 1))
@@ -160,17 +163,3 @@ def process(opts: ProcessOptions) -> Path | None:
         shutil.rmtree(work, ignore_errors=True)
     return out
 
-
-def _start_work(work: Path, recorded: dict) -> None:
-    """Continue the work folder of an interrupted run with the same options, else start afresh."""
-    saved = work / OPTIONS
-    if saved.is_file():
-        old = read_json(saved, f"delete {work} to start over.")
-        if old == recorded:
-            log.info("continuing the interrupted run in %s", work)
-            return
-        log.info("%s holds work with other options (%s); starting over", work,
-                 describe_changes(old, recorded))
-    remove(work)
-    work.mkdir(parents=True)
-    write_json_atomic(saved, recorded)

@@ -9,7 +9,8 @@ pytest.importorskip("datatrove")
 from mixtune.config import PrepareOptions  # noqa: E402
 from mixtune.data.prepare import prepare  # noqa: E402
 from mixtune.data.store import MANIFEST, SPLITS, open_dataset  # noqa: E402
-from mixtune.data.tokenize_tasks import TokenizeShard, work_dir  # noqa: E402
+from mixtune.data.tokenize_tasks import TokenizeShard  # noqa: E402
+from mixtune.io import work_dir  # noqa: E402
 from tests.process.planted import make_corpus  # noqa: E402
 
 
