@@ -75,9 +75,11 @@ def cmd_process(args) -> int:
               "a failure: finished tasks are skipped.")
         return 0
     merged = stats.read(out)
-    _print_table(stats.rows(merged))
+    from mixtune.columns import from_dicts
+
+    print("\n".join(from_dicts(stats.rows(merged))))
     print()
-    _print_table(stats.domain_rows(merged))
+    print("\n".join(from_dicts(stats.domain_rows(merged))))
     print(f"processed corpus: {out}  (statistics: {out}/{stats.STATS_FILE}; next: "
           f"mixtune prepare {out} --out DATASET)")
     return 0
@@ -101,16 +103,6 @@ def _show_process(args) -> int:
         print(f"{name}\n    {summary}\n    arguments: {arguments or 'none'}")
     print("\nbuilt-in pipelines: " + ", ".join(BUILTIN))
     return 0
-
-
-def _print_table(rows: list[dict]) -> None:
-    if not rows:
-        return
-    cols = list(rows[0])
-    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    print("  ".join(f"{c:<{width[c]}}" for c in cols))
-    for r in rows:
-        print("  ".join(f"{str(r[c]):<{width[c]}}" for c in cols))
 
 
 def cmd_train(args) -> int:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from mixtune import distributed
+from mixtune.columns import aligned
 from mixtune.config import EvalOptions
 from mixtune.errors import UserError
 from mixtune.io import write_json_atomic
@@ -143,10 +144,7 @@ def format_downstream(result: DownstreamResult) -> str:
     for t in result.tasks.values():
         rows.append((t.name, str(t.shots), str(t.n), *(_num(v) for v in (
             t.acc, t.acc_norm, t.acc_per_token, t.acc_centered, t.bpb, t.gold_prob))))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                       enumerate(zip(r, widths, strict=True))) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = aligned(rows)
     for agg in result.aggregates.values():
         missing = f" (missing: {', '.join(agg['missing'])})" if agg["missing"] else ""
         lines.append(f"{agg['name']}: {_num(agg['value'])}{missing}")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mixtune.columns import aligned
 from mixtune.data.store import Dataset
 from mixtune.distributed import all_reduce_sum
 from mixtune.records import EvalResult
@@ -83,13 +84,4 @@ def format_table(result: EvalResult, floors: dict | None = None) -> str:
     pad = ("",) if floors else ()
     rows.append(("average (uniform)", f"{result.average:.4f}", "", "") + pad)
     rows.append((f"worst ({result.worst_domain})", f"{result.worst:.4f}", "", "") + pad)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(aligned(rows))
