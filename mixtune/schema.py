@@ -504,6 +504,7 @@ def add_flags(
         flag = "--" + rename.get(leaf.key, leaf.key).replace("_", "-")
         kw: dict[str, Any] = {"dest": leaf.key, "default": argparse.SUPPRESS}
         kw["help"] = leaf.doc + ("" if leaf.required else f" (default: {_show(leaf.default)})")
+        kw["help"] = kw["help"].replace("%", "%%")  # argparse formats help with %-style
         if leaf.required:
             kw["required"] = True
         origin, args = get_origin(leaf.type), get_args(leaf.type)

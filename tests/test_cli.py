@@ -27,6 +27,7 @@ def test_every_flag_has_help_and_shows_its_default(name):
         assert action.help, f"mixtune {name} {action.option_strings or action.dest}: no help"
         if action.option_strings and not action.required:
             assert "(default: " in action.help, f"mixtune {name} {action.option_strings}: no default"
+    assert "usage:" in subcommands()[name].format_help()  # a stray % in a docstring breaks it
 
 
 def test_train_and_doremi_expose_every_setting():
