@@ -16,11 +16,16 @@ models, one round):
 
 Every (cell, seed) is one `mixtune run` (reference, proxy and main models all with that seed),
 in DIR/<data>/<cell>/seed-<s>/, resumable: rerun the same command to continue, add seeds or
-cells later. The table gives, per cell, DoReMi's main model (mean ± std over seeds): average and
-worst-case validation log-ppl, worst-case and average excess over the loss floor (generated data)
-or the natural mixture's model, downstream gold bits per byte (the generated tasks, or CORE's
-first 100 items with --downstream core), speed-up to natural's final average; and the natural and
-uniform baselines. Long: tens of minutes per cell on a laptop CPU; not part of CI.
+cells later; two processes may train different cells at once (`--report-only` then tabulates).
+The table gives, per cell, DoReMi's main model (mean ± std over seeds): average and worst-case
+validation log-ppl, worst-case and average excess, downstream gold bits per byte (the generated
+tasks, or CORE's first 100 items with --downstream core), and the speed-up to the natural
+model's final average (per seed, over the seeds that reach it); and the natural and uniform
+baselines. Every cell is measured against the same seed's paper cell: excess over the loss floor
+(generated data) or over its natural model (real data; a cell's own reference may be trained on
+another mixture), speed-up to its natural model. A second table gives DoReMi's weights. Both go
+to DIR/<data>/study.md, the numbers per seed to study.json. Long: minutes per (cell, seed) on a
+laptop CPU; not part of CI.
 """
 
 from __future__ import annotations
@@ -30,25 +35,29 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 
+from mixtune.columns import aligned
 from mixtune.demo import demo_config
 from mixtune.pipeline import run_pipeline
-from mixtune.report import main_table, mean_std
+from mixtune.records import RunSummary
+from mixtune.report import mean_std
+from mixtune.report.collect import TOL, MainRun, collect_runs, load_summary
 from mixtune.report.tables import fmt_ms
 
 DEFAULT_CELLS = ["paper", "eta=0.3", "eta=0.1", "eta=0.03", "smoothing=0.1", "proxy=natural",
                  "reference=uniform", "proxy_steps=2", "rounds=3"]
 
 
-def base_config(data: str, scale: str, steps: int | None, seq_len: int) -> dict:
+def base_config(data: str, scale: str, steps: int | None, seq_len: int, vocab: int) -> dict:
     """The demo's generated domains, or a real corpus laid out for `prepare`."""
     if data == "generated":
         cfg = demo_config()
     else:
         cfg = {
             "data": {"sources": [str(Path(data).resolve())],
-                     "prepare": {"vocab_size": 8192, "seq_len": seq_len}},
+                     "prepare": {"vocab_size": vocab, "seq_len": seq_len}},
             "reference_weights": "natural",
             "proxy": {"scale": scale, "steps": 400, "batch_size": 16, "eval_every": 50},
             "main": {"scale": scale, "steps": 400, "batch_size": 16, "eval_every": 50},
@@ -91,11 +100,63 @@ def cell_config(base: dict, cell: str, seed: int, out: Path) -> dict:
     return cfg
 
 
-def gold_bpb(out: Path, rel: str) -> float | None:
-    path = out / rel / "eval.json"
-    if not path.is_file():
+MEASURES = {"average": "average", "worst": "worst-case", "worst_excess": "worst excess",
+            "average_excess": "average excess", "bpb": "gold bpb", "speedup": "speed-up"}
+
+
+def finished_runs(out: Path) -> tuple[RunSummary, dict[str, MainRun]]:
+    """One (cell, seed) run: its summary and {mixture: its finished main run}."""
+    summary = load_summary(out)
+    return summary, {name: runs[0] for name, runs in collect_runs(summary, out).items()
+                     if runs and runs[0].final is not None}
+
+
+def seed_baseline(paper: Path) -> tuple[dict[str, float], int, float] | None:
+    """(per-domain baseline, S_ref, target) of one seed from its paper cell: the loss floor of
+    generated data, else the natural model's final log-ppl; natural's last eval step and final
+    average (the speed-up's target). None until that model is finished."""
+    if not (paper / "summary.json").is_file():
         return None
-    return json.loads(path.read_text()).get("downstream", {}).get("mean_bpb")
+    summary, runs = finished_runs(paper)
+    natural = runs.get(summary.reference_mixture)
+    if natural is None:
+        return None
+    base = summary.loss_floor or dict(natural.final.log_ppl)
+    return base, max(natural.eval), natural.final.average
+
+
+def measures(run: MainRun, base: dict[str, float], s_ref: int, target: float) -> dict:
+    """One main model against the seed's common baseline: the natural mixture's model of the
+    paper cell (a cell's own reference may be trained on another mixture), or the loss floor."""
+    excess = [run.final.log_ppl[d] - b for d, b in base.items()]
+    reached = next((s for s, v in sorted(run.eval.items()) if v <= target + TOL), None)
+    return {"average": run.final.average, "worst": run.final.worst,
+            "worst_excess": max(excess), "average_excess": float(np.mean(excess)),
+            "bpb": run.downstream.mean_bpb if run.downstream else None,
+            "speedup": s_ref / reached if reached else None}
+
+
+def cell_table(results: dict[str, dict[str, list]]) -> list[list[str]]:
+    rows = [["mixture", *MEASURES.values()]]
+    for label, r in results.items():
+        cells = [fmt_ms(*mean_std(r[k])) for k in MEASURES if k != "speedup"]
+        sp = [v for v in r["speedup"] if v is not None]
+        cells.append(f"{fmt_ms(*mean_std(sp), digits=2)}× ({len(sp)}/{len(r['speedup'])})"
+                     if sp else f"never (0/{len(r['speedup'])})")
+        rows.append([label, *cells])
+    return rows
+
+
+def weights_table(weights: dict[str, list[dict]], domains: list[str]) -> list[list[str]]:
+    rows = [["mixture", *domains]]
+    for label, ws in weights.items():
+        rows.append([label, *(f"{np.mean([w[d] for w in ws]):.3f}" for d in domains)])
+    return rows
+
+
+def markdown(rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])] + \
+        ["| " + " | ".join(r) + " |" for r in rows[1:]]
 
 
 def main() -> None:
@@ -107,46 +168,66 @@ def main() -> None:
     ap.add_argument("--scale", default="tiny")
     ap.add_argument("--steps", type=int, default=None, help="main and proxy steps")
     ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--vocab-size", type=int, default=8192, help="real data: the tokenizer's")
     ap.add_argument("--downstream", default=None,
                     help="tasks scored by every main model (generated data: its own tasks)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="tabulate the finished (cell, seed) runs; train nothing")
     args = ap.parse_args()
     name = "generated" if args.data == "generated" else Path(args.data).name
     root = Path(args.out) / name
-    base = base_config(args.data, args.scale, args.steps, args.seq_len)
+    base = base_config(args.data, args.scale, args.steps, args.seq_len, args.vocab_size)
     if args.downstream:
         base["eval"] = {"tasks": args.downstream, "limit": 100}
-
-    results: dict[str, dict[str, list]] = {}
     for cell in args.cells:
-        for seed in args.seeds:
+        for seed in [] if args.report_only else args.seeds:
             out = root / cell / f"seed-{seed}"
             out.mkdir(parents=True, exist_ok=True)
             (out / "study.yaml").write_text(yaml.safe_dump(cell_config(base, cell, seed, out)))
             run_pipeline(out / "study.yaml")
-            summary = json.loads((out / "summary.json").read_text())
-            for row in main_table(summary, out):
-                label = row["mixture"] if row["mixture"] != "doremi" else f"doremi [{cell}]"
-                if row["mixture"] != "doremi" and cell != "paper":
-                    continue  # the baselines once, from the paper cell
-                rel = summary["main_runs"][row["mixture"]][f"seed-{seed}"]
-                r = results.setdefault(label, {k: [] for k in (
-                    "average", "worst", "worst_excess", "average_excess", "bpb", "speedup")})
-                for k in ("average", "worst", "worst_excess", "average_excess", "speedup"):
-                    r[k].append(row[k])
-                r["bpb"].append(gold_bpb(out, rel))
 
-    print(f"{name}: {args.scale} models, seeds {args.seeds}; mean ± std over seeds "
-          "(excess: over the loss floor, or natural's model)")
-    head = ["mixture", "average", "worst-case", "worst excess", "average excess", "gold bpb",
-            "speed-up"]
-    print(f"{head[0]:<30}" + "".join(f"{h:>20}" for h in head[1:]))
-    for label, r in results.items():
-        cells = [fmt_ms(*mean_std(r[k])) for k in ("average", "worst", "worst_excess",
-                                                   "average_excess", "bpb")]
-        sp = [v for v in r["speedup"] if v is not None]
-        cells.append(f"{fmt_ms(*mean_std(sp), digits=2)}× ({len(sp)}/{len(r['speedup'])})"
-                     if sp else "never")
-        print(f"{label:<30}" + "".join(f"{c:>20}" for c in cells))
+    # Tabulate what is finished (another process may still train other cells). The paper cell
+    # first: its natural model is every cell's baseline for the same seed.
+    results: dict[str, dict[str, list]] = {}
+    weights: dict[str, list[dict]] = {}
+    raw: dict[str, dict] = {}
+    domains: list[str] = []
+    cells = ["paper"] + [c for c in args.cells if c != "paper"]
+    for seed in args.seeds:
+        baseline = seed_baseline(root / "paper" / f"seed-{seed}")
+        if baseline is None:
+            continue
+        for cell in cells:
+            out = root / cell / f"seed-{seed}"
+            if not (out / "summary.json").is_file():
+                continue
+            summary, runs = finished_runs(out)
+            domains = list(summary.domains)
+            for mixture, run in runs.items():
+                if mixture != "doremi" and cell != "paper":
+                    continue  # the baselines once, from the paper cell
+                label = f"doremi [{cell}]" if mixture == "doremi" else mixture
+                m = measures(run, *baseline)
+                for k, v in m.items():
+                    results.setdefault(label, {k: [] for k in MEASURES})[k].append(v)
+                raw.setdefault(label, {})[f"seed-{seed}"] = m
+                if mixture == "doremi":
+                    weights.setdefault(label, []).append(summary.mixtures["doremi"])
+                    m["weights"] = summary.mixtures["doremi"]
+
+    excess = "the loss floor" if args.data == "generated" else "the natural mixture's model"
+    title = (f"{name}: {args.scale} models, seeds {args.seeds}; mean ± std over seeds; excess "
+             f"over {excess}; speed-up to natural's final average (seeds that reach it)")
+    table, wtable = cell_table(results), weights_table(weights, domains)
+    print(title)
+    print("\n".join(aligned(table)))
+    print("\nDoReMi's weights (mean over seeds)")
+    print("\n".join(aligned(wtable)))
+    (root / "study.md").write_text("\n".join(
+        [title, "", *markdown(table), "", "DoReMi's weights (mean over seeds)", "",
+         *markdown(wtable)]) + "\n")
+    (root / "study.json").write_text(json.dumps(raw, indent=1) + "\n")
+    print(f"\n{root}/study.md, {root}/study.json")
 
 
 if __name__ == "__main__":
