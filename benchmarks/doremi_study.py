@@ -23,7 +23,8 @@ tasks, or CORE's first 100 items with --downstream core), and the speed-up to th
 model's final average (per seed, over the seeds that reach it); and the natural and uniform
 baselines. Every cell is measured against the same seed's paper cell: excess over the loss floor
 (generated data) or over its natural model (real data; a cell's own reference may be trained on
-another mixture), speed-up to its natural model. A second table gives DoReMi's weights. Both go
+another mixture), speed-up to its natural model. A second table gives DoReMi's weights ᾱ and
+how far they move without the last 20% of the proxy run (the report's stability line). Both go
 to DIR/<data>/study.md, the numbers per seed to study.json. Long: minutes per (cell, seed) on a
 laptop CPU; not part of CI.
 """
@@ -43,7 +44,8 @@ from mixtune.demo import demo_config
 from mixtune.pipeline import run_pipeline
 from mixtune.records import RunSummary
 from mixtune.report import mean_std
-from mixtune.report.collect import TOL, MainRun, collect_runs, load_summary
+from mixtune.report.collect import TOL, MainRun, collect_runs, load_summary, weight_history
+from mixtune.report.markdown import weights_stability
 from mixtune.report.tables import fmt_ms
 
 DEFAULT_CELLS = ["paper", "eta=0.3", "eta=0.1", "eta=0.03", "smoothing=0.1", "proxy=natural",
@@ -148,9 +150,11 @@ def cell_table(results: dict[str, dict[str, list]]) -> list[list[str]]:
 
 
 def weights_table(weights: dict[str, list[dict]], domains: list[str]) -> list[list[str]]:
-    rows = [["mixture", *domains]]
-    for label, ws in weights.items():
-        rows.append([label, *(f"{np.mean([w[d] for w in ws]):.3f}" for d in domains)])
+    """ᾱ per domain (mean over seeds), and how far it moves without the proxy's last 20%."""
+    rows = [["mixture", *domains, "ᾱ shift (last 20%)"]]
+    for label, ms in weights.items():
+        rows.append([label, *(f"{np.mean([m['weights'][d] for m in ms]):.3f}" for d in domains),
+                     fmt_ms(*mean_std(m["weights_shift"] for m in ms))])
     return rows
 
 
@@ -212,8 +216,11 @@ def main() -> None:
                     results.setdefault(label, {k: [] for k in MEASURES})[k].append(v)
                 raw.setdefault(label, {})[f"seed-{seed}"] = m
                 if mixture == "doremi":
-                    weights.setdefault(label, []).append(summary.mixtures["doremi"])
-                    m["weights"] = summary.mixtures["doremi"]
+                    # ᾱ and how settled it is: the last round's proxy without its last 20%.
+                    found = weights_stability(weight_history(out, summary.rounds[-1]))
+                    m["weights"] = dict(summary.mixtures["doremi"])
+                    m["weights_shift"] = found[0] if found else None
+                    weights.setdefault(label, []).append(m)
 
     excess = "the loss floor" if args.data == "generated" else "the natural mixture's model"
     title = (f"{name}: {args.scale} models, seeds {args.seeds}; mean ± std over seeds; excess "
@@ -221,10 +228,10 @@ def main() -> None:
     table, wtable = cell_table(results), weights_table(weights, domains)
     print(title)
     print("\n".join(aligned(table)))
-    print("\nDoReMi's weights (mean over seeds)")
+    print("\nDoReMi's weights ᾱ (mean over seeds)")
     print("\n".join(aligned(wtable)))
     (root / "study.md").write_text("\n".join(
-        [title, "", *markdown(table), "", "DoReMi's weights (mean over seeds)", "",
+        [title, "", *markdown(table), "", "DoReMi's weights ᾱ (mean over seeds)", "",
          *markdown(wtable)]) + "\n")
     (root / "study.json").write_text(json.dumps(raw, indent=1) + "\n")
     print(f"\n{root}/study.md, {root}/study.json")
