@@ -130,12 +130,13 @@ def seed_baseline(paper: Path) -> tuple[dict[str, float], int, float] | None:
 def measures(run: MainRun, base: dict[str, float], s_ref: int, target: float) -> dict:
     """One main model against the seed's common baseline: the natural mixture's model of the
     paper cell (a cell's own reference may be trained on another mixture), or the loss floor."""
-    excess = [run.final.log_ppl[d] - b for d, b in base.items()]
+    excess = {d: run.final.log_ppl[d] - b for d, b in base.items()}
     reached = next((s for s, v in sorted(run.eval.items()) if v <= target + TOL), None)
     return {"average": run.final.average, "worst": run.final.worst,
-            "worst_excess": max(excess), "average_excess": float(np.mean(excess)),
+            "worst_excess": max(excess.values()),
+            "average_excess": float(np.mean(list(excess.values()))),
             "bpb": run.downstream.mean_bpb if run.downstream else None,
-            "speedup": s_ref / reached if reached else None}
+            "speedup": s_ref / reached if reached else None, "excess": excess}
 
 
 def cell_table(results: dict[str, dict[str, list]]) -> list[list[str]]:
@@ -156,6 +157,13 @@ def weights_table(weights: dict[str, list[dict]], domains: list[str]) -> list[li
         rows.append([label, *(f"{np.mean([m['weights'][d] for m in ms]):.3f}" for d in domains),
                      fmt_ms(*mean_std(m["weights_shift"] for m in ms))])
     return rows
+
+
+def excess_table(excess: dict[str, list[dict]], domains: list[str]) -> list[list[str]]:
+    """Where each mixture gains and loses: per-domain excess, mean over seeds."""
+    return [["mixture", *domains]] + [
+        [label, *(f"{np.mean([e[d] for e in es]):.4f}" for d in domains)]
+        for label, es in excess.items()]
 
 
 def markdown(rows: list[list[str]]) -> list[str]:
@@ -194,6 +202,7 @@ def main() -> None:
     # first: its natural model is every cell's baseline for the same seed.
     results: dict[str, dict[str, list]] = {}
     weights: dict[str, list[dict]] = {}
+    excess: dict[str, list[dict]] = {}
     raw: dict[str, dict] = {}
     domains: list[str] = []
     cells = ["paper"] + [c for c in args.cells if c != "paper"]
@@ -212,8 +221,9 @@ def main() -> None:
                     continue  # the baselines once, from the paper cell
                 label = f"doremi [{cell}]" if mixture == "doremi" else mixture
                 m = measures(run, *baseline)
-                for k, v in m.items():
-                    results.setdefault(label, {k: [] for k in MEASURES})[k].append(v)
+                for k in MEASURES:
+                    results.setdefault(label, {k: [] for k in MEASURES})[k].append(m[k])
+                excess.setdefault(label, []).append(m["excess"])
                 raw.setdefault(label, {})[f"seed-{seed}"] = m
                 if mixture == "doremi":
                     # ᾱ and how settled it is: the last round's proxy without its last 20%.
@@ -222,17 +232,15 @@ def main() -> None:
                     m["weights_shift"] = found[0] if found else None
                     weights.setdefault(label, []).append(m)
 
-    excess = "the loss floor" if args.data == "generated" else "the natural mixture's model"
+    over = "the loss floor" if args.data == "generated" else "the natural mixture's model"
     title = (f"{name}: {args.scale} models, seeds {args.seeds}; mean ± std over seeds; excess "
-             f"over {excess}; speed-up to natural's final average (seeds that reach it)")
-    table, wtable = cell_table(results), weights_table(weights, domains)
-    print(title)
-    print("\n".join(aligned(table)))
-    print("\nDoReMi's weights ᾱ (mean over seeds)")
-    print("\n".join(aligned(wtable)))
-    (root / "study.md").write_text("\n".join(
-        [title, "", *markdown(table), "", "DoReMi's weights ᾱ (mean over seeds)", "",
-         *markdown(wtable)]) + "\n")
+             f"over {over}; speed-up to natural's final average (seeds that reach it)")
+    sections = [(title, cell_table(results)),
+                (f"Excess per domain over {over} (mean over seeds)", excess_table(excess, domains)),
+                ("DoReMi's weights ᾱ (mean over seeds)", weights_table(weights, domains))]
+    print("\n\n".join(head + "\n" + "\n".join(aligned(rows)) for head, rows in sections))
+    (root / "study.md").write_text("\n\n".join(
+        head + "\n\n" + "\n".join(markdown(rows)) for head, rows in sections) + "\n")
     (root / "study.json").write_text(json.dumps(raw, indent=1) + "\n")
     print(f"\n{root}/study.md, {root}/study.json")
 
