@@ -40,7 +40,9 @@ import numpy as np
 import yaml
 
 from mixtune.columns import aligned
+from mixtune.config import EvalOptions
 from mixtune.demo import demo_config
+from mixtune.eval.command import run_eval
 from mixtune.pipeline import run_pipeline
 from mixtune.records import RunSummary
 from mixtune.report import mean_std
@@ -102,6 +104,7 @@ def cell_config(base: dict, cell: str, seed: int, out: Path) -> dict:
     return cfg
 
 
+DOWNSTREAM_FILE = "study_downstream.json"
 MEASURES = {"average": "average", "worst": "worst-case", "worst_excess": "worst excess",
             "average_excess": "average excess", "bpb": "gold bpb", "speedup": "speed-up"}
 
@@ -127,7 +130,27 @@ def seed_baseline(paper: Path) -> tuple[dict[str, float], int, float] | None:
     return base, max(natural.eval), natural.final.average
 
 
-def measures(run: MainRun, base: dict[str, float], s_ref: int, target: float) -> dict:
+def score_downstream(out: Path, cell: str, tasks: str) -> None:
+    """Score the main models the table uses (the paper cell's all, another cell's DoReMi) on
+    the first 100 items of `tasks`, once each, after training: in the training loop they would
+    be scored at every evaluation of every model, the reference and proxy included."""
+    summary, runs = finished_runs(out)
+    for mixture, run in runs.items():
+        target = out / run.path / DOWNSTREAM_FILE
+        if (cell == "paper" or mixture == "doremi") and not target.is_file():
+            run_eval(str(out / run.path), EvalOptions(
+                tasks=tasks, limit=100, out=str(target), max_tokens_per_domain=32768))
+
+
+def gold_bpb(out: Path, run: MainRun) -> float | None:
+    """Mean gold bits per byte: scored after training, else in the training loop."""
+    scored = out / run.path / DOWNSTREAM_FILE
+    if scored.is_file():
+        return json.loads(scored.read_text())["downstream"]["mean_bpb"]
+    return run.downstream.mean_bpb if run.downstream else None
+
+
+def measures(out: Path, run: MainRun, base: dict[str, float], s_ref: int, target: float) -> dict:
     """One main model against the seed's common baseline: the natural mixture's model of the
     paper cell (a cell's own reference may be trained on another mixture), or the loss floor."""
     excess = {d: run.final.log_ppl[d] - b for d, b in base.items()}
@@ -135,7 +158,7 @@ def measures(run: MainRun, base: dict[str, float], s_ref: int, target: float) ->
     return {"average": run.final.average, "worst": run.final.worst,
             "worst_excess": max(excess.values()),
             "average_excess": float(np.mean(list(excess.values()))),
-            "bpb": run.downstream.mean_bpb if run.downstream else None,
+            "bpb": gold_bpb(out, run),
             "speedup": s_ref / reached if reached else None, "excess": excess}
 
 
@@ -182,21 +205,22 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--vocab-size", type=int, default=8192, help="real data: the tokenizer's")
     ap.add_argument("--downstream", default=None,
-                    help="tasks scored by every main model (generated data: its own tasks)")
+                    help="tasks scored by the main models after training, e.g. core (generated "
+                         "data: its own tasks, scored in the loop)")
     ap.add_argument("--report-only", action="store_true",
                     help="tabulate the finished (cell, seed) runs; train nothing")
     args = ap.parse_args()
     name = "generated" if args.data == "generated" else Path(args.data).name
     root = Path(args.out) / name
     base = base_config(args.data, args.scale, args.steps, args.seq_len, args.vocab_size)
-    if args.downstream:
-        base["eval"] = {"tasks": args.downstream, "limit": 100}
     for cell in args.cells:
         for seed in [] if args.report_only else args.seeds:
             out = root / cell / f"seed-{seed}"
             out.mkdir(parents=True, exist_ok=True)
             (out / "study.yaml").write_text(yaml.safe_dump(cell_config(base, cell, seed, out)))
             run_pipeline(out / "study.yaml")
+            if args.downstream:
+                score_downstream(out, cell, args.downstream)
 
     # Tabulate what is finished (another process may still train other cells). The paper cell
     # first: its natural model is every cell's baseline for the same seed.
@@ -220,7 +244,7 @@ def main() -> None:
                 if mixture != "doremi" and cell != "paper":
                     continue  # the baselines once, from the paper cell
                 label = f"doremi [{cell}]" if mixture == "doremi" else mixture
-                m = measures(run, *baseline)
+                m = measures(out, run, *baseline)
                 for k in MEASURES:
                     results.setdefault(label, {k: [] for k in MEASURES})[k].append(m[k])
                 excess.setdefault(label, []).append(m["excess"])

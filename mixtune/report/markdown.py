@@ -301,7 +301,9 @@ def _stability_line(round_: int, history: dict[int, dict]) -> str:
         return f"Round {round_}: too few proxy steps to judge how settled ᾱ is."
     shift, domain = found
     verdict = ("settled" if shift < STABLE else
-               "not settled: train the proxy longer, or lower eta (`doremi: {eta: 0.1}`)")
+               "not settled: ᾱ still depends on where the proxy run stops, so train it longer "
+               "(a smaller η settles ᾱ too, but in the README's DoReMi study a settled ᾱ was not "
+               "the better one)")
     return (f"Round {round_} stability: leaving out the last 20% of the proxy run would move ᾱ by "
             f"up to {shift:.3f} ({domain}); {verdict}.")
 
