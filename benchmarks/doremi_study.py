@@ -58,6 +58,7 @@ def base_config(data: str, scale: str, steps: int | None, seq_len: int, vocab: i
     """The demo's generated domains, or a real corpus laid out for `prepare`."""
     if data == "generated":
         cfg = demo_config()
+        cfg["doremi"] = {"eta": 1.0, "smoothing": 0.001}  # the paper's; the demo's own is η = 0.03
     else:
         cfg = {
             "data": {"sources": [str(Path(data).resolve())],

@@ -124,6 +124,10 @@ def test_demo_command_runs_end_to_end(tmp_path, capsys):
         summary["mixtures"]["natural"]["noise"] > 0.4
     )  # the demo's natural mixture is mostly noise
     assert (tmp_path / "demo" / "report" / "weights.png").stat().st_size > 0
+    # The demo's step size is the one the DoReMi study found best at this scale (README); the
+    # library's default stays the paper's η = 1.
+    proxy = yaml.safe_load((tmp_path / "demo" / "round-1" / "proxy" / "config.yaml").read_text())
+    assert proxy["eta"] == 0.03 and proxy["smoothing"] == 0.001
     # The demo scores its generated downstream tasks; the report shows them per mixture.
     report = (tmp_path / "demo" / "report" / "report.md").read_text()
     assert "## Downstream tasks" in report and "| continue_markov_hard |" in report
