@@ -7,7 +7,7 @@ Each cell changes one thing of DoReMi as the paper runs it (`paper`: η = 1, smo
 proxy sampling uniformly, a reference trained on the natural mixture, proxy as long as the main
 models, one round):
 
-    eta=X            the step size η (1, 0.3, 0.1, 0.03)
+    eta=X            the step size η (1, 0.3, 0.1, 0.03, 0.01)
     smoothing=X      the mixing with uniform c
     proxy=natural    the proxy samples the reference's mixture instead of uniform
     reference=uniform  the reference (and baseline) is trained on the uniform mixture
@@ -50,7 +50,8 @@ from mixtune.report.collect import TOL, MainRun, collect_runs, load_summary, wei
 from mixtune.report.markdown import weights_stability
 from mixtune.report.tables import fmt_ms
 
-DEFAULT_CELLS = ["paper", "eta=0.3", "eta=0.1", "eta=0.03", "smoothing=0.1", "proxy=natural",
+DEFAULT_CELLS = ["paper", "eta=0.3", "eta=0.1", "eta=0.03", "eta=0.01", "smoothing=0.1",
+                 "proxy=natural",
                  "reference=uniform", "proxy_steps=2", "rounds=3"]
 
 
