@@ -46,9 +46,15 @@ from mixtune.eval.command import run_eval
 from mixtune.pipeline import run_pipeline
 from mixtune.records import RunSummary
 from mixtune.report import mean_std
-from mixtune.report.collect import TOL, MainRun, collect_runs, load_summary, weight_history
+from mixtune.report.collect import (
+    MainRun,
+    collect_runs,
+    load_summary,
+    step_reaching,
+    weight_history,
+)
 from mixtune.report.markdown import weights_stability
-from mixtune.report.tables import fmt_ms
+from mixtune.report.tables import fmt_ms, md_table
 
 DEFAULT_CELLS = ["paper", "eta=0.3", "eta=0.1", "eta=0.03", "eta=0.01", "smoothing=0.1",
                  "proxy=natural", "reference=uniform", "proxy_steps=2", "rounds=3"]
@@ -155,7 +161,8 @@ def measures(out: Path, run: MainRun, base: dict[str, float], s_ref: int, target
     """One main model against the seed's common baseline: the natural mixture's model of the
     paper cell (a cell's own reference may be trained on another mixture), or the loss floor."""
     excess = {d: run.final.log_ppl[d] - b for d, b in base.items()}
-    reached = next((s for s, v in sorted(run.eval.items()) if v <= target + TOL), None)
+    steps = sorted(run.eval)
+    reached = step_reaching(steps, [run.eval[s] for s in steps], target)
     return {"average": run.final.average, "worst": run.final.worst,
             "worst_excess": max(excess.values()),
             "average_excess": float(np.mean(list(excess.values()))),
@@ -188,11 +195,6 @@ def excess_table(excess: dict[str, list[dict]], domains: list[str]) -> list[list
     return [["mixture", *domains]] + [
         [label, *(f"{np.mean([e[d] for e in es]):.4f}" for d in domains)]
         for label, es in excess.items()]
-
-
-def markdown(rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])] + \
-        ["| " + " | ".join(r) + " |" for r in rows[1:]]
 
 
 def main() -> None:
@@ -265,7 +267,8 @@ def main() -> None:
                 ("DoReMi's weights ᾱ (mean over seeds)", weights_table(weights, domains))]
     print("\n\n".join(head + "\n" + "\n".join(aligned(rows)) for head, rows in sections))
     (root / "study.md").write_text("\n\n".join(
-        head + "\n\n" + "\n".join(markdown(rows)) for head, rows in sections) + "\n")
+        head + "\n\n" + "\n".join(md_table(rows[0], rows[1:], "l" + "r" * (len(rows[0]) - 1)))
+        for head, rows in sections) + "\n")
     (root / "study.json").write_text(json.dumps(raw, indent=1) + "\n")
     print(f"\n{root}/study.md, {root}/study.json")
 

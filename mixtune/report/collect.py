@@ -211,6 +211,11 @@ def _domains_improved(row: dict, ref_row: dict | None, domains: list[str]) -> No
     row["domains_improved"] = sum(a < b for a, b in pairs) if pairs else None
 
 
+def step_reaching(steps: list[int], values: list[float], target: float) -> int | None:
+    """The first step whose value is at or below `target` (the speed-up's s*), None if none."""
+    return next((s for s, v in zip(steps, values, strict=True) if v <= target + TOL), None)
+
+
 def _speedup(row: dict, runs: list[MainRun], s_ref: int | None, target: float | None) -> None:
     row["speedup"], row["speedup_step"] = None, None
     if target is None or row["seeds"] == 0:
@@ -219,7 +224,7 @@ def _speedup(row: dict, runs: list[MainRun], s_ref: int | None, target: float | 
         row["speedup"], row["speedup_step"] = 1.0, s_ref
         return
     steps, values = mean_curve([r.eval for r in finished(runs)])
-    reached = next((s for s, v in zip(steps, values, strict=True) if v <= target + TOL), None)
+    reached = step_reaching(steps, values, target)
     if reached is not None:
         row["speedup"], row["speedup_step"] = s_ref / reached, reached
 
