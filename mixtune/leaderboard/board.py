@@ -18,6 +18,7 @@ from mixtune.errors import UserError
 from mixtune.provenance import DATASET_RECORD, EVALS_DIR, MODEL_RECORD, read_record
 from mixtune.records import Metrics
 from mixtune.report.collect import mean_curve, mean_std
+from mixtune.report.tables import NONE, fmt_ms, md_table
 
 MEASURES = [  # key, label, better
     ("core", "CORE", "higher"),
@@ -139,27 +140,25 @@ def _describe(row: Row) -> dict:
 
 def _fmt(stat: dict | None, digits: int = 4) -> str:
     if stat is None:
-        return "—"
-    if stat["n"] > 1:
-        return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
-    return f"{stat['mean']:.{digits}f}"
+        return NONE
+    return fmt_ms(stat["mean"], stat["std"] if stat["n"] > 1 else None, digits)
 
 
 def to_markdown(rows: list[Row], tasks: bool = False) -> str:
     head = ["#", "dataset", "mixture", "scale", "tokens", "seeds"] + [lab for _, lab, _ in MEASURES]
     task_names = _task_names(rows) if tasks else []
     head += task_names
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 6 + ["---:"] * (len(head) - 6)) + "|"]
+    body = []
     for i, row in enumerate(rows, 1):
         d = _describe(row)
         core = _fmt(row.stat("core"))
-        if (n := row.first.evaluation.get("Core_tasks")) and core != "—":
+        if (n := row.first.evaluation.get("Core_tasks")) and core != NONE:
             core += f" ({n})"
         cells = [str(i), d["dataset"], d["mixture"], d["scale"], f"{d['tokens']:,}", d["seeds"], core]
         cells += [_fmt(row.stat(k), 3 if "ppl" in k else 4) for k, _, _ in MEASURES[1:]]
         cells += [_fmt(_task_stat(row, t)) for t in task_names]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        body.append(cells)
+    return "\n".join(md_table(head, body, "l" * 6 + "r" * (len(head) - 6))) + "\n"
 
 
 def to_csv(rows: list[Row], tasks: bool = False) -> str:
