@@ -10,8 +10,10 @@ models, one round):
     eta=X            the step size η (1, 0.3, 0.1, 0.03, 0.01)
     smoothing=X      the mixing with uniform c
     proxy=natural    the proxy samples the reference's mixture instead of uniform
-    reference=uniform  the reference (and baseline) is trained on the uniform mixture
-    proxy_steps=X    the proxy trains X times as long as the main models (0.5, 2)
+    reference=uniform  the proxy's reference is trained on the uniform mixture (the baseline
+                     every cell is measured against stays the paper cell's natural model)
+    proxy_steps=X    reference and proxy train X times as long as the main models (0.5, 2):
+                     the pipeline trains both from the `proxy:` stage, as the paper does
     rounds=N         iterated DoReMi, N rounds from the natural reference
 
 Every (cell, seed) is one `mixtune run` (reference, proxy and main models all with that seed),
@@ -101,7 +103,7 @@ def cell_config(base: dict, cell: str, seed: int, out: Path) -> dict:
     elif key == "reference":
         cfg["reference_weights"] = value
         cfg["mixtures"] = ["reference", "doremi"]
-    elif key == "proxy_steps":
+    elif key == "proxy_steps":  # the reference too: both are trained from `proxy:`
         cfg["proxy"]["steps"] = int(cfg["main"]["steps"] * float(value))
         cfg["proxy"]["eval_every"] = max(1, cfg["proxy"]["steps"] // 10)
     elif key == "rounds":

@@ -151,7 +151,9 @@ class DoReMi:
 
     The excess loss and token counts of every micro-batch are summed, and under torch.distributed
     all-reduced, before α_t is computed: the weights depend only on the global batch, not on how it
-    is split into ranks and micro-batches (the reference code updates per rank and per micro-batch).
+    is split into ranks and micro-batches. α_t is known before the first backward, so every
+    micro-batch of step t is weighted with it (the reference code updates after the last
+    micro-batch's forward: the first k−1 of k micro-batches are weighted with α_{t−1}).
     With one micro-batch, the training forward can serve as the scoring one: `add` the detached
     losses, `update`, then `loss` the same losses.
     """

@@ -37,7 +37,7 @@ def label(row: dict) -> str:
 
 def text_table(table: list[dict]) -> list[str]:
     """The mixtures as plain-text lines for a terminal: average and worst-case log-ppl, DoReMi's
-    worst-case and average excess, speed-up (mean ± std over seeds)."""
+    worst-case and average excess (mean ± std over seeds), speed-up (of the seed-mean curve)."""
     base = next((r["excess_baseline"] for r in table if r.get("excess_baseline")), None)
     head = f"{'mixture':<22} {'average log-ppl':>17} {'worst-case':>17} "
     if base:
