@@ -15,6 +15,7 @@ models, one round):
     proxy_steps=X    reference and proxy train X times as long as the main models (0.5, 2):
                      the pipeline trains both from the `proxy:` stage, as the paper does
     rounds=N         iterated DoReMi, N rounds from the natural reference
+    A,B              both changes at once, e.g. eta=0.03,smoothing=0.1
 
 Every (cell, seed) is one `mixtune run` (reference, proxy and main models all with that seed),
 in DIR/<data>/<cell>/seed-<s>/, resumable: rerun the same command to continue, add seeds or
@@ -93,23 +94,24 @@ def cell_config(base: dict, cell: str, seed: int, out: Path) -> dict:
         ["reference", "doremi"]
     if cell == "paper":
         return cfg
-    key, _, value = cell.partition("=")
-    if key == "eta":
-        cfg["doremi"]["eta"] = float(value)
-    elif key == "smoothing":
-        cfg["doremi"]["smoothing"] = float(value)
-    elif key == "proxy":
-        cfg["doremi"]["proxy_sampling"] = value
-    elif key == "reference":
-        cfg["reference_weights"] = value
-        cfg["mixtures"] = ["reference", "doremi"]
-    elif key == "proxy_steps":  # the reference too: both are trained from `proxy:`
-        cfg["proxy"]["steps"] = int(cfg["main"]["steps"] * float(value))
-        cfg["proxy"]["eval_every"] = max(1, cfg["proxy"]["steps"] // 10)
-    elif key == "rounds":
-        cfg["rounds"] = int(value)
-    else:
-        raise SystemExit(f"unknown cell {cell!r}; cells look like {', '.join(DEFAULT_CELLS)}")
+    for change in cell.split(","):  # a cell may combine changes: eta=0.03,smoothing=0.1
+        key, _, value = change.partition("=")
+        if key == "eta":
+            cfg["doremi"]["eta"] = float(value)
+        elif key == "smoothing":
+            cfg["doremi"]["smoothing"] = float(value)
+        elif key == "proxy":
+            cfg["doremi"]["proxy_sampling"] = value
+        elif key == "reference":
+            cfg["reference_weights"] = value
+        elif key == "proxy_steps":  # the reference too: both are trained from `proxy:`
+            cfg["proxy"]["steps"] = int(cfg["main"]["steps"] * float(value))
+            cfg["proxy"]["eval_every"] = max(1, cfg["proxy"]["steps"] // 10)
+        elif key == "rounds":
+            cfg["rounds"] = int(value)
+        else:
+            raise SystemExit(f"unknown cell {cell!r}; cells look like {', '.join(DEFAULT_CELLS)}, "
+                             "or several joined by commas")
     return cfg
 
 
@@ -261,6 +263,9 @@ def main() -> None:
                     m["weights_shift"] = found[0] if found else None
                     weights.setdefault(label, []).append(m)
 
+    if not results:
+        raise SystemExit(f"no finished (cell, seed) run under {root} with its seed's paper cell; "
+                         "train them first (the same command without --report-only)")
     over = "the loss floor" if args.data == "generated" else "the natural mixture's model"
     title = (f"{name}: {args.scale} models, seeds {args.seeds}; mean ± std over seeds; excess "
              f"over {over}; speed-up to natural's final average (seeds that reach it)")
