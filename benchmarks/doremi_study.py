@@ -60,7 +60,8 @@ from mixtune.report.markdown import weights_stability
 from mixtune.report.tables import fmt_ms, md_table
 
 DEFAULT_CELLS = ["paper", "eta=0.3", "eta=0.1", "eta=0.03", "eta=0.01", "smoothing=0.1",
-                 "proxy=natural", "reference=uniform", "proxy_steps=2", "rounds=3"]
+                 "eta=0.03,smoothing=0.1", "proxy=natural", "reference=uniform", "proxy_steps=2",
+                 "rounds=3"]
 
 
 def base_config(data: str, scale: str, steps: int | None, seq_len: int, vocab: int) -> dict:
