@@ -20,7 +20,7 @@ import numpy as np
 from mixtune.io import write_bytes_atomic
 from mixtune.records import RunSummary, finite
 from mixtune.report import downstream
-from mixtune.report.collect import OutputFolder, mixture_weights
+from mixtune.report.collect import LOSS_FLOOR, OutputFolder, mixture_weights
 from mixtune.report.plots import draw_plots
 from mixtune.report.tables import NONE, fmt, fmt_ms, fmt_speedup, label, md_table
 
@@ -117,8 +117,8 @@ def _headline(summary: RunSummary, table: list[dict]) -> list[str]:
     if base:
         lines += [
             f"*Worst-case excess* is what DoReMi minimises: the largest per-domain log-ppl above "
-            f"{base} (the average excess beside it); a mixture can win here and lose on the "
-            "average.",
+            f"{base}{'' if base == LOSS_FLOOR else ' of the same seed'} (the average excess "
+            "beside it); a mixture can win here and lose on the average.",
             "",
         ]
     header = [

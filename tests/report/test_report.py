@@ -268,15 +268,23 @@ def test_excess_is_doremis_objective_over_the_floor_or_the_reference(report, tmp
     assert table_row(md, "doremi")[9] == "0.3500 ± 0.0707"
     assert "*Worst-case excess* is what DoReMi minimises: the largest per-domain log-ppl above " \
            "the loss floor" in md
-    # Real data has no floor: the excess is over the reference mixture's model (seed mean:
-    # books 1.3, code 0.9, web 1.1); doremi seed 0 (-0.2, -0.1, -0.3), seed 1 (-0.2, 0.1, -0.2).
+    # Real data has no floor: the excess is over the reference mixture's model of the same
+    # seed: doremi seed 0 (-0.1, 0, -0.2), seed 1 (-0.3, 0, -0.3). Against natural's seed mean
+    # (1.3, 0.9, 1.1) the worst case would be -0.1 and 0.1 by seed: a std of 0.14 that is
+    # natural's seed-to-seed noise, not DoReMi's.
     out2 = make_output(tmp_path, floors=None)
     rows = {r["mixture"]: r for r in main_table(json.loads((out2 / "summary.json").read_text()),
                                                 out2)}
     assert rows["doremi"]["excess_baseline"] == "natural's model"
     assert rows["doremi"]["worst_excess"] == pytest.approx(0.0)
+    assert rows["doremi"]["worst_excess_std"] == pytest.approx(0.0)
     assert rows["doremi"]["worst_excess_domain"] == "code"
     assert rows["doremi"]["average_excess"] == pytest.approx(-0.15)
+    assert rows["doremi"]["average_excess_std"] == pytest.approx(0.02**0.5 / 2)
+    assert rows["natural"]["worst_excess"] == rows["natural"]["worst_excess_std"] == 0.0
+    # uniform's one seed, seed 0, against natural's seed 0: (-0.2, 0.6, 0.2).
+    assert rows["uniform"]["worst_excess"] == pytest.approx(0.6)
+    assert "above natural's model of the same seed" in write_report(out2).read_text()
 
 
 def test_noise_is_named(report):
