@@ -232,30 +232,38 @@ def _speedup(row: dict, runs: list[MainRun], s_ref: int | None, target: float | 
 LOSS_FLOOR = "the loss floor"
 
 
-def excess_baseline(summary: RunSummary, rows: dict[str, dict]) -> tuple[dict | None, str | None]:
+def _complete(log_ppl: dict, domains) -> bool:
+    """Every domain has a value."""
+    return all(log_ppl.get(d) is not None for d in domains)
+
+
+def excess_baseline(summary: RunSummary, rows: dict[str, dict], runs: dict[str, list[MainRun]]
+                    ) -> tuple[dict | None, dict[str, dict], str | None]:
     """What DoReMi's excess loss is measured against: the exact loss floors of generated data,
-    else the reference mixture's model, as DoReMi's reference model (seed mean here; `_excess`
-    pairs each seed with the same seed's model where it has one); and its name."""
+    else the reference mixture's model, as DoReMi's reference model: per seed, the same seed's
+    model where it finished (the seed-to-seed noise both share then cancels, and the reference's
+    own excess is 0), else the seed mean. Returns (baseline, {seed: baseline}, its name)."""
     floors = {d: finite(v) for d, v in (summary.loss_floor or {}).items()}
-    if floors and all(floors.get(d) is not None for d in summary.domains):
-        return floors, LOSS_FLOOR
+    if floors and _complete(floors, summary.domains):
+        return floors, {}, LOSS_FLOOR
     ref = rows.get(summary.reference_mixture)
-    if ref is None or any(ref["log_ppl"][d] is None for d in summary.domains):
-        return None, None
-    return dict(ref["log_ppl"]), f"{summary.reference_mixture}'s model"
+    if ref is None or not _complete(ref["log_ppl"], summary.domains):
+        return None, {}, None
+    same_seed = {r.seed: r.final.log_ppl for r in finished(runs[summary.reference_mixture])
+                 if _complete(r.final.log_ppl, summary.domains)}
+    return dict(ref["log_ppl"]), same_seed, f"{summary.reference_mixture}'s model"
 
 
 def _excess(row: dict, runs: list[MainRun], domains: list[str], base: dict | None,
             same_seed: dict[str, dict]) -> None:
     """DoReMi's own objective per seed: per-domain excess log-ppl over the baseline, its worst
-    case (the domain DoReMi optimises for) and its average; mean ± std over seeds. Against a
-    reference model, each seed against the same seed's (`same_seed`) where it finished: the
-    seed-to-seed noise both share then cancels, and the reference's own excess is 0."""
+    case (the domain DoReMi optimises for) and its average; mean ± std over seeds. Each seed
+    against `same_seed`'s baseline where it has one, else against `base`."""
     per_seed = []
     if base is not None:
         for run in finished(runs):
             f, b = run.final, same_seed.get(run.seed, base)
-            if all(f.log_ppl.get(d) is not None for d in domains):
+            if _complete(f.log_ppl, domains):
                 per_seed.append({d: f.log_ppl[d] - b[d] for d in domains})
     row["excess"] = {d: mean_std(e[d] for e in per_seed)[0] for d in domains} if per_seed \
         else {d: None for d in domains}
@@ -272,10 +280,7 @@ def mixture_table(summary: RunSummary, runs: dict[str, list[MainRun]]) -> list[d
     ref = summary.reference_mixture
     rows = {n: _mixture_row(n, rs, domains, summary.mixtures.get(n)) for n, rs in runs.items()}
     s_ref, target = _speedup_target(summary, runs, rows)
-    base, base_name = excess_baseline(summary, rows)
-    same_seed = {} if base_name in (None, LOSS_FLOOR) else {
-        r.seed: r.final.log_ppl for r in finished(runs.get(ref, []))
-        if all(r.final.log_ppl.get(d) is not None for d in domains)}
+    base, same_seed, base_name = excess_baseline(summary, rows, runs)
     for name, row in rows.items():
         row["is_reference"] = name == ref
         row["reference_step"], row["target"] = s_ref, target
