@@ -42,22 +42,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mixtune.columns import aligned
 from mixtune.config import EvalOptions
 from mixtune.demo import demo_config
 from mixtune.eval.command import run_eval
+from mixtune.mixing.iterated_doremi import read_rounds, weight_history, weights_stability
 from mixtune.pipeline import run_pipeline
 from mixtune.records import RunSummary
-from mixtune.report import mean_std
-from mixtune.report.collect import (
-    MainRun,
-    collect_runs,
-    load_summary,
-    step_reaching,
-    weight_history,
-)
-from mixtune.report.markdown import weights_stability
-from mixtune.report.tables import fmt_ms, md_table
+from mixtune.report.collect import MainRun, collect_runs, load_summary, step_reaching
+from mixtune.tables import aligned, fmt_ms, md_table, mean_std
 
 DEFAULT_CELLS = ["paper", "eta=0.3", "eta=0.1", "eta=0.03", "eta=0.01", "smoothing=0.1",
                  "eta=0.03,smoothing=0.1", "proxy=natural", "reference=uniform", "proxy_steps=2",
@@ -76,8 +68,7 @@ def base_config(data: str, scale: str, steps: int | None, seq_len: int, vocab: i
             "reference_weights": "natural",
             "proxy": {"scale": scale, "steps": 400, "batch_size": 16, "eval_every": 50},
             "main": {"scale": scale, "steps": 400, "batch_size": 16, "eval_every": 50},
-            "rounds": 1,
-            "doremi": {"eta": 1.0, "smoothing": 0.001},
+            "doremi": {"eta": 1.0, "smoothing": 0.001, "rounds": 1},
             "train": {"lr": 2e-3, "checkpoint_every": 100, "eval_max_tokens_per_domain": 32768},
         }
     if steps is not None:
@@ -109,7 +100,7 @@ def cell_config(base: dict, cell: str, seed: int, out: Path) -> dict:
             cfg["proxy"]["steps"] = int(cfg["main"]["steps"] * float(value))
             cfg["proxy"]["eval_every"] = max(1, cfg["proxy"]["steps"] // 10)
         elif key == "rounds":
-            cfg["rounds"] = int(value)
+            cfg["doremi"]["rounds"] = int(value)
         else:
             raise SystemExit(f"unknown cell {cell!r}; cells look like {', '.join(DEFAULT_CELLS)}, "
                              "or several joined by commas")
@@ -259,7 +250,8 @@ def main() -> None:
                 raw.setdefault(label, {})[f"seed-{seed}"] = m
                 if mixture == "doremi":
                     # ᾱ and how settled it is: the last round's proxy without its last 20%.
-                    found = weights_stability(weight_history(out, summary.rounds[-1]))
+                    found = weights_stability(
+                        weight_history(out, read_rounds(summary.methods["doremi"])[-1]))
                     m["weights"] = dict(summary.mixtures["doremi"])
                     m["weights_shift"] = found[0] if found else None
                     weights.setdefault(label, []).append(m)

@@ -74,7 +74,7 @@ def main() -> None:
             "eval_every": args.eval_every,
         },
         "mixtures": ["reference", "uniform", "doremi"],
-        "rounds": 1,
+        "doremi": {"rounds": 1},
         "seeds": args.seeds,
         "train": {"lr": args.lr, "checkpoint_every": 100, "eval_max_tokens_per_domain": 32768},
     }

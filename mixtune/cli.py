@@ -75,7 +75,7 @@ def cmd_process(args) -> int:
               "a failure: finished tasks are skipped.")
         return 0
     merged = stats.read(out)
-    from mixtune.columns import from_dicts
+    from mixtune.tables import from_dicts
 
     print("\n".join(from_dicts(stats.rows(merged))))
     print()
@@ -108,12 +108,20 @@ def _show_process(args) -> int:
 def cmd_train(args) -> int:
     from mixtune import schema
     from mixtune.config import TrainConfig
+    from mixtune.mixing import MIXERS
 
+    # Flags of another method than --method's would be dropped silently: refuse them.
+    mine = {leaf.key for leaf in schema.leaves(MIXERS.get(args.method))}
+    stray = sorted(k for k in args.method_options if hasattr(args, k) and k not in mine)
+    if stray:
+        flags = ", ".join("--" + k.replace("_", "-") for k in stray)
+        raise UserError(f"{flags}: not an option of --method {args.method} (see mixtune train "
+                        "--help for each method's options).")
     cfg = schema.from_flags(TrainConfig, args, method=args.method)
     from mixtune.train.loop import run
 
     out = run(cfg)
-    if args.method == "doremi":
+    if (out / "domain_weights.json").is_file():
         print(f"domain weights: {out}/domain_weights.json  (history: {out}/weights_history.jsonl)")
     else:
         print(f"run: {out}  (model: {out}/final, metrics: {out}/metrics.jsonl)")
@@ -273,11 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _step_commands(command) -> None:
-    """One step of the chain each: prepare, train, doremi, eval, scales."""
+    """One step of the chain each: process, prepare, train, doremi, eval, scales."""
     from mixtune import schema
-    from mixtune.config import EvalOptions, PrepareOptions, ProcessOptions, TrainConfig
-    from mixtune.mixing.doremi import DoReMiConfig
-    from mixtune.mixing.static import StaticConfig
+    from mixtune.config import EvalOptions, PrepareOptions, ProcessOptions
 
     p = command("process", "raw sources -> filtered, deduplicated corpus (datatrove pipelines)",
                 cmd_process, "OUT was not published; rerun the same command to continue: "
@@ -298,13 +304,7 @@ def _step_commands(command) -> None:
                    help="folder (SOURCE/<domain>/..., optionally with train/ and validation/) or file")
     schema.add_flags(p, PrepareOptions, skip=("sources",))
 
-    for name, variant, help in (
-        ("train", StaticConfig, "train a model on a fixed mixture (reference or main model)"),
-        ("doremi", DoReMiConfig, "train a DoReMi proxy against a reference run -> domain_weights.json"),
-    ):
-        p = command(name, help, cmd_train)
-        schema.add_flags(p, TrainConfig, variants={"mixing": variant})
-        p.set_defaults(method=variant.method)
+    _train_commands(command)
 
     p = command("eval", "score a model: per-domain validation log-ppl, downstream tasks (CORE, ...)",
                 cmd_eval, "interrupted; nothing was written.")
@@ -321,6 +321,40 @@ def _step_commands(command) -> None:
                    help="sequence length for the attention FLOPs (default: 2048)")
     p.add_argument("--mfu", type=float, default=0.4,
                    help="model FLOPs utilisation assumed for the H100-hours (default: 0.4)")
+
+
+def _train_commands(command) -> None:
+    """train (any online method, by --method) and doremi (train --method doremi)."""
+    from mixtune import schema
+    from mixtune.config import TrainConfig
+    from mixtune.mixing import MIXERS
+    from mixtune.mixing.doremi import DoReMiConfig
+    from mixtune.mixing.static import StaticConfig
+
+    p = command("train", "train a model with a mixture method: a fixed mixture (--method static, "
+                "the default), a DoReMi proxy (--method doremi), or any registered online method",
+                cmd_train)
+    schema.add_flags(p, TrainConfig, variants={"mixing": StaticConfig})
+    p.add_argument("--method", choices=MIXERS.names(), default=StaticConfig.method,
+                   help="how the mixture is chosen while the model trains; each method's options "
+                   "are listed under its name below (default: static)")
+    own = {leaf.key for leaf in schema.leaves(TrainConfig, {"mixing": StaticConfig})}
+    for name in MIXERS.names():
+        cls = MIXERS.get(name)
+        keys = [leaf.key for leaf in schema.leaves(cls) if leaf.key not in own]
+        if keys:
+            group = p.add_argument_group(f"options of --method {name}", cls.__doc__)
+            schema.add_flags(group, cls, skip=tuple(own))
+            own |= set(keys)
+    common = {leaf.key for leaf in schema.leaves(TrainConfig)} - \
+        {leaf.key for leaf in schema.leaves(StaticConfig)}
+    p.set_defaults(method_options=own - common)
+
+    # The DoReMi proxy's own command, as the README has always shown it: train --method doremi.
+    p = command("doremi", "train a DoReMi proxy against a reference run -> domain_weights.json "
+                "(the same as mixtune train --method doremi)", cmd_train)
+    schema.add_flags(p, TrainConfig, variants={"mixing": DoReMiConfig})
+    p.set_defaults(method=DoReMiConfig.method, method_options=set())
 
 
 def _chain_commands(command) -> None:

@@ -8,7 +8,8 @@
       eval             validation during and after training         (keys eval_*)
       checkpoint       cadence and retention                        (keys checkpoint_every, keep_checkpoints)
       log              progress, MFU, TensorBoard / W&B
-    RunConfig        mixtune run CONFIG.yaml: data, proxy, main, mixtures, rounds, seeds, doremi, train
+    RunConfig        mixtune run CONFIG.yaml: data, proxy, main, mixtures, seeds, train, and each
+                     mixture method's own section (doremi:, with the method's config class)
 
 The CLI flags and the YAML keys are derived from these dataclasses (`mixtune.schema`), and a run
 YAML is checked in full when it is loaded, before any stage runs. Outside, every option has one flat
@@ -26,12 +27,12 @@ import yaml
 
 from mixtune import schema
 from mixtune.errors import UserError
-from mixtune.mixing import MIXERS
+from mixtune.mixing import METHOD_OPTIONS, MIXERS
 from mixtune.mixing.doremi import DoReMiConfig
 from mixtune.mixing.static import StaticConfig
 from mixtune.mixing.weights import spec_problem
 from mixtune.model.scales import get_scale, scale_problem, steps_for_budget
-from mixtune.schema import at_least, in_range, nonempty, positive, section, setting
+from mixtune.schema import at_least, in_range, named_sections, nonempty, positive, section, setting
 
 # -- prepare -----------------------------------------------------------------------------------
 
@@ -520,20 +521,12 @@ class DownstreamConfig:
     """Few-shot examples per item (none: each task's suite setting)."""
 
 
-@dataclass
-class Rounds:
-    until: float = setting(check=at_least(0))
-    """Stop once ‖ᾱ − α_ref‖∞ < until."""
-    max: int = setting(5, check=at_least(1))
-    """At most this many rounds."""
-
-
 # Keys of `train:` that the pipeline sets per stage, and where the user sets them instead.
 PIPELINE_OWNED = {
     **dict.fromkeys(("data", "out"), "the pipeline sets it for each stage"),
     **dict.fromkeys(
         (schema.METHOD, "weights", "reference", "proxy_sampling", "eta", "smoothing", "loss_normalization"),
-        "set the mixtures with mixtures:, reference_weights: and the doremi: section",
+        "set the mixtures with mixtures:, reference_weights: and each method's section (doremi:)",
     ),
     **dict.fromkeys(
         ("scale", "steps", "chinchilla_multiplier", "batch_size", "eval_every"),
@@ -549,10 +542,6 @@ def _seeds_problem(seeds: list[int]) -> str | None:
     return "must be at least 0" if min(seeds) < 0 else None
 
 
-def _rounds_problem(r) -> str | None:
-    return "must be at least 1" if isinstance(r, int) and r < 1 else None
-
-
 @dataclass
 class RunConfig:
     output: str
@@ -566,17 +555,12 @@ class RunConfig:
     main: StageSpec = setting(factory=lambda: StageSpec(steps=400, eval_every=50))
     """Scale and steps of the model trained on each mixture."""
     mixtures: list[str] = setting(factory=lambda: ["reference", "uniform", "doremi"], check=nonempty)
-    """Mixtures to compare: reference, doremi, or any weights spec (natural, uniform, temperature:T, a file)."""
-    rounds: int | Rounds = setting(1, check=_rounds_problem)
-    """Rounds of iterated DoReMi: a number, or {until: tol, max: n} on ‖ᾱ − α_ref‖∞."""
+    """Mixtures to compare: reference, a mixture method (doremi, ...; its options in the section
+    of its name), or any weights spec (natural, uniform, temperature:T, a file)."""
     seeds: list[int] = setting(factory=lambda: [0], check=_seeds_problem)
     """Seeds of the main models (mean ± std over them in the report)."""
-    doremi: DoReMiConfig = setting(
-        factory=lambda: DoReMiConfig(reference="-"),
-        owned={"reference": "each round's reference is trained by the pipeline"},
-        fixed={"reference": "-"},
-    )
-    """The DoReMi proxy: eta, smoothing, loss_normalization, proxy_sampling."""
+    methods: dict[str, Any] = named_sections(METHOD_OPTIONS)
+    """Each mixture method's options, in a section under its name (`doremi: {eta: 0.03}`)."""
     eval: DownstreamConfig = setting(factory=DownstreamConfig)
     """Downstream tasks scored while training (tasks, limit, shots)."""
     train: TrainConfig = setting(
@@ -590,23 +574,24 @@ class RunConfig:
     """Processes per stage; more than 1 relaunches the run under torchrun (one node)."""
 
     def validate(self, label) -> None:
+        methods = METHOD_OPTIONS.names()
         for i, m in enumerate(self.mixtures):
-            if m in ("reference", "doremi"):
+            if m == "reference" or m in methods:
                 continue
             problem = spec_problem(m)
             if problem:
                 raise UserError(
-                    f"{label('mixtures')}[{i}] {m!r}: {problem}, or reference, doremi"
-                    f"{schema.did_you_mean(m, ['reference', 'doremi', 'natural', 'uniform'])}."
+                    f"{label('mixtures')}[{i}] {m!r}: {problem}, or reference, "
+                    f"{', '.join(methods)}"
+                    f"{schema.did_you_mean(m, ['reference', *methods, 'natural', 'uniform'])}."
                 )
+        for m in self.mixtures:  # a method's defaults must do without a section (DoReMi's do)
+            if m in methods and m not in self.methods:
+                self.methods[m] = schema.parse(METHOD_OPTIONS.get(m), {}, labels=label.nested(m))
 
-    @property
-    def max_rounds(self) -> int:
-        return self.rounds if isinstance(self.rounds, int) else self.rounds.max
-
-    @property
-    def tolerance(self) -> float | None:
-        return None if isinstance(self.rounds, int) else self.rounds.until
+    def options(self, method: str):
+        """The options of a method the run names (its section, or its defaults)."""
+        return self.methods[method]
 
 
 def load_run_config(path: Path) -> RunConfig:
@@ -628,9 +613,11 @@ def load_run_config(path: Path) -> RunConfig:
         raw["reference_weights"] = _weights_path(base, raw["reference_weights"])
     if isinstance(raw.get("mixtures"), list):
         raw["mixtures"] = [_weights_path(base, m) if isinstance(m, str) else m for m in raw["mixtures"]]
-    doremi = raw.get("doremi")
-    if isinstance(doremi, dict) and isinstance(doremi.get("proxy_sampling"), str):
-        doremi["proxy_sampling"] = _weights_path(base, doremi["proxy_sampling"])
+    for name, options in raw.items():  # a method's weights files (doremi.proxy_sampling)
+        if METHOD_OPTIONS.get(name) is not None and isinstance(options, dict):
+            for key, value in options.items():
+                if isinstance(value, str) and value.endswith(".json"):
+                    options[key] = _weights_path(base, value)
     cfg = schema.parse(RunConfig, raw, str(path))
     # What is on disk is checked after the file's own shape, whose mistakes explain more.
     for i, source in enumerate(cfg.data.sources or []):

@@ -6,6 +6,8 @@ documentation cannot drift from what the loader accepts.
 
 from __future__ import annotations
 
+import types
+import typing
 from dataclasses import is_dataclass
 
 import yaml
@@ -15,14 +17,13 @@ from mixtune.config import (
     PIPELINE_OWNED,
     DataConfig,
     PrepareOptions,
-    Rounds,
     RunConfig,
     StageSpec,
     SyntheticConfig,
     SyntheticDomain,
     TrainConfig,
 )
-from mixtune.mixing.doremi import DoReMiConfig
+from mixtune.mixing import METHOD_OPTIONS
 
 INTRO = """# `mixtune run` configuration keys
 
@@ -38,25 +39,42 @@ SECTIONS = [
     ("data.synthetic.domains[]", SyntheticDomain, ()),
     ("data.prepare", PrepareOptions, ("sources", "out", "overwrite")),
     ("proxy, main", StageSpec, ()),
-    ("rounds (the mapping form; or a number of rounds)", Rounds, ()),
-    ("doremi", DoReMiConfig, ("reference",)),
-    ("train", TrainConfig, tuple(PIPELINE_OWNED)),
 ]
+
+
+def method_sections() -> list[tuple[str, type, tuple[str, ...]]]:
+    """A section per built-in mixture method (a plug-in's options are documented with it), and
+    one per mapping form of its keys (doremi.rounds)."""
+    out = []
+    for name in METHOD_OPTIONS.names():
+        cls = METHOD_OPTIONS.get(name)
+        if not cls.__module__.startswith("mixtune."):
+            continue
+        out.append((f"{name} (the options of mixtures: {name})", cls, ("reference",)))
+        for leaf in schema.leaves(cls):
+            nested = [a for a in typing.get_args(leaf.type) if is_dataclass(a)]
+            if nested and typing.get_origin(leaf.type) in (typing.Union, types.UnionType):
+                out.append((f"{name}.{leaf.key} (the mapping form)", nested[0], ()))
+    return out
 
 
 def run_config_reference() -> str:
     parts = [INTRO]
-    for title, cls, skip in SECTIONS:
+    for title, cls, skip in [*SECTIONS, *method_sections(),
+                             ("train", TrainConfig, tuple(PIPELINE_OWNED))]:
         parts.append(f"\n## {title}\n\n| key | type | default | meaning |\n| --- | --- | --- | --- |\n")
         for leaf in schema.leaves(cls):
             if leaf.key in skip or leaf.key == schema.METHOD:
                 continue
             parts.append(f"| `{leaf.key}` | {_type(leaf.type)} | {_default(leaf)} | "
                          f"{leaf.doc.replace('|', '/')} |\n")
+        if cls is RunConfig:
+            parts.append("| `<method>` | mapping | (see below) | The options of a mixture method "
+                         "named in `mixtures:`, in a section under its name (`doremi:`). |\n")
     parts.append(
         "\nSet per stage by the pipeline, so not in `train:`: "
         + ", ".join(f"`{k}`" for k in PIPELINE_OWNED)
-        + " (use `proxy:`, `main:`, `mixtures:`, `reference_weights:` and `doremi:`).\n"
+        + " (use `proxy:`, `main:`, `mixtures:`, `reference_weights:` and each method's section).\n"
     )
     return "".join(parts)
 

@@ -52,6 +52,15 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def write_figure(fig, path: Path, dpi: int = 110) -> None:
+    """A matplotlib Figure as a PNG, atomically (drawn in memory, then written)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    write_bytes_atomic(path, buf.getvalue())
+
+
 def write_json_atomic(path: Path, obj: Any, indent: int | None = 1) -> None:
     write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
 

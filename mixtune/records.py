@@ -4,8 +4,7 @@
     TrainRow     RUN/metrics.jsonl            one optimizer step              ("kind": "train")
     EvalRow      RUN/metrics.jsonl            one evaluation during training  ("kind": "eval")
     EvalResult   RUN/eval.json, eval rows     per-domain validation log-ppl, average, worst
-    RunSummary   OUTPUT/summary.json          a `mixtune run`: mixtures, rounds, main runs
-    RoundRecord  one DoReMi round inside the summary
+    RunSummary   OUTPUT/summary.json          a `mixtune run`: mixtures, methods' records, main runs
 
 `to_json()` gives exactly the documented layout (README, "Formats"); `from_json()` reads it back.
 Readers are lenient where the report must describe a partial or crashed run: a missing or
@@ -22,6 +21,7 @@ from typing import Any
 from mixtune.io import read_jsonl
 
 FORMAT_VERSION = 1  # of the dataset folder
+SUMMARY_VERSION = 2  # of summary.json: 2 keeps each method's record under its name ("methods")
 
 
 def finite(value) -> float | None:
@@ -268,7 +268,18 @@ class Metrics:
     evals: dict[int, EvalResult] = field(default_factory=dict)
     downstream: dict[int, DownstreamResult] = field(default_factory=dict)
     """Step -> downstream results, for runs that scored tasks while training."""
+    sequences: dict[int, dict[str, int]] = field(default_factory=dict)
+    """Step -> the global batch's sequences per domain (what was trained on, whatever the mixer)."""
     last_step: int = 0
+
+    def trained_mixture(self) -> dict[str, float]:
+        """The share of each domain in every sequence trained on ({} without train rows)."""
+        total: dict[str, float] = {}
+        for counts in self.sequences.values():
+            for d, n in counts.items():
+                total[d] = total.get(d, 0.0) + (finite(n) or 0.0)
+        s = sum(total.values())
+        return {d: n / s for d, n in total.items()} if s > 0 else {}
 
     @classmethod
     def read(cls, path: Path) -> Metrics:
@@ -282,6 +293,8 @@ class Metrics:
                 loss = finite(row.get("mean_loss", row.get("loss")))
                 if loss is not None:
                     m.train_loss[step] = loss
+                if isinstance(row.get("domain_sequences"), dict):
+                    m.sequences[step] = row["domain_sequences"]
             elif row.get("kind") == "eval":
                 result = EvalResult.from_json(row)
                 if result.average is not None:
@@ -297,34 +310,6 @@ class Metrics:
 
 
 @dataclass
-class RoundRecord:
-    """One round of iterated DoReMi."""
-
-    round: int
-    reference_weights: dict[str, float] | None = None
-    doremi_weights: dict[str, float] | None = None
-    """ᾱ, the round's result."""
-    linf: float | None = None
-    """‖ᾱ − α_ref‖∞: iterated DoReMi stops once it is below the tolerance."""
-    reference_run: str | None = None
-    proxy_run: str | None = None
-
-    @classmethod
-    def from_json(cls, obj: dict, index: int) -> RoundRecord:
-        return cls(
-            round=_int(obj.get("round")) or index + 1,
-            reference_weights=obj.get("reference_weights"),
-            doremi_weights=obj.get("doremi_weights"),
-            linf=finite(obj.get("linf")),
-            reference_run=obj.get("reference_run"),
-            proxy_run=obj.get("proxy_run"),
-        )
-
-    def to_json(self) -> dict:
-        return dict(vars(self))
-
-
-@dataclass
 class RunSummary:
     """OUTPUT/summary.json: what a `mixtune run` compares. Written before the main runs, so the
     report can describe a partial run."""
@@ -337,15 +322,19 @@ class RunSummary:
     main_runs: dict[str, dict[str, str]]
     """name -> {"seed-S": run folder relative to the output}."""
     dataset: str
-    rounds: list[RoundRecord] = field(default_factory=list)
+    methods: dict[str, dict] = field(default_factory=dict)
+    """Per mixture method of the run, its own record: an offline method's `Proposal.summary`
+    (DoReMi: its rounds), {"online": true} for one whose main models trained with its mixer."""
     loss_floor: dict[str, float] | None = None
+    format_version: int = SUMMARY_VERSION
 
     def to_json(self) -> dict:
         return {
+            "format_version": self.format_version,
             "domains": self.domains,
             "reference_mixture": self.reference_mixture,
             "mixtures": self.mixtures,
-            "rounds": [r.to_json() for r in self.rounds],
+            "methods": self.methods,
             "main_runs": self.main_runs,
             "loss_floor": self.loss_floor,
             "dataset": self.dataset,
@@ -353,14 +342,18 @@ class RunSummary:
 
     @classmethod
     def from_json(cls, obj: dict) -> RunSummary:
-        rounds = obj.get("rounds") if isinstance(obj.get("rounds"), list) else []
+        """Raises ValueError for a summary of another format version (a run of an older mixtune)."""
+        if obj.get("format_version") != SUMMARY_VERSION:
+            raise ValueError(f"format version {obj.get('format_version', 1)}, this mixtune reads "
+                             f"{SUMMARY_VERSION}")
+        methods = _dict(obj.get("methods"))
         return cls(
             domains=list(obj["domains"]),
             reference_mixture=obj.get("reference_mixture"),
             mixtures=_dict(obj.get("mixtures")),
             main_runs=_dict(obj.get("main_runs")),
             dataset=obj.get("dataset", "?"),
-            rounds=[RoundRecord.from_json(r, i) for i, r in enumerate(rounds) if isinstance(r, dict)],
+            methods={n: r for n, r in methods.items() if isinstance(r, dict)},
             loss_floor=obj.get("loss_floor") or None,
         )
 

@@ -74,6 +74,13 @@ def section(cls: type, *, prefix: str = "", variants: Variants | None = None) ->
     return field(default_factory=cls, metadata={"section": prefix, "variants": variants})
 
 
+def named_sections(registry: Variants) -> Any:
+    """Mappings beside this dataclass's own keys, each under a name the registry knows and parsed
+    by the dataclass it gives for that name (`doremi: {eta: 0.03}`); {name: config} in Python.
+    How a plug-in (a mixture method) brings its own options without a field of its own here."""
+    return field(default_factory=dict, metadata={"named": registry})
+
+
 # -- rules -------------------------------------------------------------------------------------
 
 
@@ -133,7 +140,7 @@ def _cached_leaves(cls: type, variants: tuple) -> tuple[Leaf, ...]:
 def _leaves(cls, path, prefix, chosen):
     docs, hints = field_docs(cls), _hints(cls)
     for f in fields(cls):
-        if not f.init:
+        if not f.init or "named" in f.metadata:
             continue
         if "section" in f.metadata:
             sub = _section_class(f, chosen.get(f.name))
@@ -263,9 +270,10 @@ def parse(
         if "section" in f.metadata and f.metadata["variants"] is not None
     }
     known = [leaf.key for leaf in leaves(cls, chosen)]
-    unknown = [k for k in values if k not in known]
+    named = [n for f in _named_fields(cls) for n in f.metadata["named"].names()]
+    unknown = [k for k in values if k not in known and k not in named]
     if unknown:
-        raise UserError(_unknown_message(unknown, label, known))
+        raise UserError(_unknown_message(unknown, label, known + named))
     obj = _build(cls, values, "", label, chosen)
     check(obj, labels=label)
     return obj
@@ -278,6 +286,11 @@ def _build(cls, values, prefix, label, chosen):
         if not f.init:
             continue
         md = f.metadata
+        if "named" in md:
+            registry = md["named"]
+            kwargs[f.name] = {k: parse(registry.get(k), v, labels=label.nested(k))
+                              for k, v in values.items() if k in registry.names()}
+            continue
         if "section" in md:
             sub = chosen.get(f.name) or _section_class(f, None)
             kwargs[f.name] = _build(sub, values, _join(prefix, md["section"]), label, {})
@@ -377,6 +390,9 @@ def check(obj, source: str = "", *, flags: bool = False, labels: Labels | None =
         value = convert(value, leaf.type, label, leaf.key)
         setattr(owner, leaf.path[-1], value)
         _apply_rule(leaf.check, value, value, label(leaf.key))
+    for f in _named_fields(type(obj)):
+        for name, value in getattr(obj, f.name).items():
+            check(value, labels=label.nested(name))
     for part in _dataclasses(obj):
         validate = getattr(part, "validate", None)
         if validate is not None:
@@ -404,6 +420,10 @@ def _dataclasses(obj):
             yield from _dataclasses(getattr(obj, f.name))
 
 
+def _named_fields(cls: type) -> list:
+    return [f for f in fields(cls) if "named" in f.metadata]
+
+
 def _variants_of(obj) -> dict[str, type]:
     return {
         f.name: type(getattr(obj, f.name))
@@ -420,6 +440,8 @@ def to_flat(obj) -> dict[str, Any]:
             out[METHOD] = type(_get(obj, leaf.path[:-1])).method
         else:
             out[leaf.key] = _plain(_get(obj, leaf.path))
+    for f in _named_fields(type(obj)):
+        out.update({name: to_flat(value) for name, value in getattr(obj, f.name).items()})
     return out
 
 

@@ -61,10 +61,11 @@ RUN_ERRORS = [
     ({"seeds": []}, r"seeds \[\]: must not be empty"),
     ({"seeds": [0, "1"]}, r"seeds\[1\] '1': not an integer"),
     ({"seeds": [0, -1]}, r"seeds \[0, -1\]: must be at least 0"),
-    ({"rounds": 0}, r"rounds 0: must be at least 1"),
-    ({"rounds": {"max": 3}}, r"rounds.until: required"),
-    ({"rounds": {"until": 0.1, "mx": 3}}, r"unknown key 'mx' \(did you mean 'max'\?\)"),
-    ({"rounds": True}, r"rounds True: not an integer or a mapping"),
+    ({"doremi": {"rounds": 0}}, r"doremi.rounds 0: must be at least 1"),
+    ({"doremi": {"rounds": {"max": 3}}}, r"doremi.rounds.until: required"),
+    ({"doremi": {"rounds": {"until": 0.1, "mx": 3}}}, r"unknown key 'mx' \(did you mean 'max'\?\)"),
+    ({"doremi": {"rounds": True}}, r"doremi.rounds True: not an integer or a mapping"),
+    ({"rounds": 2}, r"unknown key 'rounds'"),  # a method's option is in the method's section
     ({"doremi": {"etta": 2}}, r"doremi: unknown key 'etta' \(did you mean 'eta'\?\)"),
     ({"doremi": {"eta": 0}}, r"doremi.eta 0: must be positive"),
     ({"doremi": {"smoothing": 1}}, r"doremi.smoothing 1: must be in \[0, 1\)"),
@@ -104,16 +105,17 @@ def test_run_config_errors_name_the_key(tmp_path, changes, message):
 
 
 def test_valid_run_config_and_its_defaults(tmp_path):
-    cfg = load(tmp_path, rounds={"until": 0.01, "max": 3}, train={"lr": 0.003, "seed": 7})
-    assert cfg.max_rounds == 3 and cfg.tolerance == 0.01
+    cfg = load(tmp_path, doremi={"rounds": {"until": 0.01, "max": 3}}, train={"lr": 0.003, "seed": 7})
+    doremi = cfg.options("doremi")
+    assert doremi.max_rounds == 3 and doremi.tolerance == 0.01
     assert cfg.train.optim.lr == 0.003 and cfg.train.seed == 7 and cfg.train.eval.every == 0
-    assert cfg.doremi.eta == 1.0 and cfg.doremi.proxy_sampling == "uniform"
+    assert doremi.eta == 1.0 and doremi.proxy_sampling == "uniform"
     assert cfg.output == str(tmp_path / "out")  # relative to the file
     assert cfg.mixtures == ["reference", "uniform", "doremi"]
 
 
 def test_force_and_mixture_names_are_checked_before_anything_runs(tmp_path):
-    cfg = load(tmp_path, rounds=2, seeds=[0, 1])
+    cfg = load(tmp_path, doremi={"rounds": 2}, seeds=[0, 1])
     assert stage_names(cfg) == [
         "data",
         "round-1/reference", "round-1/proxy", "round-2/reference", "round-2/proxy",

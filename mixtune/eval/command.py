@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 
 from mixtune import distributed
-from mixtune.columns import aligned
 from mixtune.config import EvalOptions
 from mixtune.errors import UserError
 from mixtune.io import write_json_atomic
 from mixtune.provenance import eval_metrics, model_record, write_eval_record
 from mixtune.records import DownstreamResult, EvalFile
+from mixtune.tables import aligned
 
 
 def run_eval(model_path: str, opts: EvalOptions) -> dict:

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mixtune.columns import aligned
 from mixtune.data.store import Dataset
 from mixtune.distributed import all_reduce_sum
 from mixtune.records import EvalResult
+from mixtune.tables import aligned
 
 
 def windows(num_tokens: int, seq_len: int, max_tokens: int | None) -> list[tuple[int, int]]:

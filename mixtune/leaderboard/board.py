@@ -17,8 +17,7 @@ from pathlib import Path
 from mixtune.errors import UserError
 from mixtune.provenance import DATASET_RECORD, EVALS_DIR, MODEL_RECORD, read_record
 from mixtune.records import Metrics
-from mixtune.report.collect import mean_curve, mean_std
-from mixtune.report.tables import NONE, fmt_ms, md_table
+from mixtune.tables import NONE, fmt_ms, md_table, mean_curve, mean_std
 
 MEASURES = [  # key, label, better
     ("core", "CORE", "higher"),

@@ -20,6 +20,13 @@ mixture: `propose(ctx)` is a generator that yields the pipeline stages it needs,
 one's output folder, and returns a `Proposal`. The pipeline trains main models on what they propose.
 Registered in `METHODS`; iterated DoReMi (`iterated_doremi.py`) is the one built in.
 
+A method owns its options, its records and its part of the report. In a `mixtune run` YAML,
+`mixtures:` names it and a section under its name holds its options (`doremi: {eta: 0.03}`):
+the offline method's `Config`, or the online method's config dataclass, whose main models the
+pipeline then trains with the mixer itself (`METHOD_OPTIONS`). An offline method's
+`Proposal.summary` is kept in summary.json under its name, and `report_section` turns it back
+into the report's section on the method.
+
 Nothing here imports torch (config validation must stay fast); tensors appear only at run time.
 """
 
@@ -28,6 +35,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -64,6 +72,28 @@ MIXERS = Registry("mixture method")
 
 METHODS = Registry("offline mixture method")
 """Offline methods: `OfflineMethod` subclasses."""
+
+
+class MethodOptions:
+    """The methods a run's `mixtures:` may name, each with the dataclass of its options section:
+    an offline method's `Config`, else an online method's config (its main models are trained
+    with its mixer). `static` is no such method: a fixed mixture is named by its weights spec."""
+
+    def get(self, name: str) -> type | None:
+        offline = METHODS.get(name)
+        if offline is not None:
+            return offline.Config
+        return MIXERS.get(name) if name != "static" else None
+
+    def names(self) -> list[str]:
+        return [n for n in dict.fromkeys(METHODS.names() + MIXERS.names()) if self.get(n)]
+
+    @staticmethod
+    def is_offline(name: str) -> bool:
+        return METHODS.get(name) is not None
+
+
+METHOD_OPTIONS = MethodOptions()
 
 
 @dataclass
@@ -130,13 +160,20 @@ class Proposal:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     """Further mixtures worth comparing, by name (e.g. earlier rounds of iterated DoReMi)."""
     summary: dict[str, Any] = field(default_factory=dict)
-    """Method-specific entries for summary.json and the report (e.g. DoReMi's rounds)."""
+    """The method's own record (JSON values), kept in summary.json under the method's name and
+    given back to `report_section` (e.g. DoReMi's rounds)."""
 
 
 class OfflineMethod(ABC):
-    """Plans training runs as pipeline stages, then proposes a mixture."""
+    """Plans training runs as pipeline stages, then proposes a mixture. Built with its options
+    (an instance of `Config`, the run YAML's section under its name)."""
 
     method: ClassVar[str]
+    Config: ClassVar[type]
+    """The dataclass of its options (checked when the run YAML is loaded)."""
+
+    def __init__(self, opts):
+        self.opts = opts
 
     @abstractmethod
     def stage_names(self, cfg) -> list[str]:
@@ -150,3 +187,10 @@ class OfflineMethod(ABC):
     def propose(self, ctx) -> Generator[Any, Any, Proposal]:
         """Yield stages (`ctx.train_stage(...)`), receive each one's output folder, return the
         proposal. `ctx` is the pipeline's `PlanContext`."""
+
+    @classmethod
+    def report_section(cls, record: dict, output: Path, report_dir: Path) -> list[str]:
+        """The report's Markdown lines on this method, from its `Proposal.summary` as recorded
+        (read leniently: a partial run's record may lack entries). It may draw figures into
+        `report_dir` (and must remove its own stale ones). Default: no section."""
+        return []

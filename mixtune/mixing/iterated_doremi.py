@@ -6,56 +6,285 @@
 
 Reference and proxy have the same scale and steps (`proxy:` in the run config), as in the paper.
 The last round's ᾱ is the `doremi` mixture; earlier rounds' are offered as `doremi-roundN`.
+
+The method owns its options (the run YAML's `doremi:` section: the proxy's eta, smoothing, ...
+and `rounds`), its record (the rounds, under "doremi" in summary.json) and the report's section
+on it (the weight trajectory of each round's proxy, and how settled its ᾱ is).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
-from mixtune import schema
+from mixtune.errors import UserError
+from mixtune.io import read_jsonl, remove, write_figure
 from mixtune.mixing.base import METHODS, OfflineMethod, Proposal
+from mixtune.mixing.doremi import DoReMiConfig
 from mixtune.mixing.static import StaticConfig
 from mixtune.mixing.weights import as_dict, read_weights
-from mixtune.records import RoundRecord
+from mixtune.records import finite
+from mixtune.schema import at_least, setting
+from mixtune.tables import fmt
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Rounds:
+    until: float = setting(check=at_least(0))
+    """Stop once ‖ᾱ − α_ref‖∞ < until."""
+    max: int = setting(5, check=at_least(1))
+    """At most this many rounds."""
+
+
+def _rounds_problem(r) -> str | None:
+    return "must be at least 1" if isinstance(r, int) and r < 1 else None
+
+
+@dataclass
+class IteratedDoReMiConfig(DoReMiConfig):
+    """The `doremi:` section of a run: every round's proxy (eta, smoothing, loss_normalization,
+    proxy_sampling) and the rounds."""
+
+    rounds: int | Rounds = setting(1, check=_rounds_problem)
+    """Rounds of iterated DoReMi: a number, or {until: tol, max: n} on ‖ᾱ − α_ref‖∞."""
+
+    def validate(self, label) -> None:
+        if self.reference is not None:
+            raise UserError(f"{label('reference')}: not set here; each round's reference is "
+                            "trained by the pipeline.")
+
+    @property
+    def max_rounds(self) -> int:
+        return self.rounds if isinstance(self.rounds, int) else self.rounds.max
+
+    @property
+    def tolerance(self) -> float | None:
+        return None if isinstance(self.rounds, int) else self.rounds.until
+
+    def proxy(self, reference: str) -> DoReMiConfig:
+        """A round's proxy against the reference run `reference`."""
+        own = {f.name: getattr(self, f.name) for f in fields(DoReMiConfig)}
+        return DoReMiConfig(**{**own, "reference": reference})
+
+
+@dataclass
+class RoundRecord:
+    """One round of iterated DoReMi."""
+
+    round: int
+    reference_weights: dict[str, float] | None = None
+    doremi_weights: dict[str, float] | None = None
+    """ᾱ, the round's result."""
+    linf: float | None = None
+    """‖ᾱ − α_ref‖∞: iterated DoReMi stops once it is below the tolerance."""
+    reference_run: str | None = None
+    proxy_run: str | None = None
+
+    @classmethod
+    def from_json(cls, obj: dict, index: int) -> RoundRecord:
+        r = finite(obj.get("round"))
+        return cls(
+            round=int(r) if r is not None else index + 1,
+            reference_weights=obj.get("reference_weights"),
+            doremi_weights=obj.get("doremi_weights"),
+            linf=finite(obj.get("linf")),
+            reference_run=obj.get("reference_run"),
+            proxy_run=obj.get("proxy_run"),
+        )
+
+    def to_json(self) -> dict:
+        return dict(vars(self))
+
+
+def read_rounds(record: dict) -> list[RoundRecord]:
+    """The rounds of the method's record in summary.json (leniently: [] when absent)."""
+    rounds = record.get("rounds") if isinstance(record, dict) else None
+    return [RoundRecord.from_json(r, i) for i, r in enumerate(rounds or []) if isinstance(r, dict)]
 
 
 @METHODS.register
 class IteratedDoReMi(OfflineMethod):
     method = "doremi"
+    Config = IteratedDoReMiConfig
+    opts: IteratedDoReMiConfig
 
     def stage_names(self, cfg) -> list[str]:
-        return [f"round-{r}/{s}" for r in range(1, cfg.max_rounds + 1) for s in ("reference", "proxy")]
+        return [f"round-{r}/{s}" for r in range(1, self.opts.max_rounds + 1)
+                for s in ("reference", "proxy")]
 
     def mixture_names(self, cfg) -> list[str]:
-        return [self.method] + [f"doremi-round{r}" for r in range(1, cfg.max_rounds)]
+        return [self.method] + [f"doremi-round{r}" for r in range(1, self.opts.max_rounds)]
 
     def propose(self, ctx):
-        cfg = ctx.cfg
+        cfg, opts = ctx.cfg, self.opts
         ref_weights = ctx.weights(cfg.reference_weights)
         rounds: list[RoundRecord] = []
         after: tuple[str, ...] = ()  # round r > 1 trains its reference on round r-1's result
-        for r in range(1, cfg.max_rounds + 1):
+        for r in range(1, opts.max_rounds + 1):
             ref_file = ctx.write_weights(f"round-{r}/reference_weights.json", ref_weights)
             ref = yield ctx.train_stage(f"round-{r}/reference", StaticConfig(weights=str(ref_file)),
                                         cfg.proxy, deps=after)
-            proxy_cfg = schema.replace(cfg.doremi, reference=str(ref))
-            proxy = yield ctx.train_stage(f"round-{r}/proxy", proxy_cfg, cfg.proxy,
+            proxy = yield ctx.train_stage(f"round-{r}/proxy", opts.proxy(str(ref)), cfg.proxy,
                                           deps=(f"round-{r}/reference",))
             avg = read_weights(proxy / "domain_weights.json", ctx.domains)
             linf = float(np.abs(avg - ref_weights).max())
             rounds.append(RoundRecord(r, as_dict(ref_weights, ctx.domains), as_dict(avg, ctx.domains),
                                       linf, f"round-{r}/reference", f"round-{r}/proxy"))
             log.info("round %d: ‖ᾱ − α_ref‖∞ = %.4f", r, linf)
-            if cfg.tolerance is not None and linf < cfg.tolerance:
+            if opts.tolerance is not None and linf < opts.tolerance:
                 break
             ref_weights, after = avg, (f"round-{r}/proxy",)
         earlier = {f"doremi-round{x.round}": _vector(x.doremi_weights, ctx.domains) for x in rounds[:-1]}
-        return Proposal(avg, [f"round-{rounds[-1].round}/proxy"], earlier, {"rounds": rounds})
+        return Proposal(avg, [f"round-{rounds[-1].round}/proxy"], earlier,
+                        {"rounds": [x.to_json() for x in rounds]})
+
+    @classmethod
+    def report_section(cls, record: dict, output: Path, report_dir: Path) -> list[str]:
+        rounds = read_rounds(record)
+        histories = [weight_history(output, r) for r in rounds]
+        figure = report_dir / TRAJECTORY
+        if any(histories):
+            plot_trajectory(rounds, histories, figure)
+        else:
+            remove(figure)  # a figure of an earlier report must not show stale weights
+        return trajectory_section(rounds, histories, any(histories))
 
 
 def _vector(weights: dict[str, float], domains: list[str]) -> np.ndarray:
     return np.array([weights[d] for d in domains])
+
+
+# -- the report's section ----------------------------------------------------------------------
+
+TRAJECTORY = "trajectory.png"
+
+
+def weight_history(output_dir: Path, rnd: RoundRecord) -> dict[int, dict]:
+    """A round's weights_history.jsonl as {step: weights}, by step (the last row wins for a
+    repeated step); {} when the proxy has not written one."""
+    if not rnd.proxy_run:
+        return {}
+    by_step = {}
+    for row in read_jsonl(output_dir / rnd.proxy_run / "weights_history.jsonl"):
+        step = finite(row.get("step"))
+        if step is not None and isinstance(row.get("weights"), dict):
+            by_step[int(step)] = row["weights"]
+    return {s: by_step[s] for s in sorted(by_step)}
+
+
+def trajectory_section(rounds: list[RoundRecord], histories: list[dict[int, dict]],
+                       have_plot: bool) -> list[str]:
+    lines = ["## DoReMi weight trajectory", ""]
+    if not rounds:
+        return lines + ["No DoReMi round has finished yet.", ""]
+    lines += [
+        "How the proxy's domain weights α_t moved during its training, one panel per round. "
+        "Dashed lines are the round's result ᾱ (the mean of α_t over all steps), the weights "
+        "the next stage trains on. A domain whose weight rises is one where the proxy lags the "
+        "reference most.",
+        "",
+    ]
+    if have_plot:
+        lines += [f"![DoReMi weights during proxy training]({TRAJECTORY})", ""]
+    dists = ", ".join(f"round {r.round}: {fmt(r.linf)}" for r in rounds)
+    lines.append(
+        "‖ᾱ − α_ref‖∞, the largest change of any domain's weight between a round's reference "
+        f"weights and its DoReMi result (iterated DoReMi stops once this is small): {dists}."
+    )
+    for rnd, history in zip(rounds, histories, strict=True):
+        if not history:
+            lines += [
+                "",
+                f"Round {rnd.round}: no weight history at "
+                f"`{rnd.proxy_run}/weights_history.jsonl` (proxy not run yet?).",
+            ]
+            continue
+        lines += ["", _stability_line(rnd.round, history)]
+    return lines + [""]
+
+
+STABLE = 0.02  # a shift of ᾱ below this (in weight) is read as a settled proxy run
+
+
+def weights_stability(history: dict[int, dict], drop: float = 0.2) -> tuple[float, str] | None:
+    """How far ᾱ moves when the last `drop` of the proxy run is left out: (largest change of any
+    domain's weight, that domain); None for a run too short to tell."""
+    steps = sorted(history)
+    keep = int(len(steps) * (1 - drop))
+    if keep < 1 or keep == len(steps):
+        return None
+    domains = list(history[steps[0]])
+    full = {d: float(np.mean([history[s][d] for s in steps])) for d in domains}
+    early = {d: float(np.mean([history[s][d] for s in steps[:keep]])) for d in domains}
+    domain = max(domains, key=lambda d: abs(full[d] - early[d]))
+    return abs(full[domain] - early[domain]), domain
+
+
+def _stability_line(round_: int, history: dict[int, dict]) -> str:
+    found = weights_stability(history)
+    if found is None:
+        return f"Round {round_}: too few proxy steps to judge how settled ᾱ is."
+    shift, domain = found
+    verdict = ("settled" if shift < STABLE else
+               "not settled: ᾱ still depends on where the proxy run stops, so train it longer "
+               "(a smaller η settles ᾱ too, but in the README's DoReMi study a settled ᾱ was not "
+               "the better one)")
+    return (f"Round {round_} stability: leaving out the last 20% of the proxy run would move ᾱ by "
+            f"up to {shift:.3f} ({domain}); {verdict}.")
+
+
+def plot_trajectory(rounds: list[RoundRecord], histories: list[dict[int, dict]], path: Path) -> None:
+    import math
+
+    from matplotlib.figure import Figure
+
+    n = len(rounds)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(5 * ncols + 2, 3.6 * nrows), layout="constrained")  # + the legend
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
+    for ax, rnd, history in zip(axes, rounds, histories, strict=False):
+        _trajectory_panel(ax, rnd, history)
+    axes[0].set_ylabel("α_t (dashed: ᾱ)")
+    drawn = [ax for ax in axes if ax.lines]
+    if drawn:  # beside the panels, never over the curves
+        fig.legend(*drawn[0].get_legend_handles_labels(), loc="outside right center",
+                   fontsize="small")
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.suptitle("DoReMi domain weights during proxy training")
+    write_figure(fig, path)
+
+
+def _trajectory_panel(ax, rnd: RoundRecord, history: dict[int, dict]) -> None:
+    ax.set_title(f"round {rnd.round}")
+    ax.set_xlabel("proxy step")
+    if not history:
+        ax.text(0.5, 0.5, "no weights_history.jsonl", ha="center", va="center",
+                transform=ax.transAxes)
+        return
+    steps = list(history)
+    domains = list(history[steps[0]])
+    finals = []
+    for j, d in enumerate(domains):
+        color = f"C{j % 10}"
+        ax.plot(steps, [finite(w.get(d)) for w in history.values()], color=color, label=d)
+        final = finite((rnd.doremi_weights or {}).get(d))
+        if final is not None:  # ᾱ, the round's result: what the next stage trains on
+            ax.axhline(final, color=color, linestyle="--", linewidth=0.8)
+            finals.append((final, color))
+    # Label each ᾱ at the right edge; equal values share one label instead of overprinting.
+    placed: list[float] = []
+    for value, color in sorted(finals):
+        if placed and abs(value - placed[-1]) < 1e-3:
+            continue
+        y = max(value, placed[-1] + 0.04) if placed else value
+        placed.append(y)
+        ax.annotate(f"ᾱ {value:.2f}", xy=(1.0, value), xycoords=("axes fraction", "data"),
+                    xytext=(1.01, y), textcoords=("axes fraction", "data"), color=color,
+                    fontsize="x-small", va="center")

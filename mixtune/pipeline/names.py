@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mixtune.config import RunConfig
 from mixtune.errors import UserError
-from mixtune.mixing import METHODS
+from mixtune.mixing import METHOD_OPTIONS, METHODS
 from mixtune.mixing.weights import mixture_name
 from mixtune.pipeline.stage import matches
 
@@ -24,9 +24,11 @@ def _named_mixtures(cfg: RunConfig):
     for m in cfg.mixtures:
         if m == "reference":
             yield cfg.reference_weights, baseline_name(cfg)
-        elif METHODS.get(m) is not None:
-            for name in METHODS.get(m)().mixture_names(cfg):
+        elif METHOD_OPTIONS.is_offline(m):
+            for name in METHODS.get(m)(cfg.options(m)).mixture_names(cfg):
                 yield m, name
+        elif METHOD_OPTIONS.get(m) is not None:
+            yield m, m  # an online method: its main models are named after it
         else:
             yield m, mixture_name(m)
 
@@ -37,8 +39,8 @@ def stage_names(cfg: RunConfig) -> list[str]:
     if cfg.data.process is not None:
         names.insert(0, "process")
     for m in cfg.mixtures:
-        if METHODS.get(m) is not None:
-            names += METHODS.get(m)().stage_names(cfg)
+        if METHOD_OPTIONS.is_offline(m):
+            names += METHODS.get(m)(cfg.options(m)).stage_names(cfg)
     names += [f"main/{n}/seed-{s}" for n in mixture_names(cfg) for s in cfg.seeds]
     return names
 

@@ -3,7 +3,8 @@
     data                       prepare (or generate) the dataset        (unless data.dataset is given)
     <offline methods>          e.g. iterated DoReMi: round-N/reference, round-N/proxy
     summary.json               the mixtures to compare (written before the main runs)
-    main/<mixture>/seed-S      a model per mixture and seed
+    main/<mixture>/seed-S      a model per mixture and seed: fixed weights, or an online
+                               method's mixer choosing them as the model trains
     report/                    always rewritten: it shows the runs as they are
 
 The plan is a generator (see runner.py): a method's stages are planned from the results of the
@@ -35,7 +36,7 @@ from mixtune.config import (
 from mixtune.data.store import Dataset, open_dataset
 from mixtune.errors import UserError
 from mixtune.io import write_json_atomic
-from mixtune.mixing import METHODS
+from mixtune.mixing import METHOD_OPTIONS, METHODS
 from mixtune.mixing.static import StaticConfig
 from mixtune.mixing.weights import as_dict, mixture_name, resolve_weights
 from mixtune.pipeline.names import baseline_name
@@ -123,26 +124,53 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
     if len(ds.domains) == 1:
         log.warning("the dataset has one domain (%s): every mixture is the same.", ds.domains[0])
     ctx = PlanContext(cfg, out, ds, data, data_deps, dist)
-    mixtures: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
-    rounds = []
+    mixtures: dict[str, tuple[np.ndarray | None, tuple[str, ...]]] = {}
+    methods: dict[str, dict] = {}  # each method's record, under its name in summary.json
     for m in cfg.mixtures:
         if m == "reference":
             _add(mixtures, baseline_name(cfg), ctx.weights(cfg.reference_weights), ())
-        elif METHODS.get(m) is not None:
-            proposal = yield from METHODS.get(m)().propose(ctx)
+        elif METHOD_OPTIONS.is_offline(m):
+            proposal = yield from METHODS.get(m)(cfg.options(m)).propose(ctx)
             _add(mixtures, m, proposal.weights, tuple(proposal.sources))
             for name, w in proposal.extra.items():
                 _add(mixtures, name, w, tuple(proposal.sources))
-            rounds = proposal.summary.get("rounds", rounds)
+            methods[m] = proposal.summary
+        elif METHOD_OPTIONS.get(m) is not None:  # online: its mixer trains the main models
+            mixtures[m], methods[m] = (None, ()), {"online": True}
         else:
             _add(mixtures, mixture_name(m), ctx.weights(m), ())
 
+    main, runs = _main_stages(ctx, mixtures)
+    distributed.barrier()
+    summary = RunSummary(
+        domains=ds.domains, reference_mixture=baseline_name(cfg),
+        mixtures={n: as_dict(w, ds.domains) if w is not None else {} for n, (w, _) in mixtures.items()},
+        main_runs=runs, dataset=str(data), methods=methods, loss_floor=ds.manifest.loss_floors(),
+    )
+    if dist.is_main:  # before the main runs, so that `mixtune report` works on a partial run
+        write_json_atomic(out / "summary.json", summary.to_json())
+    for stage in main:  # noqa: UP028 (the runner sends each folder back; a list cannot take it)
+        yield stage
+    if dist.is_main:
+        from mixtune.report import write_report
+
+        log.info("report: %s", write_report(out))
+    distributed.barrier()
+    return out
+
+
+def _main_stages(ctx: PlanContext, mixtures: dict) -> tuple[list[Stage], dict]:
+    """The main runs to train, and {mixture: {"seed-S": stage name}}. Every main model has the
+    same scale, steps, batch and seeds: a fixed mixture, or an online method choosing its mixture
+    as it trains. One identical to a stage planned before is a link to it, not a second run."""
+    cfg, out, dist = ctx.cfg, ctx.out, ctx.dist
     main, runs = [], {}
     for name, (w, sources) in mixtures.items():
-        wfile = ctx.write_weights(f"mixtures/{name}.json", w)
+        mixing = cfg.options(name) if w is None else \
+            StaticConfig(weights=str(ctx.write_weights(f"mixtures/{name}.json", w)))
         for seed in cfg.seeds:
-            stage = ctx.train_stage(f"main/{name}/seed-{seed}", StaticConfig(weights=str(wfile)),
-                                    cfg.main, seed=seed, deps=sources)
+            stage = ctx.train_stage(f"main/{name}/seed-{seed}", mixing, cfg.main, seed=seed,
+                                    deps=sources)
             runs.setdefault(name, {})[f"seed-{seed}"] = stage.name
             same = _same_run(stage, ctx.planned)
             if same is not None and not _real_folder(out / stage.name):
@@ -153,22 +181,7 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
                 if dist.is_main and (out / stage.name).is_symlink():
                     (out / stage.name).unlink()  # no longer identical: it trains on its own
                 main.append(stage)
-    distributed.barrier()
-    summary = RunSummary(
-        domains=ds.domains, reference_mixture=baseline_name(cfg),
-        mixtures={n: as_dict(w, ds.domains) for n, (w, _) in mixtures.items()},
-        main_runs=runs, dataset=str(data), rounds=rounds, loss_floor=ds.manifest.loss_floors(),
-    )
-    if dist.is_main:  # before the main runs, so that `mixtune report` works on a partial run
-        write_json_atomic(out / "summary.json", summary.to_json())
-    for stage in main:
-        yield stage
-    if dist.is_main:
-        from mixtune.report import write_report
-
-        log.info("report: %s", write_report(out))
-    distributed.barrier()
-    return out
+    return main, runs
 
 
 def _add(mixtures: dict, name: str, w: np.ndarray, sources: tuple[str, ...]) -> None:

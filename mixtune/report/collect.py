@@ -20,16 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from mixtune.errors import UserError
-from mixtune.io import read_json, read_jsonl
+from mixtune.io import read_json
 from mixtune.records import (
     DownstreamResult,
     EvalFile,
     EvalResult,
     Metrics,
-    RoundRecord,
     RunSummary,
     finite,
 )
+from mixtune.tables import mean_curve, mean_std
 
 TOL = 1e-9  # the reference's own curve must reach its own target despite float rounding
 
@@ -44,7 +44,12 @@ def load_summary(output_dir: str | os.PathLike) -> RunSummary:
             f"{path} not found: it is written by `mixtune run` once the DoReMi rounds are done; "
             "point the report at the output folder of a run."
         )
-    return RunSummary.from_json(read_json(path, "rerun `mixtune run` to rewrite it."))
+    obj = read_json(path, "rerun `mixtune run` to rewrite it.")
+    try:
+        return RunSummary.from_json(obj)
+    except ValueError as e:
+        raise UserError(f"{path}: written by an older mixtune ({e}); rerun `mixtune run` with the "
+                        "same config to rewrite it (finished stages are kept).") from None
 
 
 @dataclass
@@ -64,6 +69,8 @@ class MainRun:
     """The final downstream results, when the run scored tasks."""
     downstream_bpb: dict[int, float] = field(default_factory=dict)
     """Step -> mean gold bits per byte over the downstream tasks."""
+    trained_mixture: dict[str, float] = field(default_factory=dict)
+    """The share of each domain in what it trained on (an online method's average mixture)."""
 
 
 def load_run(output_dir: Path, seed: str, rel: str) -> MainRun:
@@ -84,6 +91,7 @@ def load_run(output_dir: Path, seed: str, rel: str) -> MainRun:
         run.problem = f"eval.json unreadable ({e})"
         return run
     run.train = dict(metrics.train_loss)
+    run.trained_mixture = metrics.trained_mixture()
     run.eval = dict(metrics.eval_average)
     run.downstream_bpb = {s: d.mean_bpb for s, d in metrics.downstream.items()
                           if d.mean_bpb is not None}
@@ -126,17 +134,14 @@ def finished(runs: list[MainRun]) -> list[MainRun]:
     return [r for r in runs if r.final is not None]
 
 
-def weight_history(output_dir: Path, rnd: RoundRecord) -> dict[int, dict]:
-    """A round's weights_history.jsonl as {step: weights}, by step (the last row wins for a
-    repeated step); {} when the proxy has not written one."""
-    if not rnd.proxy_run:
-        return {}
-    by_step = {}
-    for row in read_jsonl(output_dir / rnd.proxy_run / "weights_history.jsonl"):
-        step = finite(row.get("step"))
-        if step is not None and isinstance(row.get("weights"), dict):
-            by_step[int(step)] = row["weights"]
-    return {s: by_step[s] for s in sorted(by_step)}
+def record_online_mixtures(summary: RunSummary, runs: dict[str, list[MainRun]]) -> None:
+    """An online method's mixture is known only once its main runs trained: record the seed-mean
+    share of each domain they trained on as its weights."""
+    for name, record in summary.methods.items():
+        shares = [r.trained_mixture for r in finished(runs.get(name, [])) if r.trained_mixture]
+        if record.get("online") and shares:
+            summary.mixtures[name] = {d: float(np.mean([s.get(d, 0.0) for s in shares]))
+                                      for d in summary.domains}
 
 
 def mixture_weights(summary: RunSummary, name: str) -> dict[str, float]:
@@ -147,22 +152,6 @@ def mixture_weights(summary: RunSummary, name: str) -> dict[str, float]:
 
 
 # -- numbers ---------------------------------------------------------------------------------------
-
-
-def mean_std(values) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (ddof=1) of the numbers present; std None for one."""
-    xs = [v for v in values if v is not None]
-    if not xs:
-        return None, None
-    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else None)
-
-
-def mean_curve(curves: list[dict[int, float]]) -> tuple[list[int], list[float]]:
-    """Seed-mean of {step: value} curves over the steps every seed has (no partial means)."""
-    if not curves:
-        return [], []
-    steps = sorted(set.intersection(*(set(c) for c in curves)))
-    return steps, [float(np.mean([c[s] for c in curves])) for s in steps]
 
 
 def _mixture_row(name: str, runs: list[MainRun], domains: list[str], weights) -> dict:
@@ -308,7 +297,9 @@ def main_table(summary: dict | RunSummary, output_dir: str | os.PathLike) -> lis
     """
     if not isinstance(summary, RunSummary):
         summary = RunSummary.from_json(summary)
-    return mixture_table(summary, collect_runs(summary, Path(output_dir)))
+    runs = collect_runs(summary, Path(output_dir))
+    record_online_mixtures(summary, runs)
+    return mixture_table(summary, runs)
 
 
 # -- the whole folder ------------------------------------------------------------------------------
@@ -324,16 +315,14 @@ class OutputFolder:
     """Per mixture, in the summary's order (which fixes each mixture's colour)."""
     table: list[dict]
     """`main_table`'s rows, best first."""
-    histories: list[dict[int, dict]]
-    """Per round of the summary: the proxy's weights by step ({} when not written)."""
 
     @classmethod
     def read(cls, output_dir: str | os.PathLike) -> OutputFolder:
         path = Path(output_dir)
         summary = load_summary(path)
         runs = collect_runs(summary, path)
-        histories = [weight_history(path, r) for r in summary.rounds]
-        return cls(path, summary, runs, mixture_table(summary, runs), histories)
+        record_online_mixtures(summary, runs)
+        return cls(path, summary, runs, mixture_table(summary, runs))
 
     def finished_by_rank(self) -> dict[str, list[MainRun]]:
         """The finished runs of every mixture that has one, best mixture first."""

@@ -18,8 +18,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from mixtune.records import DownstreamResult
-from mixtune.report.collect import MainRun, mean_curve, mean_std
-from mixtune.report.tables import fmt_ms, md_table
+from mixtune.report.collect import MainRun
+from mixtune.tables import fmt_ms, md_table, mean_curve, mean_std
 
 PLOT = "downstream_bpb.png"
 

@@ -2,7 +2,7 @@
 
     headline       mixtures ranked by mean uniform-average validation log-ppl over seeds
     weights        every mixture's domain weights                       weights.png
-    trajectory     the DoReMi proxy's α_t per round                      trajectory.png
+    methods        each mixture method's own section (DoReMi: α_t per round, trajectory.png)
     training loss  seed-mean training loss per mixture                   train_loss.png
     validation     per-domain log-ppl, average over eval steps            eval_avg.png, per_domain.png
 
@@ -22,7 +22,8 @@ from mixtune.records import RunSummary, finite
 from mixtune.report import downstream
 from mixtune.report.collect import LOSS_FLOOR, OutputFolder, mixture_weights
 from mixtune.report.plots import draw_plots
-from mixtune.report.tables import NONE, fmt, fmt_ms, fmt_speedup, label, md_table
+from mixtune.report.tables import fmt_speedup, label
+from mixtune.tables import NONE, fmt, fmt_ms, md_table
 
 REPORT_DIR = "report"
 
@@ -39,7 +40,7 @@ def write_report(output_dir: str | os.PathLike) -> Path:
     lines += _processing_section(folder.path, out)
     lines += _headline(summary, table)
     lines += _weights_section(summary, names, "weights.png" in drawn.files)
-    lines += _trajectory_section(summary, folder.histories, "trajectory.png" in drawn.files)
+    lines += _method_sections(summary, folder.path, out)
     lines += _train_section(drawn.train_window)
     lines += _validation_section(summary, table, "per_domain.png" in drawn.files)
     lines += downstream.section(folder.runs, names, downstream.PLOT in drawn.files)
@@ -90,10 +91,33 @@ def _intro(summary: RunSummary, output_dir: Path, table: list[dict]) -> list[str
         "",
         f"Output folder `{output_dir}`; dataset `{summary.dataset}`; "
         f"{len(domains)} domains ({', '.join(domains)}); {len(table)} mixtures; "
-        f"{len(summary.rounds)} DoReMi round(s); up to {seeds} seed(s) per mixture. "
+        f"{_methods_text(summary)}up to {seeds} seed(s) per mixture. "
         f"Every mixture is compared with the reference mixture **{summary.reference_mixture}**.",
         "",
     ]
+
+
+def _methods_text(summary: RunSummary) -> str:
+    if not summary.methods:
+        return "every mixture fixed in advance; "
+    return "mixture methods " + ", ".join(
+        f"{n} ({'online, in the main runs' if r.get('online') else 'offline'})"
+        for n, r in summary.methods.items()) + "; "
+
+
+def _method_sections(summary: RunSummary, output: Path, report_dir: Path) -> list[str]:
+    """Each offline method's own section, from its record in summary.json."""
+    from mixtune.mixing import METHODS
+
+    lines = []
+    for name, record in summary.methods.items():
+        method = METHODS.get(name)
+        if method is not None:
+            lines += method.report_section(record, output, report_dir)
+        elif not record.get("online"):
+            lines += [f"## {name}", "", f"The method {name!r} is not registered in this process "
+                      "(import the module that defines it), so its section is left out.", ""]
+    return lines
 
 
 # -- headline --------------------------------------------------------------------------------------
@@ -234,6 +258,11 @@ def _weights_section(summary: RunSummary, names: list[str], have_plot: bool) -> 
         "columns in ranking order). DoReMi mixtures come from the proxy runs below.",
         "",
     ]
+    online = [n for n, r in summary.methods.items() if r.get("online")]
+    if online:
+        lines += [f"{', '.join(online)} chose the mixture while the main model trained: its "
+                  "column is the share of each domain in what its main runs trained on (mean "
+                  "over seeds).", ""]
     weights = {n: mixture_weights(summary, n) for n in names}
     rows = [
         [d] + [fmt(weights[n].get(d), 3) if weights[n] else NONE for n in names]
@@ -243,69 +272,6 @@ def _weights_section(summary: RunSummary, names: list[str], have_plot: bool) -> 
     if have_plot:
         lines += ["", "![Domain weights per mixture](weights.png)"]
     return lines + [""]
-
-
-def _trajectory_section(
-    summary: RunSummary, histories: list[dict[int, dict]], have_plot: bool
-) -> list[str]:
-    rounds = summary.rounds
-    lines = ["## DoReMi weight trajectory", ""]
-    if not rounds:
-        return lines + ["No DoReMi rounds in this output: every mixture was fixed in advance.", ""]
-    lines += [
-        "How the proxy's domain weights α_t moved during its training, one panel per round. "
-        "Dashed lines are the round's result ᾱ (the mean of α_t over all steps), the weights "
-        "the next stage trains on. A domain whose weight rises is one where the proxy lags the "
-        "reference most.",
-        "",
-    ]
-    if have_plot:
-        lines += ["![DoReMi weights during proxy training](trajectory.png)", ""]
-    dists = ", ".join(f"round {r.round}: {fmt(r.linf)}" for r in rounds)
-    lines.append(
-        "‖ᾱ − α_ref‖∞, the largest change of any domain's weight between a round's reference "
-        f"weights and its DoReMi result (iterated DoReMi stops once this is small): {dists}."
-    )
-    for rnd, history in zip(rounds, histories, strict=True):
-        if not history:
-            lines += [
-                "",
-                f"Round {rnd.round}: no weight history at "
-                f"`{rnd.proxy_run}/weights_history.jsonl` (proxy not run yet?).",
-            ]
-            continue
-        lines += ["", _stability_line(rnd.round, history)]
-    return lines + [""]
-
-
-STABLE = 0.02  # a shift of ᾱ below this (in weight) is read as a settled proxy run
-
-
-def weights_stability(history: dict[int, dict], drop: float = 0.2) -> tuple[float, str] | None:
-    """How far ᾱ moves when the last `drop` of the proxy run is left out: (largest change of any
-    domain's weight, that domain); None for a run too short to tell."""
-    steps = sorted(history)
-    keep = int(len(steps) * (1 - drop))
-    if keep < 1 or keep == len(steps):
-        return None
-    domains = list(history[steps[0]])
-    full = {d: float(np.mean([history[s][d] for s in steps])) for d in domains}
-    early = {d: float(np.mean([history[s][d] for s in steps[:keep]])) for d in domains}
-    domain = max(domains, key=lambda d: abs(full[d] - early[d]))
-    return abs(full[domain] - early[domain]), domain
-
-
-def _stability_line(round_: int, history: dict[int, dict]) -> str:
-    found = weights_stability(history)
-    if found is None:
-        return f"Round {round_}: too few proxy steps to judge how settled ᾱ is."
-    shift, domain = found
-    verdict = ("settled" if shift < STABLE else
-               "not settled: ᾱ still depends on where the proxy run stops, so train it longer "
-               "(a smaller η settles ᾱ too, but in the README's DoReMi study a settled ᾱ was not "
-               "the better one)")
-    return (f"Round {round_} stability: leaving out the last 20% of the proxy run would move ᾱ by "
-            f"up to {shift:.3f} ({domain}); {verdict}.")
 
 
 # -- training and validation -----------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """The report's figures, written as PNGs beside report.md:
 
     weights.png      every mixture's domain weights
-    trajectory.png   the DoReMi proxy's α_t per round
     train_loss.png   seed-mean training loss per mixture
     eval_avg.png     seed-mean average validation log-ppl over eval steps, with the speed-up target
     per_domain.png   per-domain validation log-ppl at the end of training, above the loss floor
@@ -15,7 +14,6 @@ display is needed and no global backend state is changed for whoever imported th
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +21,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from mixtune.io import write_bytes_atomic
-from mixtune.records import RoundRecord, RunSummary, finite
+from mixtune.io import write_figure
+from mixtune.records import RunSummary
 from mixtune.report import downstream
-from mixtune.report.collect import OutputFolder, mean_curve, mixture_weights
+from mixtune.report.collect import OutputFolder, mixture_weights
+from mixtune.tables import mean_curve
 
-PLOTS = ("weights.png", "trajectory.png", "train_loss.png", "eval_avg.png", "per_domain.png",
+PLOTS = ("weights.png", "train_loss.png", "eval_avg.png", "per_domain.png",
          downstream.PLOT)
 
 
@@ -54,9 +53,6 @@ def draw_plots(out: Path, folder: OutputFolder) -> Drawn:
 
     if any(mixture_weights(summary, n) for n in names):
         save("weights.png", lambda p: plot_weights(summary, names, colors, p))
-    if any(folder.histories):
-        rounds, histories = summary.rounds, folder.histories
-        save("trajectory.png", lambda p: plot_trajectory(rounds, histories, summary.domains, p))
     train = {n: mean_curve([r.train for r in rs]) for n, rs in done.items()}
     train = {n: c for n, c in train.items() if c[0]}
     if train:
@@ -72,18 +68,12 @@ def draw_plots(out: Path, folder: OutputFolder) -> Drawn:
         if base is not None:
             save("per_domain.png",
                  lambda p: plot_per_domain(rows, summary.domains, base, colors, p))
-    if downstream.draw(folder.runs, colors, out, _save):
+    if downstream.draw(folder.runs, colors, out, write_figure):
         drawn.files.add(downstream.PLOT)
     # A plot not drawn this time must not survive from an earlier report and show stale data.
     for stale in set(PLOTS) - drawn.files:
         (out / stale).unlink(missing_ok=True)
     return drawn
-
-
-def _save(fig: Figure, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    write_bytes_atomic(path, buf.getvalue())
 
 
 def _nan(value: float | None) -> float:
@@ -129,62 +119,7 @@ def plot_weights(summary: RunSummary, names: list[str], colors, path: Path) -> N
     ax.set_ylabel("domain weight")
     ax.set_title("Domain weights per mixture")
     ax.legend(fontsize="small")
-    _save(fig, path)
-
-
-def plot_trajectory(
-    rounds: list[RoundRecord], histories: list[dict[int, dict]], domains, path: Path
-) -> None:
-    n = len(rounds)
-    ncols = min(n, 3)
-    nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(5 * ncols + 2, 3.6 * nrows), layout="constrained")  # + the legend
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
-    for ax, rnd, history in zip(axes, rounds, histories, strict=False):
-        _trajectory_panel(ax, rnd, history, domains)
-    axes[0].set_ylabel("α_t (dashed: ᾱ)")
-    drawn = [ax for ax in axes if ax.lines]
-    if drawn:  # beside the panels, never over the curves
-        fig.legend(*drawn[0].get_legend_handles_labels(), loc="outside right center",
-                   fontsize="small")
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    fig.suptitle("DoReMi domain weights during proxy training")
-    _save(fig, path)
-
-
-def _trajectory_panel(ax, rnd: RoundRecord, history: dict[int, dict], domains) -> None:
-    ax.set_title(f"round {rnd.round}")
-    ax.set_xlabel("proxy step")
-    if not history:
-        ax.text(
-            0.5,
-            0.5,
-            "no weights_history.jsonl",
-            ha="center",
-            va="center",
-            transform=ax.transAxes,
-        )
-        return
-    steps = list(history)
-    finals = []
-    for j, d in enumerate(domains):
-        color = f"C{j % 10}"
-        ax.plot(steps, [finite(w.get(d)) for w in history.values()], color=color, label=d)
-        final = finite((rnd.doremi_weights or {}).get(d))
-        if final is not None:  # ᾱ, the round's result: what the next stage trains on
-            ax.axhline(final, color=color, linestyle="--", linewidth=0.8)
-            finals.append((final, color))
-    # Label each ᾱ at the right edge; equal values share one label instead of overprinting.
-    placed: list[float] = []
-    for value, color in sorted(finals):
-        if placed and abs(value - placed[-1]) < 1e-3:
-            continue
-        y = max(value, placed[-1] + 0.04) if placed else value
-        placed.append(y)
-        ax.annotate(f"ᾱ {value:.2f}", xy=(1.0, value), xycoords=("axes fraction", "data"),
-                    xytext=(1.01, y), textcoords=("axes fraction", "data"), color=color,
-                    fontsize="x-small", va="center")
+    write_figure(fig, path)
 
 
 def moving_average(values: list[float], window: int) -> list[float]:
@@ -209,7 +144,7 @@ def plot_train_loss(curves: dict[str, tuple[list, list]], window: int, colors, p
     ax.set_ylabel("training loss (nats/token)")
     ax.set_title(f"Training loss, seed mean, moving average over {window} step(s)")
     ax.legend(fontsize="small")
-    _save(fig, path)
+    write_figure(fig, path)
 
 
 def plot_eval_avg(curves: dict[str, tuple[list, list]], target, ref_name, colors, path) -> None:
@@ -238,7 +173,7 @@ def plot_eval_avg(curves: dict[str, tuple[list, list]], target, ref_name, colors
     ax.set_ylabel("average validation log-ppl (nats/token)")
     ax.set_title("Uniform-average validation log-ppl, seed mean (zoomed on the second half)")
     ax.legend(fontsize="small")
-    _save(fig, path)
+    write_figure(fig, path)
 
 
 def plot_per_domain(rows: list[dict], domains, base_name: str | None, colors, path: Path) -> None:
@@ -253,4 +188,4 @@ def plot_per_domain(rows: list[dict], domains, base_name: str | None, colors, pa
     ax.set_ylabel(f"log-ppl − {base_name} (nats/token)")
     ax.set_title(f"Per-domain validation log-ppl above {base_name} (error bars: std over seeds)")
     ax.legend(fontsize="small")
-    _save(fig, path)
+    write_figure(fig, path)

@@ -1,20 +1,9 @@
-"""How the report writes numbers: fixed digits, mean ± std over seeds, '—' where none exists,
-and Markdown tables of them."""
+"""How the report writes a mixture's row (speed-up, name, the terminal table); the number and
+table helpers themselves are `mixtune.tables`."""
 
 from __future__ import annotations
 
-NONE = "—"  # shown wherever a number does not exist (run missing, target never reached)
-
-
-def fmt(value: float | None, digits: int = 4) -> str:
-    return NONE if value is None else f"{value:.{digits}f}"
-
-
-def fmt_ms(mean: float | None, std: float | None, digits: int = 4) -> str:
-    """'1.2345 ± 0.0123', just the mean for one seed, '—' for none."""
-    if mean is None:
-        return NONE
-    return fmt(mean, digits) + ("" if std is None else f" ± {std:.{digits}f}")
+from mixtune.tables import NONE, fmt_ms
 
 
 def fmt_speedup(row: dict) -> str:
@@ -22,12 +11,6 @@ def fmt_speedup(row: dict) -> str:
     if row["speedup"] is None:
         return NONE
     return f"{row['speedup']:.1f}× (step {row['speedup_step']})"
-
-
-def md_table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
-    """A Markdown table; `align` has one letter per column: l(eft) or r(ight)."""
-    rule = ["---" if a == "l" else "---:" for a in align]
-    return ["| " + " | ".join(cells) + " |" for cells in [header, rule, *rows]]
 
 
 def label(row: dict) -> str:

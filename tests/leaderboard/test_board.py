@@ -19,7 +19,7 @@ def pipeline(tmp_path_factory):
     """A short `mixtune run`: tiny models, two mixtures, two seeds, the dataset's generated tasks."""
     tmp = tmp_path_factory.mktemp("board")
     cfg = write_config(tmp / "run.yaml", tmp / "out", mixtures=["reference", "doremi"], seeds=[0, 1],
-                       rounds=1, main={"scale": "tiny", "steps": 12, "batch_size": 8, "eval_every": 6},
+                       doremi={"rounds": 1}, main={"scale": "tiny", "steps": 12, "batch_size": 8, "eval_every": 6},
                        eval={"tasks": "dataset", "limit": 8})
     return run_pipeline(cfg)
 

@@ -32,7 +32,7 @@ def write_config(path: Path, output: Path, **over) -> Path:
         "proxy": {"scale": "tiny", "steps": 4, "batch_size": 8},
         "main": {"scale": "tiny", "steps": 30, "batch_size": 8, "eval_every": 5},
         "mixtures": ["reference", "uniform", "doremi"],
-        "rounds": {"until": 0.0, "max": 2},  # never converges: exercises two rounds
+        "doremi": {"rounds": {"until": 0.0, "max": 2}},  # never converges: exercises two rounds
         "seeds": [0],
         "train": {"checkpoint_every": 3, "eval_max_tokens_per_domain": 128},
     }
@@ -49,7 +49,7 @@ def mtimes(root: Path, stages):
 def test_run_killed_midway_resumes_without_redoing_finished_stages(tmp_path):
     a = run_pipeline(write_config(tmp_path / "a.yaml", tmp_path / "a"))
     summary = json.loads((a / "summary.json").read_text())
-    assert [r["round"] for r in summary["rounds"]] == [1, 2]
+    assert [r["round"] for r in summary["methods"]["doremi"]["rounds"]] == [1, 2]
     assert set(summary["mixtures"]) == {"natural", "uniform", "doremi", "doremi-round1"}
     assert summary["loss_floor"] and set(summary["loss_floor"]) == set(summary["domains"])
     assert (a / "report" / "report.md").is_file()
@@ -104,7 +104,7 @@ def test_config_errors(tmp_path):
     bad.write_text("output: x\ndata: {dataset: d}\nbogus: 1\n")
     with pytest.raises(UserError, match="unknown key.*bogus"):
         load_config(bad)
-    bad.write_text("output: x\ndata: {dataset: d}\nrounds: 0\n")
+    bad.write_text("output: x\ndata: {dataset: d}\ndoremi: {rounds: 0}\n")
     with pytest.raises(UserError, match="rounds"):
         load_config(bad)
 
@@ -138,7 +138,7 @@ def test_pipeline_under_torchrun_nproc_2(tmp_path):
     cfg = write_config(
         tmp_path / "c.yaml",
         tmp_path / "out",
-        rounds=1,
+        doremi={"rounds": 1},
         mixtures=["reference", "doremi"],
         main={"scale": "tiny", "steps": 4, "batch_size": 8, "eval_every": 2},
     )
@@ -187,7 +187,7 @@ def test_a_main_run_identical_to_the_reference_is_a_link_that_follows_changes(tm
     """With the reference's settings, main/<reference mixture> is the reference run itself; when a
     change makes it differ, it trains on its own; --force on a link clears only the link."""
     same = {"scale": "tiny", "steps": 4, "batch_size": 8, "eval_every": 2}
-    path = write_config(tmp_path / "c.yaml", tmp_path / "out", rounds=1, proxy=same, main=same,
+    path = write_config(tmp_path / "c.yaml", tmp_path / "out", doremi={"rounds": 1}, proxy=same, main=same,
                         mixtures=["reference", "doremi"])
     out = run_pipeline(path)
     natural = out / "main" / "natural" / "seed-0"
@@ -199,7 +199,7 @@ def test_a_main_run_identical_to_the_reference_is_a_link_that_follows_changes(tm
     run_pipeline(path, force=["natural"])  # clears the link only; it is made again
     assert natural.is_symlink()
 
-    write_config(path, tmp_path / "out", rounds=1, proxy=same, main={**same, "steps": 6},
+    write_config(path, tmp_path / "out", doremi={"rounds": 1}, proxy=same, main={**same, "steps": 6},
                  mixtures=["reference", "doremi"])
     run_pipeline(path, force=["main"])
     assert not natural.is_symlink()  # no longer the same model: trained on its own
@@ -207,7 +207,7 @@ def test_a_main_run_identical_to_the_reference_is_a_link_that_follows_changes(tm
     assert max(r["step"] for r in rows) == 6
     assert (out / "round-1" / "reference" / "final").is_dir()  # the reference is untouched
 
-    write_config(path, tmp_path / "out", rounds=1, proxy=same, main=same,
+    write_config(path, tmp_path / "out", doremi={"rounds": 1}, proxy=same, main=same,
                  mixtures=["reference", "doremi"])
     with pytest.raises(UserError, match=r"stage main/natural/seed-0 finished with another"):
         run_pipeline(path)  # a run of its own is never replaced silently

@@ -108,10 +108,11 @@ def make_output(root: Path, floors=FLOORS, runs=RUNS) -> Path:
             }
         )
     summary = {
+        "format_version": 2,
         "domains": DOMAINS,
         "reference_mixture": "natural",
         "mixtures": WEIGHTS,
-        "rounds": rounds,
+        "methods": {"doremi": {"rounds": rounds}},
         "main_runs": {n: {s: f"main/{n}/{s}" for s in seeds} for n, seeds in RUNS.items()},
         "loss_floor": floors,
         "dataset": "data/syn",
@@ -228,10 +229,11 @@ def test_no_floor_and_missing_reference(tmp_path):
 def test_empty_output_does_not_crash(tmp_path):
     """summary.json written, no run finished yet: every entry says so, no plots of nothing."""
     summary = {
+        "format_version": 2,
         "domains": DOMAINS,
         "reference_mixture": "natural",
         "mixtures": WEIGHTS,
-        "rounds": [{"round": 1, "linf": 0.1, "proxy_run": "round-1/proxy"}],
+        "methods": {"doremi": {"rounds": [{"round": 1, "linf": 0.1, "proxy_run": "round-1/proxy"}]}},
         "main_runs": {"natural": {"seed-0": "main/natural/seed-0"}},
         "loss_floor": None,
         "dataset": "x",
@@ -242,6 +244,18 @@ def test_empty_output_does_not_crash(tmp_path):
     assert "uniform: no main runs listed in summary.json" in md
     assert "No finished main run yet." in md
     assert not (tmp_path / "report" / "eval_avg.png").exists()
+
+
+def test_a_summary_of_an_older_mixtune_is_refused_with_what_to_do(tmp_path):
+    from mixtune.errors import UserError
+
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"domains": DOMAINS, "reference_mixture": "natural", "mixtures": WEIGHTS, "rounds": [],
+         "main_runs": {}, "dataset": "x"}))
+    with pytest.raises(UserError, match=r"summary.json: written by an older mixtune \(format "
+                       r"version 1, this mixtune reads 2\); rerun `mixtune run`"):
+        write_report(tmp_path)
+    assert not (tmp_path / "report").exists()
 
 
 def test_helpers():
@@ -305,7 +319,7 @@ def test_noise_is_named(report):
 def test_weights_stability(report):
     """History: books 0.4 - t/1000, web 0.3 + t/1000, t = 1..50. ᾱ over all 50 steps vs over the
     first 40 differs by 25.5/1000 - 20.5/1000 = 0.005 for both."""
-    from mixtune.report.markdown import weights_stability
+    from mixtune.mixing.iterated_doremi import weights_stability
 
     _, path = report
     history = {t: {"books": 0.4 - t / 1000, "code": 0.3, "web": 0.3 + t / 1000}

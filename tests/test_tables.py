@@ -1,4 +1,4 @@
-from mixtune.columns import aligned, from_dicts
+from mixtune.tables import aligned, from_dicts
 
 
 def test_aligned_names_left_numbers_right_and_a_rule():
