@@ -63,7 +63,7 @@ def cmd_process(args) -> int:
     if args.out is None:
         raise UserError("mixtune process: --out DIR is required.")
     opts = schema.from_flags(ProcessOptions, args, sources=args.sources, out=args.out)
-    from mixtune.process import require_datatrove
+    from mixtune.executors import require_datatrove
 
     require_datatrove("mixtune process")
     from mixtune.process import stats
@@ -86,7 +86,7 @@ def cmd_process(args) -> int:
 
 
 def _show_process(args) -> int:
-    from mixtune.process import require_datatrove
+    from mixtune.executors import require_datatrove
 
     require_datatrove("mixtune process")
     from mixtune.process.ops import describe

@@ -19,7 +19,7 @@ name (`lr`, `eval_every`); inside, `cfg.optim.lr`, `cfg.eval.every`. This module
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ import yaml
 
 from mixtune import schema
 from mixtune.errors import UserError
+from mixtune.executors import ExecutorOptions
 from mixtune.mixing import METHOD_OPTIONS, MIXERS
 from mixtune.mixing.doremi import DoReMiConfig
 from mixtune.mixing.static import StaticConfig
@@ -35,37 +36,6 @@ from mixtune.model.scales import get_scale, scale_problem, steps_for_budget
 from mixtune.schema import at_least, in_range, named_sections, nonempty, positive, section, setting
 
 # -- prepare -----------------------------------------------------------------------------------
-
-
-@dataclass(kw_only=True)
-class ExecutorOptions:
-    """Where the tasks of mixtune process and of mixtune prepare's tokenization run (datatrove's
-    executors)."""
-
-    executor: Literal["local", "slurm", "ray"] = "local"
-    """local processes, Slurm job arrays (submitted; rerun to continue), or a Ray cluster."""
-    tasks: int = setting(1, check=at_least(1))
-    """Tasks the work is cut into, each a shard of the input files (prepare: the dataset is the
-    same for any number; process: BFF dedups within each task's shard)."""
-    workers: int | None = setting(None, check=at_least(1))
-    """Tasks run at once (local: processes; none: min(tasks, CPU cores))."""
-    slurm_partition: str | None = None
-    """Slurm partition (required with --executor slurm)."""
-    slurm_time: str = "24:00:00"
-    """Slurm time limit per job."""
-    slurm_cpus_per_task: int = setting(1, check=at_least(1))
-    """CPUs per Slurm task."""
-    slurm_mem_per_cpu_gb: int = setting(2, check=at_least(1))
-    """Memory per CPU in GB for Slurm tasks."""
-    ray_address: str | None = None
-    """Address of a running Ray cluster (none: start a local one)."""
-
-    def validate(self, label) -> None:
-        if self.executor == "slurm" and not self.slurm_partition:
-            raise UserError(f"{label('executor')} slurm needs {label('slurm_partition')}.")
-
-
-EXECUTOR_SETTINGS = frozenset(f.name for f in fields(ExecutorOptions))
 
 
 @dataclass

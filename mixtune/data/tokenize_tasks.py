@@ -49,7 +49,7 @@ class TokenizeShard(PipelineStep):
         self.eos_id, self.dtype = eos_id, dtype
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        from mixtune.data.prepare import BATCH_DOCS, encode, split_of
+        from mixtune.data.tokenize import BATCH_DOCS, encode, split_of
         from mixtune.data.tokenizer import load_tokenizer
 
         opts = PrepareOptions(**self.opts)
@@ -141,7 +141,7 @@ class MergeAndPublish(PipelineStep):
         self.vocab_size, self.eos_id, self.dtype = vocab_size, eos_id, dtype
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        from mixtune.data.prepare import finish
+        from mixtune.data.tokenize import finish
 
         opts = PrepareOptions(**self.opts)
         work, out = Path(self.work), Path(opts.out)
@@ -160,8 +160,8 @@ def prepare_in_tasks(opts: PrepareOptions, scan) -> Path | None:
     """Tokenize as opts.tasks tasks on opts.executor; the dataset, or None if submitted."""
     from dataclasses import asdict
 
-    from mixtune.data.prepare import make_tokenizer
-    from mixtune.process.executors import Stage, execute
+    from mixtune.data.tokenize import make_tokenizer
+    from mixtune.executors import Stage, execute
 
     out = Path(opts.out)
     work = work_dir(out)

@@ -25,7 +25,6 @@ import numpy as np
 
 from mixtune import distributed, schema
 from mixtune.config import (
-    EXECUTOR_SETTINGS,
     DataConfig,
     RunConfig,
     StageSpec,
@@ -35,6 +34,7 @@ from mixtune.config import (
 )
 from mixtune.data.store import Dataset, open_dataset
 from mixtune.errors import UserError
+from mixtune.executors import EXECUTOR_SETTINGS
 from mixtune.io import write_json_atomic
 from mixtune.mixing import METHOD_OPTIONS, METHODS
 from mixtune.mixing.static import StaticConfig

@@ -25,6 +25,7 @@ from datatrove.pipeline.base import PipelineStep
 from mixtune.config import ProcessOptions
 from mixtune.data.sources import check_layout
 from mixtune.errors import UserError
+from mixtune.executors import Stage
 from mixtune.io import (
     describe_changes,
     publish,
@@ -42,7 +43,6 @@ from mixtune.process.blocks import (
     ShardWriter,
     SourceReader,
 )
-from mixtune.process.executors import Stage
 from mixtune.process.ops import Step
 from mixtune.process.pipelines import load_pipeline
 
@@ -125,7 +125,7 @@ class Publish(PipelineStep):
 
 def process(opts: ProcessOptions) -> Path | None:
     """Run the pipeline; the output folder, or None when the work was submitted (Slurm)."""
-    from mixtune.process.executors import execute
+    from mixtune.executors import execute
 
     out = Path(opts.out)
     steps = load_pipeline(opts.pipeline, opts.quality_model)

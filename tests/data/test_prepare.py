@@ -20,9 +20,10 @@ import zstandard
 from tokenizers import Tokenizer
 
 from mixtune.cli import main
-from mixtune.data import prepare as prepare_mod
 from mixtune.data import store
-from mixtune.data.prepare import PrepareOptions, hash_unit, prepare
+from mixtune.data import tokenize as tokenize_mod
+from mixtune.data.prepare import PrepareOptions, prepare
+from mixtune.data.tokenize import hash_unit
 from mixtune.data.tokenizer import EOS
 
 VOCAB = 320  # 256 bytes + EOS + a few merges: trains in milliseconds
@@ -334,7 +335,7 @@ def test_existing_tokenizer_is_used_not_trained(tmp_path, monkeypatch, split_cor
     def no_training(*a, **k):
         raise AssertionError("--tokenizer was given: nothing should be trained")
 
-    monkeypatch.setattr(prepare_mod, "train_bpe", no_training)
+    monkeypatch.setattr(tokenize_mod, "train_bpe", no_training)
     second = prepare(opts([root], tmp_path / "second", tokenizer=str(first / "tokenizer")))
     m1, m2 = manifest(first), manifest(second)
     assert m2["tokenizer"]["sha256"] == m1["tokenizer"]["sha256"]

@@ -1,21 +1,64 @@
 """Run a list of stages on datatrove's executors: local processes, Slurm job arrays, or Ray.
 
-Each stage is one executor depending on the previous one, all with their logging folder (and
+Used by `mixtune process`, `mixtune prepare --tasks N` and any other work cut into tasks. Each
+stage is one executor depending on the previous one, all with their logging folder (and
 completion markers) under OUT.work/logs/<stage>/, so the same pipeline gives the same output on
 any of them, and a rerun skips the tasks that finished.
+
+`ExecutorOptions` (where the tasks run) is importable without datatrove, which the functions
+below import when they run: checking a config stays fast and needs no optional extra.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Literal
 
-from datatrove.executor import base as executor_base
-from datatrove.pipeline.base import PipelineStep
-from loguru import logger
+from mixtune.errors import UserError
+from mixtune.schema import at_least, setting
 
-from mixtune.config import ExecutorOptions
+if TYPE_CHECKING:
+    from datatrove.pipeline.base import PipelineStep
+
+
+@dataclass(kw_only=True)
+class ExecutorOptions:
+    """Where the tasks of mixtune process and of mixtune prepare's tokenization run (datatrove's
+    executors)."""
+
+    executor: Literal["local", "slurm", "ray"] = "local"
+    """local processes, Slurm job arrays (submitted; rerun to continue), or a Ray cluster."""
+    tasks: int = setting(1, check=at_least(1))
+    """Tasks the work is cut into, each a shard of the input files (prepare: the dataset is the
+    same for any number; process: BFF dedups within each task's shard)."""
+    workers: int | None = setting(None, check=at_least(1))
+    """Tasks run at once (local: processes; none: min(tasks, CPU cores))."""
+    slurm_partition: str | None = None
+    """Slurm partition (required with --executor slurm)."""
+    slurm_time: str = "24:00:00"
+    """Slurm time limit per job."""
+    slurm_cpus_per_task: int = setting(1, check=at_least(1))
+    """CPUs per Slurm task."""
+    slurm_mem_per_cpu_gb: int = setting(2, check=at_least(1))
+    """Memory per CPU in GB for Slurm tasks."""
+    ray_address: str | None = None
+    """Address of a running Ray cluster (none: start a local one)."""
+
+    def validate(self, label) -> None:
+        if self.executor == "slurm" and not self.slurm_partition:
+            raise UserError(f"{label('executor')} slurm needs {label('slurm_partition')}.")
+
+
+EXECUTOR_SETTINGS = frozenset(f.name for f in fields(ExecutorOptions))
+
+
+def require_datatrove(what: str) -> None:
+    """A clear message, not an ImportError, when the `process` extra is not installed."""
+    if importlib.util.find_spec("datatrove") is None:
+        raise UserError(f"{what} needs datatrove: pip install 'mixtune[process]'.")
 
 
 @dataclass
@@ -33,6 +76,8 @@ class Stage:
 
 
 def _quiet_console() -> None:
+    from loguru import logger  # datatrove's logger
+
     logger.remove()
     # A task's failure is raised again in this process (and reported once, there).
     logger.add(sys.stderr, level="WARNING", format=lambda _record: "datatrove: {message}\n",
@@ -40,6 +85,8 @@ def _quiet_console() -> None:
 
 
 def _quiet_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
+    from loguru import logger
+
     logger.remove()
     logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
     logger.add(logfile, level="DEBUG", colorize=False,
@@ -51,6 +98,8 @@ def _quiet_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
 
 
 def _quiet_close_task_logger(logfile) -> None:
+    from loguru import logger
+
     logger.complete()
     _quiet_console()
     logfile.close()
@@ -69,6 +118,7 @@ def execute(stages: list[Stage], opts: ExecutorOptions, logs) -> bool:
 
 def _local(stages: list[Stage], opts: ExecutorOptions, logs) -> None:
     from datatrove.executor import LocalPipelineExecutor
+    from datatrove.executor import base as executor_base
 
     executor_base.add_task_logger = _quiet_task_logger
     executor_base.close_task_logger = _quiet_close_task_logger
