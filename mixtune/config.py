@@ -29,7 +29,6 @@ from mixtune import schema
 from mixtune.errors import UserError
 from mixtune.executors import ExecutorOptions
 from mixtune.mixing import METHOD_OPTIONS, MIXERS
-from mixtune.mixing.doremi import DoReMiConfig
 from mixtune.mixing.static import StaticConfig
 from mixtune.mixing.weights import spec_problem
 from mixtune.model.scales import get_scale, scale_problem, steps_for_budget
@@ -300,38 +299,12 @@ def train_config(**flat) -> TrainConfig:
 
 
 def load_train_config(path: Path) -> TrainConfig:
-    """A run folder's config.yaml (also as written by mixtune 0.1)."""
-    return schema.parse(TrainConfig, upgrade_0_1(load_yaml(path)), str(path))
-
-
-# Train settings added with the per-scale recipes (DCLM's), each with the value that does what
-# mixtune did before they existed.
-ADDED_WITH_RECIPES = {"chinchilla_multiplier": 1.0, "schedule": "exponential", "warmup_steps": None,
-                "z_loss": 0.0}
-
-
-def identity_before_recipes(identity: dict) -> dict:
-    """A train identity as mixtune recorded it before the recipes: without the settings added with
-    them, when they have the value that does what it did then (else no older record matches)."""
-    return {k: v for k, v in identity.items()
-            if not (k in ADDED_WITH_RECIPES and v == ADDED_WITH_RECIPES[k])}
-
-
-def upgrade_0_1(flat: dict) -> dict:
-    """mixtune 0.1 wrote no `method`, DoReMi's keys on every run, and the proxy's sampling as
-    `weights`; today's names for the same settings."""
-    if schema.METHOD in flat:
-        return flat
-    flat = dict(flat)
-    doremi_keys = ("reference", "eta", "smoothing", "loss_normalization")
-    if flat.get("reference"):
-        flat[schema.METHOD] = DoReMiConfig.method
-        flat["proxy_sampling"] = flat.pop("weights", "uniform")
-    else:
-        flat[schema.METHOD] = StaticConfig.method
-        for key in doremi_keys:
-            flat.pop(key, None)
-    return flat
+    """A run folder's config.yaml."""
+    flat = load_yaml(path)
+    if schema.METHOD not in flat:
+        raise UserError(f"{path}: written by an older mixtune (no `{schema.METHOD}` key); delete "
+                        f"{Path(path).parent} to train that run again.")
+    return schema.parse(TrainConfig, flat, str(path))
 
 
 @dataclass

@@ -7,8 +7,10 @@
 - `read_jsonl` / `JsonlAppender` / `truncate_jsonl`: append-only logs (metrics, weight histories)
   whose last line a crash may have cut short; readers skip such a line.
 - `read_json`: a JSON file, or a message naming it when it is damaged.
-- `describe_changes`: what differs between the recorded identity of an output and the requested
-  one, for the messages that refuse to overwrite finished work with other settings.
+- `verdict`: the one rule for running again into an output that may hold earlier work (skip what
+  is complete, refuse to overwrite it with other settings, resume or restart what is not), used
+  by prepare, process, a training run folder and the pipeline's stages; `describe_changes` names
+  what differs, for its messages.
 
 Files and folders follow the umask like any other output (mkstemp/mkdtemp would make them
 owner-only), so results written on a shared cluster stay readable by the team.
@@ -23,8 +25,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mixtune.errors import UserError
 
@@ -103,13 +106,13 @@ def start_work(work: Path, options: dict) -> None:
     """Continue the work folder of an interrupted run with the same options (`options.json` in
     it), else start it afresh."""
     saved = work / "options.json"
-    if saved.is_file():
-        old = read_json(saved, f"delete {work} to start over.")
-        if old == options:
-            log.info("continuing the interrupted run in %s", work)
-            return
-        log.info("%s holds work with other options (%s); starting over", work,
-                 describe_changes(old, options))
+    old = read_json(saved, f"delete {work} to start over.") if saved.is_file() else None
+    found = verdict(old, options, complete=False)
+    if found.action == "resume":
+        log.info("continuing the interrupted run in %s", work)
+        return
+    if found.action == "restart":
+        log.info("%s holds work with other options (%s); starting over", work, found.changes)
     remove(work)
     work.mkdir(parents=True)
     write_json_atomic(saved, options)
@@ -207,3 +210,37 @@ def describe_changes(old: Mapping, new: Mapping) -> str:
         for k in keys
         if k not in old or k not in new or old[k] != new[k]
     )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with an output that may hold earlier work (see `verdict`)."""
+
+    action: Literal["run", "skip", "resume", "restart", "refuse"]
+    changes: str = ""
+    """What differs between the recorded settings and the requested ones ('' when nothing)."""
+
+
+def verdict(recorded: Mapping | None, wanted: Mapping, *, complete: bool,
+            keeps_work: bool = False) -> Verdict:
+    """The one rule for running again into an output recorded with `recorded` settings (None:
+    nothing recorded there) when `wanted` are asked for:
+
+        nothing recorded                 run
+        complete, same settings          skip      finished work is never redone by accident
+        complete, other settings         refuse    (the caller names the way out: --force,
+                                                   --overwrite, another output)
+        incomplete, same settings        resume
+        incomplete, other settings       restart   a failed start must not lock the output to
+                                                   the settings it failed with; refuse instead
+                                                   when `keeps_work` (partial work worth keeping,
+                                                   such as a training run's checkpoints)
+    """
+    if recorded is None:
+        return Verdict("run")
+    changes = describe_changes(recorded, wanted)
+    if complete:
+        return Verdict("refuse" if changes else "skip", changes)
+    if not changes:
+        return Verdict("resume")
+    return Verdict("refuse" if keeps_work else "restart", changes)

@@ -192,22 +192,15 @@ def test_flat_form_round_trips_and_identity_skips_cadence():
     assert schema.replace(cfg, steps=9).steps == 9
 
 
-def test_config_yaml_of_mixtune_0_1_is_read(tmp_path):
-    """Run folders written by mixtune 0.1 (flat keys, DoReMi keys on every run) still resume."""
+def test_config_yaml_of_an_older_mixtune_is_refused_with_what_to_do(tmp_path):
+    """mixtune 0.1 wrote no `method` (and DoReMi's keys on every run): its run folders are not
+    resumed but refused, naming the folder to delete."""
     old = {"data": "d", "out": "o", "weights": "natural", "scale": "tiny", "steps": 6,
-           "batch_size": 8, "seq_len": None, "grad_accum": 1, "lr": 0.001, "final_lr_ratio": 0.1,
-           "warmup_fraction": 0.06, "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.99,
-           "grad_clip": 1.0, "seed": 3, "precision": "auto", "device": "auto",
-           "checkpoint_every": 4, "keep_checkpoints": 2, "eval_every": 0,
-           "eval_max_tokens_per_domain": 256, "eval_batch_size": 8, "report_to": "none",
            "reference": None, "eta": 1.0, "smoothing": 0.001, "loss_normalization": "domain"}
-    (tmp_path / "static.yaml").write_text(yaml.safe_dump(old))
-    assert load_train_config(tmp_path / "static.yaml").mixing.weights == "natural"
-    proxy = {**old, "reference": "ref", "weights": "uniform", "eta": 0.5}
-    (tmp_path / "proxy.yaml").write_text(yaml.safe_dump(proxy))
-    mixing = load_train_config(tmp_path / "proxy.yaml").mixing
-    assert (mixing.method, mixing.reference, mixing.proxy_sampling, mixing.eta) == (
-        "doremi", "ref", "uniform", 0.5)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(UserError, match=r"config.yaml: written by an older mixtune \(no `method` "
+                       rf"key\); delete {tmp_path} to train that run again"):
+        load_train_config(tmp_path / "config.yaml")
 
 
 def test_prepare_options_checked_when_built_in_python(tmp_path):

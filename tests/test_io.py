@@ -76,3 +76,16 @@ def test_jsonl_round_trip_skips_a_torn_last_line(tmp_path):
 def test_describe_changes():
     assert describe_changes({"a": 1, "b": 2}, {"a": 1, "b": 2}) == ""
     assert describe_changes({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}) == "b: 2 -> 3; c: (unset) -> 4"
+
+
+def test_verdict_is_the_one_rerun_rule():
+    from mixtune.io import verdict
+
+    same, other = {"lr": 1}, {"lr": 2}
+    assert verdict(None, same, complete=False).action == "run"
+    assert verdict(same, same, complete=True).action == "skip"
+    refused = verdict(same, other, complete=True)
+    assert (refused.action, refused.changes) == ("refuse", "lr: 1 -> 2")
+    assert verdict(same, same, complete=False).action == "resume"
+    assert verdict(same, other, complete=False).action == "restart"
+    assert verdict(same, other, complete=False, keeps_work=True).action == "refuse"

@@ -23,7 +23,7 @@ from mixtune import schema
 from mixtune.config import PrepareOptions
 from mixtune.data import store, tokenize
 from mixtune.errors import UserError
-from mixtune.io import describe_changes, staged_dir
+from mixtune.io import staged_dir, verdict
 from mixtune.records import Manifest
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,15 @@ log = logging.getLogger(__name__)
 def prepare(opts: PrepareOptions) -> Path:
     out = Path(opts.out)
     _check_options(opts)
-    if (out / store.MANIFEST).is_file() and not opts.overwrite:
-        changes = describe_changes(store.open_dataset(out).manifest.options or {}, opts.recorded())
-        if changes:
-            raise UserError(
-                f"{out} already holds a dataset prepared with other options ({changes}); pass "
-                "--overwrite to replace it or choose another --out."
-            )
+    done = (out / store.MANIFEST).is_file()
+    found = verdict(store.open_dataset(out).manifest.options or {} if done else None,
+                    opts.recorded(), complete=done)
+    if found.action == "refuse" and not opts.overwrite:
+        raise UserError(
+            f"{out} already holds a dataset prepared with other options ({found.changes}); pass "
+            "--overwrite to replace it or choose another --out."
+        )
+    if found.action == "skip" and not opts.overwrite:
         log.info("%s is already complete (manifest.json present); --overwrite redoes it.", out)
         return out
     # `out` may be a plain file: test is_dir() before listing it (iterdir() on a file raised

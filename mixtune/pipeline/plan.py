@@ -29,8 +29,6 @@ from mixtune.config import (
     RunConfig,
     StageSpec,
     TrainConfig,
-    identity_before_recipes,
-    upgrade_0_1,
 )
 from mixtune.data.store import Dataset, open_dataset
 from mixtune.errors import UserError
@@ -104,8 +102,7 @@ class PlanContext:
         identity = tc.identity()
         if isinstance(mixing, StaticConfig) and mixing.weights.endswith(".json"):
             identity["weights"] = json.loads(Path(mixing.weights).read_text())
-        stage = Stage(name, identity, lambda _folder: run(tc), deps=self.data_deps + deps,
-                      upgrade=upgrade_0_1, legacy=identity_before_recipes)
+        stage = Stage(name, identity, lambda _folder: run(tc), deps=self.data_deps + deps)
         self.planned[name] = stage
         return stage
 
@@ -265,8 +262,7 @@ def data_stage(cfg: RunConfig, corpus: Path | None = None, deps: tuple[str, ...]
 
             prepare(schema.replace(d.prepare, sources=sources, out=str(target)))
 
-    return Stage("data", _data_identity(d), run, deps=deps, output="dataset", all_ranks=False,
-                 upgrade=lambda old: _data_identity(schema.parse(DataConfig, old)))
+    return Stage("data", _data_identity(d), run, deps=deps, output="dataset", all_ranks=False)
 
 
 def _data_identity(d: DataConfig) -> dict:
@@ -274,6 +270,4 @@ def _data_identity(d: DataConfig) -> dict:
     identity = schema.to_flat(d)
     identity["prepare"] = {k: v for k, v in identity["prepare"].items()
                            if k not in EXECUTOR_SETTINGS}
-    if identity.get("process") is None:
-        identity.pop("process", None)  # as recorded before processing existed
     return identity

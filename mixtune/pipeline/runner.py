@@ -22,6 +22,7 @@ is broadcast, so no rank ever acts on a record that rank 0 is changing.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Generator, Sequence
@@ -30,7 +31,7 @@ from uuid import uuid4
 
 from mixtune import distributed
 from mixtune.errors import UserError
-from mixtune.io import describe_changes, read_json, remove, write_json_atomic
+from mixtune.io import read_json, remove, verdict, write_json_atomic
 from mixtune.pipeline.stage import Stage, StageRecord, config_hash, matches
 
 log = logging.getLogger(__name__)
@@ -107,42 +108,20 @@ class Runner:
         rec = StageRecord.read(folder)
         if rec is None:
             return "run", None
-        if rec.inputs is None and stage.upgrade is not None:  # written by mixtune 0.1
-            rec = _upgraded(rec, stage, h, inputs, folder)
-        if rec.config_hash != h and stage.legacy is not None and \
-                rec.config_hash == config_hash(stage.legacy(stage.identity)):
-            rec = StageRecord(rec.stage, h, stage.identity, rec.complete, rec.run_id, rec.inputs)
-            rec.write(folder)  # in today's terms from now on
-        recorded = rec.inputs or {}  # (None: a 0.1 record, whose inputs cannot be compared)
-        redone = [d for d in stage.deps if rec.inputs is not None and recorded.get(d) != inputs[d]]
+        redone = [d for d in stage.deps if rec.inputs.get(d) != inputs[d]]
         if redone:
             return "restart", f"redoing it: {', '.join(redone)} was redone"
-        changes = describe_changes(rec.config or {}, stage.identity)
-        if rec.complete:
-            if rec.config_hash != h:
-                raise UserError(
-                    f"stage {stage.name} finished with another configuration ({changes or 'changed'});"
-                    f" rerun with --force {stage.name} to redo it and the stages that depend on it."
-                )
-            return "skip", rec.run_id
-        if rec.config_hash != h:
-            return "restart", f"left incomplete with other settings ({changes}); starting over"
-        return "resume", None
-
-
-def _upgraded(rec: StageRecord, stage: Stage, h: str, inputs: dict, folder: Path) -> StageRecord:
-    """A mixtune 0.1 record in today's terms: its identity upgraded, its inputs taken as the
-    current ones (0.1 did not record them), rewritten so that the next run reads it as is."""
-    try:
-        same = config_hash(stage.upgrade(rec.config or {})) == h
-    except UserError:
-        same = False  # not a configuration today's mixtune accepts: it has changed
-    if not same:
-        return StageRecord(rec.stage, rec.config_hash, rec.config, rec.complete, rec.run_id, inputs)
-    new = StageRecord(rec.stage, h, stage.identity, rec.complete,
-                      rec.run_id or (uuid4().hex if rec.complete else None), inputs)
-    new.write(folder)
-    return new
+        # The identity as stage.json holds it (JSON), so that a tuple equals its list.
+        wanted = json.loads(json.dumps(stage.identity, default=str))
+        found = verdict(rec.config or {}, wanted, complete=rec.complete)
+        if found.action == "refuse":
+            raise UserError(
+                f"stage {stage.name} finished with another configuration ({found.changes});"
+                f" rerun with --force {stage.name} to redo it and the stages that depend on it."
+            )
+        if found.action == "restart":
+            return "restart", f"left incomplete with other settings ({found.changes}); starting over"
+        return found.action, rec.run_id if found.action == "skip" else None
 
 
 def _clear(out: Path, name: str) -> bool:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from mixtune.errors import UserError
 from mixtune.io import read_json, write_json_atomic
 
 RECORD = "stage.json"
@@ -34,12 +35,9 @@ class Stage:
     """The path inside the folder that is handed back to the plan (e.g. the dataset)."""
     all_ranks: bool = True
     """Training runs on every rank; single-process work (data preparation) on rank 0 only."""
-    upgrade: Callable[[dict], dict] | None = None
-    """The identity in today's terms of one recorded by mixtune 0.1, so that upgrading does not
-    refuse (or redo) finished stages."""
-    legacy: Callable[[dict], dict] | None = None
-    """Today's identity as mixtune recorded it before settings were added (those at the value that
-    does what earlier versions did are left out): a stage recorded then is the same stage."""
+
+
+FORMAT_VERSION = 2  # of stage.json: 2 records the inputs' run ids, always
 
 
 @dataclass
@@ -49,8 +47,9 @@ class StageRecord:
     config: dict
     complete: bool = False
     run_id: str | None = None
-    inputs: dict[str, str | None] | None = None
-    """Run ids of the dependencies when it ran (None in records of mixtune 0.1: not compared)."""
+    inputs: dict[str, str | None] = field(default_factory=dict)
+    """Run ids of the dependencies when it ran."""
+    format_version: int = FORMAT_VERSION
 
     @classmethod
     def read(cls, folder: Path) -> StageRecord | None:
@@ -58,8 +57,13 @@ class StageRecord:
         if not path.is_file():
             return None
         obj = read_json(path, f"delete {folder} to redo the stage.")
-        return cls(**{k: obj.get(k) for k in ("stage", "config_hash", "config", "complete",
-                                              "run_id", "inputs")})
+        if obj.get("format_version") != FORMAT_VERSION:
+            raise UserError(
+                f"{path}: written by an older mixtune (format {obj.get('format_version', 1)}, this "
+                f"one reads {FORMAT_VERSION}); rerun with --force {obj.get('stage', folder.name)} "
+                f"(or delete {folder}) to redo the stage."
+            )
+        return cls(**{f.name: obj.get(f.name) for f in fields(cls)})
 
     def write(self, folder: Path) -> None:
         write_json_atomic(folder / RECORD, asdict(self))

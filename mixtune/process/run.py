@@ -27,11 +27,11 @@ from mixtune.data.sources import check_layout
 from mixtune.errors import UserError
 from mixtune.executors import Stage
 from mixtune.io import (
-    describe_changes,
     publish,
     read_json,
     remove,
     start_work,
+    verdict,
     work_dir,
     write_json_atomic,
 )
@@ -133,12 +133,13 @@ def process(opts: ProcessOptions) -> Path | None:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; --out names the folder to write. Choose another.")
     check_layout(opts.sources, domain_field=opts.domain_field)  # tasks read shards: check once
-    if (out / RECORD).is_file() and not opts.overwrite:
-        old = read_json(out / RECORD, f"delete {out} to redo it.")
-        changes = describe_changes({k: old.get(k) for k in recorded}, recorded)
-        if changes:
-            raise UserError(f"{out} already holds a corpus processed otherwise ({changes}); pass "
-                            "--overwrite to replace it or choose another --out.")
+    done = (out / RECORD).is_file()
+    old = read_json(out / RECORD, f"delete {out} to redo it.") if done else None
+    found = verdict({k: old.get(k) for k in recorded} if done else None, recorded, complete=done)
+    if found.action == "refuse" and not opts.overwrite:
+        raise UserError(f"{out} already holds a corpus processed otherwise ({found.changes}); "
+                        "pass --overwrite to replace it or choose another --out.")
+    if found.action == "skip" and not opts.overwrite:
         log.info("%s is already complete; --overwrite redoes it.", out)
         return out
     if out.exists() and not (out / RECORD).is_file() and any(out.iterdir()):

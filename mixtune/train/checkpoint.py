@@ -179,7 +179,4 @@ def _load_rest(path: Path) -> dict:
     torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state(rng["cuda"])
-    state = json.loads((path / "state.json").read_text())
-    if "doremi" in state and "mixer" not in state:  # written by mixtune 0.1
-        state["mixer"] = state.pop("doremi")
-    return state
+    return json.loads((path / "state.json").read_text())

@@ -24,10 +24,10 @@ from mixtune.data.store import Dataset
 from mixtune.data.tokenizer import copy_tokenizer_files, load_tokenizer
 from mixtune.errors import UserError
 from mixtune.io import (
-    describe_changes,
     remove,
     staged_dir,
     truncate_jsonl,
+    verdict,
     write_json_atomic,
     write_text_atomic,
 )
@@ -76,13 +76,13 @@ class RunDir:
             if self.has_work():
                 raise
             old = {}  # a config.yaml from a start that failed: nothing to protect
-        changes = describe_changes(old, cfg.identity())
-        if changes and self.has_work():
+        found = verdict(old, cfg.identity(), complete=self.complete, keeps_work=self.has_work())
+        if found.action == "refuse":
             raise UserError(
-                f"{self.path} holds a run with other settings ({changes}). Use another --out, or "
-                f"delete {self.path} to start over."
+                f"{self.path} holds a run with other settings ({found.changes}). Use another "
+                f"--out, or delete {self.path} to start over."
             )
-        return changes
+        return found.changes
 
     def start(self, cfg: TrainConfig) -> None:
         """Record the settings (after everything that can fail on bad input has been checked)."""
@@ -163,7 +163,7 @@ def save_final(model, ds: Dataset, cfg: TrainConfig, final: Path, seq_len: int) 
                 "domains": ds.domains,
                 "method": cfg.mixing.method,
                 "mixing": schema.to_flat(cfg.mixing),
-                # The sampling mixture, as mixtune 0.1 recorded it (static: weights; proxy: its own).
+                # The sampling mixture (static: its weights; a proxy: its own sampling).
                 "weights": getattr(cfg.mixing, "weights", getattr(cfg.mixing, "proxy_sampling", None)),
                 "tokenizer_sha256": ds.tokenizer_hash,
                 "dataset": str(Path(cfg.data).resolve()),

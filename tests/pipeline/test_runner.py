@@ -1,5 +1,7 @@
 """The stage runner on stages that only write files: skip, refuse, restart, force, dependants."""
 
+import json
+
 import pytest
 import torch
 
@@ -15,7 +17,7 @@ class Interrupt(Exception):
     pass
 
 
-def plan(calls, settings=None, fail_at=None, upgrade=None, added=None, legacy=None):
+def plan(calls, settings=None, fail_at=None):
     """data -> a -> b (b reads a's output, and its identity holds a's result, as a main run's
     holds the weights a proxy produced); c reads data only."""
     settings = settings or {}
@@ -28,8 +30,8 @@ def plan(calls, settings=None, fail_at=None, upgrade=None, added=None, legacy=No
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "out.txt").write_text(f"{name} {settings.get(name, 0)}")
 
-        identity = {**(identity or {"setting": settings.get(name, 0)}), **(added or {})}
-        return Stage(name, identity, run, deps=deps, upgrade=upgrade, legacy=legacy)
+        identity = identity or {"setting": settings.get(name, 0)}
+        return Stage(name, identity, run, deps=deps)
 
     yield stage("data")
     a = yield stage("a", ("data",))
@@ -95,26 +97,17 @@ def test_an_incomplete_stage_with_the_same_configuration_resumes_in_place(tmp_pa
     assert (tmp_path / "b" / "partial").is_file()  # resumed, not wiped
 
 
-def test_records_of_mixtune_0_1_are_upgraded_not_refused(tmp_path):
-    """0.1 wrote no run ids or inputs and named settings differently: the stage's `upgrade`
-    turns its recorded identity into today's, and a finished stage stays finished."""
+def test_records_of_an_older_mixtune_are_refused_with_what_to_do(tmp_path):
+    """A stage.json without this format's version (mixtune 0.1 wrote no run ids or inputs) is
+    refused, naming the --force that redoes the stage; the forced run redoes it."""
     drive(tmp_path)
-    for name in ("data", "a", "b", "c"):
-        rec = StageRecord.read(tmp_path / name)
-        old = {**rec.config, "old_name": rec.config["setting"]}
-        del old["setting"]
-        StageRecord(name, "0.1-hash", old, True).write(tmp_path / name)
-
-    def upgrade(old):
-        new = {**old, "setting": old["old_name"]}
-        del new["old_name"]
-        return new
-
-    calls = []
-    Runner(tmp_path, ONE, (), ["data", "a", "b", "c"]).drive(plan(calls, upgrade=upgrade))
-    assert calls == []
-    assert StageRecord.read(tmp_path / "b").inputs is not None  # rewritten in today's form
-    assert drive(tmp_path) == []
+    rec = StageRecord.read(tmp_path / "a")
+    (tmp_path / "a" / "stage.json").write_text(json.dumps(
+        {"stage": "a", "config_hash": rec.config_hash, "config": rec.config, "complete": True}))
+    with pytest.raises(UserError, match=r"a/stage.json: written by an older mixtune \(format 1, "
+                       r"this one reads 2\); rerun with --force a"):
+        drive(tmp_path)
+    assert drive(tmp_path, force=["a"]) == ["a", "b"]
 
 
 def test_force_patterns():
@@ -124,19 +117,3 @@ def test_force_patterns():
     assert matches("seed-1", "main/doremi/seed-1")
     assert not matches("main/uni", "main/uniform/seed-0")
     assert not matches("prox", "round-1/proxy")
-
-
-def test_records_from_before_a_setting_was_added_are_not_refused(tmp_path):
-    """A setting added later, at the value that does what older versions did, is absent from older
-    records: the stage's `legacy` identity matches them, and a finished stage stays finished."""
-    drive(tmp_path)
-
-    def legacy(identity):
-        return {k: v for k, v in identity.items() if not (k == "added" and v is None)}
-
-    assert drive(tmp_path, added={"added": None}, legacy=legacy) == []
-    assert StageRecord.read(tmp_path / "a").config == {"setting": 0, "added": None}  # rewritten
-    assert drive(tmp_path, added={"added": None}) == []
-    # At another value the setting changes what the stage computes: refused as before.
-    with pytest.raises(UserError, match="added: None -> 2"):
-        drive(tmp_path, added={"added": 2}, legacy=legacy)

@@ -1,6 +1,5 @@
 """Checkpoints: a round trip restores model, optimizer, RNG and state; partial ones never count."""
 
-import json
 
 import torch
 
@@ -45,10 +44,3 @@ def test_only_complete_checkpoints_count_and_old_ones_are_pruned(tmp_path):
     assert checkpoint.latest(tmp_path).name == "step-6"
     checkpoint.clean_partial(tmp_path)
     assert not partial.exists()
-
-
-def test_state_of_mixtune_0_1_is_read(tmp_path):
-    model, opt = model_and_optimizer(0)
-    path = checkpoint.save(tmp_path, 1, model, opt, {"step": 1, "doremi": {"steps": 1}})
-    assert checkpoint.load(path, model, opt)["mixer"] == {"steps": 1}
-    assert json.loads((path / "state.json").read_text())["doremi"] == {"steps": 1}
