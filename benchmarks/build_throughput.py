@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from mixtune.config import PrepareOptions, ProcessOptions
+from mixtune.data.config import PrepareOptions
 from mixtune.data.prepare import prepare
 from mixtune.data.sources import read_documents
+from mixtune.process.config import ProcessOptions
 
 
 def raw_megabytes(source: str) -> float:

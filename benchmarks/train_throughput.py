@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from transformers.utils import logging as hf_logging
 
-from mixtune.config import train_config
 from mixtune.data.store import open_dataset
 from mixtune.model.flops import flops_per_token
 from mixtune.model.scales import count_params
+from mixtune.train.config import train_config
 from mixtune.train.loop import run
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "dev"

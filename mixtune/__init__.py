@@ -17,9 +17,10 @@ Names are imported on first use, so `import mixtune` stays light (no torch) for 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import version
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+__version__ = version("mixtune")  # pyproject.toml's, once
 
 _EXPORTS = {
     "open_dataset": "mixtune.data.store",
@@ -27,14 +28,14 @@ _EXPORTS = {
     "DomainBatches": "mixtune.data.loader",
     "DoReMi": "mixtune.mixing.doremi",
     "token_losses": "mixtune.model.loss",
-    "resolve_weights": "mixtune.mixing.weights",
-    "read_weights": "mixtune.mixing.weights",
-    "write_weights": "mixtune.mixing.weights",
+    "resolve_weights": "mixtune.data.weights",
+    "read_weights": "mixtune.data.weights",
+    "write_weights": "mixtune.data.weights",
     "build_model": "mixtune.model.build",
     "load_model": "mixtune.model.build",
     "build_optimizer": "mixtune.train.optim",
     "lr_at": "mixtune.train.optim",
-    "OptimConfig": "mixtune.config",
+    "OptimConfig": "mixtune.train.config",
     "UserError": "mixtune.errors",
 }
 
@@ -45,14 +46,14 @@ __all__ = [  # = _EXPORTS (tests/test_api.py checks), spelled out for tools that
 ]
 
 if TYPE_CHECKING:
-    from mixtune.config import OptimConfig
     from mixtune.data.loader import DomainBatches
     from mixtune.data.store import Dataset, open_dataset
+    from mixtune.data.weights import read_weights, resolve_weights, write_weights
     from mixtune.errors import UserError
     from mixtune.mixing.doremi import DoReMi
-    from mixtune.mixing.weights import read_weights, resolve_weights, write_weights
     from mixtune.model.build import build_model, load_model
     from mixtune.model.loss import token_losses
+    from mixtune.train.config import OptimConfig
     from mixtune.train.optim import build_optimizer, lr_at
 
 

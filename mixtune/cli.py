@@ -1,7 +1,8 @@
 """The `mixtune` command. Subcommands only parse arguments and call the library.
 
-Flags come from the typed configs (`mixtune.config`), with their docstrings and defaults as help:
-one description per setting, for the CLI, YAML and the docs. Heavy libraries (torch,
+Flags come from the typed configs (each next to its component: `data/config.py`,
+`train/config.py`, ...), with their docstrings and defaults as help: one description per
+setting, for the CLI, YAML and the docs. Heavy libraries (torch,
 transformers) are imported by the commands that need them, after the arguments are checked.
 """
 
@@ -20,7 +21,7 @@ RESUME = "rerun the same command to continue from the last checkpoint."
 
 def cmd_prepare(args) -> int:
     from mixtune import schema
-    from mixtune.config import PrepareOptions
+    from mixtune.data.config import PrepareOptions
 
     opts = schema.from_flags(PrepareOptions, args, sources=args.sources)
     from mixtune import distributed
@@ -54,7 +55,7 @@ def cmd_process(args) -> int:
     if args.list_operations or args.show_pipeline:
         return _show_process(args)
     from mixtune import schema
-    from mixtune.config import ProcessOptions
+    from mixtune.process.config import ProcessOptions
 
     if not args.sources:
         raise UserError("mixtune process: give at least one SOURCE (or --list-operations).")
@@ -107,8 +108,8 @@ def _show_process(args) -> int:
 
 def cmd_train(args) -> int:
     from mixtune import schema
-    from mixtune.config import TrainConfig
     from mixtune.mixing import MIXERS
+    from mixtune.train.config import TrainConfig
 
     # Flags of another method than --method's would be dropped silently: refuse them.
     mine = {leaf.key for leaf in schema.leaves(MIXERS.get(args.method))}
@@ -225,34 +226,16 @@ def cmd_demo(args) -> int:
 
 
 def cmd_tasks_download(args) -> int:
-    from mixtune.eval.download import download, names_for
+    from mixtune.eval.tasks_command import run_download
 
-    root = Path(args.dir) if args.dir else None
-    folders = download(names_for(args.tasks or args.suite), root, force=args.force)
-    print(f"{len(folders)} task(s) installed in {folders[0].parent if folders else root}")
+    run_download(args.tasks or args.suite, Path(args.dir) if args.dir else None, force=args.force)
     return 0
 
 
 def cmd_tasks_list(args) -> int:
-    from mixtune.eval import suites
-    from mixtune.eval.download import obtainable
-    from mixtune.eval.tasks import cache_dir, installed, load_task
+    from mixtune.eval.tasks_command import listing
 
-    root = Path(args.dir) if args.dir else cache_dir()
-    have = installed(root)
-    print(f"installed in {root}:")
-    for name, path in have.items():
-        spec = load_task(path).spec
-        src = f"{spec.source.package} {spec.source.version}" if spec.source else "your own"
-        print(f"  {name:<36} {spec.format:<18} {spec.n:>6} items  {spec.shots:>2} shots  ({src})")
-    if not have:
-        print("  (none)")
-    missing = [n for n in obtainable() if n not in have]
-    if missing:
-        print(f"obtainable, not installed (mixtune tasks download --tasks NAME): {', '.join(missing)}")
-    for suite, members in suites.SUITES.items():
-        absent = [n for n in members if suites.ENTRIES[n].task not in have]
-        print(f"{suite}: {len(members) - len(absent)}/{len(members)} entries installed")
+    print(listing(Path(args.dir) if args.dir else None))
     return 0
 
 
@@ -283,7 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _step_commands(command) -> None:
     """One step of the chain each: process, prepare, train, doremi, eval, scales."""
     from mixtune import schema
-    from mixtune.config import EvalOptions, PrepareOptions, ProcessOptions
+    from mixtune.config import EvalOptions
+    from mixtune.data.config import VOCAB_SIZE, PrepareOptions
+    from mixtune.process.config import ProcessOptions
 
     p = command("process", "raw sources -> filtered, deduplicated corpus (datatrove pipelines)",
                 cmd_process, "OUT was not published; rerun the same command to continue: "
@@ -312,9 +297,9 @@ def _step_commands(command) -> None:
     schema.add_flags(p, EvalOptions)
 
     p = command("scales", "list the named model scales", cmd_scales)
-    p.add_argument("--vocab-size", type=int, default=8192,
-                   help="vocabulary the parameter counts are computed at (default: 8192; DCLM's "
-                   "is 50432)")
+    p.add_argument("--vocab-size", type=int, default=VOCAB_SIZE,
+                   help=f"vocabulary the parameter counts are computed at (default: {VOCAB_SIZE}; "
+                   "DCLM's is 50432)")
     p.add_argument("--chinchilla-multiplier", type=float, default=1.0,
                    help="token budget: 20 tokens per parameter × this (default: 1)")
     p.add_argument("--seq-len", type=int, default=2048,
@@ -326,10 +311,10 @@ def _step_commands(command) -> None:
 def _train_commands(command) -> None:
     """train (any online method, by --method) and doremi (train --method doremi)."""
     from mixtune import schema
-    from mixtune.config import TrainConfig
     from mixtune.mixing import MIXERS
     from mixtune.mixing.doremi import DoReMiConfig
     from mixtune.mixing.static import StaticConfig
+    from mixtune.train.config import TrainConfig
 
     p = command("train", "train a model with a mixture method: a fixed mixture (--method static, "
                 "the default), a DoReMi proxy (--method doremi), or any registered online method",

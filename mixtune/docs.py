@@ -13,17 +13,17 @@ from dataclasses import is_dataclass
 import yaml
 
 from mixtune import schema
-from mixtune.config import (
+from mixtune.data.config import PrepareSettings, SyntheticConfig, SyntheticDomain
+from mixtune.mixing import METHOD_OPTIONS
+from mixtune.pipeline.config import (
     PIPELINE_OWNED,
     DataConfig,
-    PrepareOptions,
+    DownstreamConfig,
     RunConfig,
     StageSpec,
-    SyntheticConfig,
-    SyntheticDomain,
-    TrainConfig,
 )
-from mixtune.mixing import METHOD_OPTIONS
+from mixtune.process.config import ProcessSettings
+from mixtune.train.config import TrainSettings
 
 INTRO = """# `mixtune run` configuration keys
 
@@ -37,8 +37,10 @@ SECTIONS = [
     ("data", DataConfig, ()),
     ("data.synthetic", SyntheticConfig, ()),
     ("data.synthetic.domains[]", SyntheticDomain, ()),
-    ("data.prepare", PrepareOptions, ("sources", "out", "overwrite")),
+    ("data.prepare", PrepareSettings, ("overwrite",)),
+    ("data.process", ProcessSettings, ("overwrite",)),
     ("proxy, main", StageSpec, ()),
+    ("eval", DownstreamConfig, ()),
 ]
 
 
@@ -61,7 +63,7 @@ def method_sections() -> list[tuple[str, type, tuple[str, ...]]]:
 def run_config_reference() -> str:
     parts = [INTRO]
     for title, cls, skip in [*SECTIONS, *method_sections(),
-                             ("train", TrainConfig, tuple(PIPELINE_OWNED))]:
+                             ("train", TrainSettings, tuple(PIPELINE_OWNED))]:
         parts.append(f"\n## {title}\n\n| key | type | default | meaning |\n| --- | --- | --- | --- |\n")
         for leaf in schema.leaves(cls):
             if leaf.key in skip or leaf.key == schema.METHOD:

@@ -34,9 +34,9 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from mixtune.data.loader import DomainBatches
 from mixtune.data.store import Dataset, open_dataset
+from mixtune.data.weights import as_dict, write_weights
 from mixtune.io import JsonlAppender, truncate_jsonl, write_json_atomic
-from mixtune.mixing.doremi import DoReMi
-from mixtune.mixing.weights import as_dict, write_weights
+from mixtune.mixing.doremi import ETA, SMOOTHING, DoReMi
 from mixtune.model.loss import token_losses
 
 STATE_FILE = "doremi_state.json"
@@ -53,8 +53,8 @@ class DoReMiTrainer(Trainer):
         reference_model: torch.nn.Module,
         train_dataset: str | os.PathLike | Dataset | DomainBatches,
         sampling: str = "uniform",
-        eta: float = 1.0,
-        smoothing: float = 1e-3,
+        eta: float = ETA,
+        smoothing: float = SMOOTHING,
         loss_normalization: str = "domain",
         **kwargs,
     ):

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from mixtune.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -196,6 +198,21 @@ class JsonlAppender:
 
 
 # -- identities of outputs ---------------------------------------------------------------------
+
+
+def load_yaml(path: Path) -> dict:
+    """A YAML file's mapping of settings ({} when empty), or a message naming the file."""
+    try:
+        obj = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found.") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML ({e}).") from None
+    if obj is None:
+        return {}
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: expected a mapping of settings at the top level.")
+    return obj
 
 
 def describe_changes(old: Mapping, new: Mapping) -> str:

@@ -40,13 +40,13 @@ def git_commit() -> str | None:
 
 def new_record(name: str, **fields) -> dict:
     """A record's common head (uuid, name, creation date, version, commit) and `fields`."""
-    from mixtune import __version__
+    from importlib.metadata import version
 
     return {
         "uuid": str(uuid.uuid4()),
         "name": name,
         "creation_date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "mixtune_version": __version__,
+        "mixtune_version": version("mixtune"),
         "git_commit": git_commit(),
         **fields,
     }

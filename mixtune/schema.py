@@ -462,6 +462,16 @@ def identity(obj) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if k not in skip}
 
 
+def extend(cls: type, base, **values):
+    """A checked `cls` (a subclass of `base`'s class, e.g. TrainConfig of TrainSettings) with
+    `base`'s values and `values` (which may also replace some of base's): typed all the way, no
+    round trip through flat keys."""
+    own = {f.name: getattr(base, f.name) for f in fields(base) if f.init}
+    obj = cls(**{**own, **values})
+    check(obj)
+    return obj
+
+
 def replace(obj, **changes):
     """A checked copy of `obj` with some flat keys changed (`replace(cfg, steps=10, lr=0.1)`)."""
     return parse(type(obj), {**to_flat(obj), **changes})

@@ -19,7 +19,7 @@ PROXY = dict(steps=8, batch_size=8, grad_accum=2, seed=0)
 @pytest.fixture(scope="session")
 def cli_proxy(synthetic_dataset, tmp_path_factory):
     """(reference run, `mixtune doremi` proxy run) on the synthetic dataset, PROXY's settings."""
-    from mixtune.config import train_config
+    from mixtune.train.config import train_config
     from mixtune.train.loop import run
 
     root = tmp_path_factory.mktemp("cli_proxy")

@@ -9,15 +9,11 @@ import pytest
 import yaml
 
 from mixtune import schema
-from mixtune.config import (
-    PrepareOptions,
-    TrainConfig,
-    load_run_config,
-    load_train_config,
-    train_config,
-)
+from mixtune.data.config import PrepareOptions
 from mixtune.errors import UserError
+from mixtune.pipeline.config import load_run_config
 from mixtune.pipeline.names import check_plan, stage_names
+from mixtune.train.config import TrainConfig, load_train_config, train_config
 
 BASE = {
     "output": "out",
@@ -215,7 +211,7 @@ def test_loading_a_config_does_not_import_torch(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(BASE))
     code = (
-        "import sys; from mixtune.config import load_run_config; "
+        "import sys; from mixtune.pipeline.config import load_run_config; "
         "from mixtune.pipeline.names import check_plan; "
         f"check_plan(load_run_config({str(path)!r}), ['main']); "
         "assert 'torch' not in sys.modules, 'torch was imported'"

@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers import TrainerCallback, TrainingArguments
 
-from mixtune.config import OptimConfig
 from mixtune.data.store import open_dataset
 from mixtune.hf import DoReMiTrainer
 from mixtune.model.build import build_model, load_model
+from mixtune.train.config import OptimConfig
 from mixtune.train.optim import build_optimizer, lr_at
 from tests.conftest import PROXY
 

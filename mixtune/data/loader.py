@@ -30,7 +30,7 @@ import torch
 
 from mixtune.data.sampler import DomainSampler, check_layout, slot_range
 from mixtune.data.store import Dataset, open_dataset
-from mixtune.mixing.weights import resolve_weights
+from mixtune.data.weights import resolve_weights
 
 Weights = np.ndarray | str | Callable[[int], np.ndarray]
 

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mixtune import schema
-from mixtune.config import PrepareOptions
 from mixtune.data import store, tokenize
+from mixtune.data.config import PrepareOptions
 from mixtune.errors import UserError
 from mixtune.io import staged_dir, verdict
 from mixtune.records import Manifest

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mixtune.config import PrepareOptions
 from mixtune.data import store
+from mixtune.data.config import PrepareOptions
 from mixtune.data.sources import Document, read_documents
 from mixtune.data.tokenizer import (
     EOS,

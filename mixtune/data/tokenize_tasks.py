@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
-from mixtune.config import PrepareOptions
 from mixtune.data import store
+from mixtune.data.config import PrepareOptions
 from mixtune.data.sources import read_documents
 from mixtune.io import publish, remove, start_work, work_dir, write_json_atomic
 

@@ -24,16 +24,22 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
+from mixtune.data.weights import resolve_weights, spec_problem
 from mixtune.errors import UserError
 from mixtune.mixing.base import MIXERS, MixerContext, OnlineMixer
-from mixtune.mixing.weights import resolve_weights, spec_problem
 from mixtune.schema import in_range, positive, setting
 
 if TYPE_CHECKING:
     import torch
 
+ETA = 1.0
+"""The paper's step size η of the domain-weight update (its 280M proxies; smaller suits tiny ones,
+see the README's DoReMi study): the default of the CLI, the YAML, `DoReMi` and the Trainer."""
+SMOOTHING = 1e-3
+"""The paper's share c of the uniform distribution mixed into the weights."""
 
-def step(alpha, excess, eta: float = 1.0, smoothing: float = 1e-3):
+
+def step(alpha, excess, eta: float = ETA, smoothing: float = SMOOTHING):
     """One exponentiated-gradient step with smoothing: α_{t−1}, λ_t -> α_t.
 
     Takes and returns numpy arrays or torch tensors (the same kind as `alpha`); computed in
@@ -162,8 +168,8 @@ class DoReMi:
         self,
         domains: Sequence[str],
         *,
-        eta: float = 1.0,
-        smoothing: float = 1e-3,
+        eta: float = ETA,
+        smoothing: float = SMOOTHING,
         loss_normalization: Literal["domain", "token"] = "domain",
         sampling: np.ndarray | None = None,
         world_size: int | None = None,
@@ -311,9 +317,9 @@ class DoReMiConfig:
     proxy_sampling: str = setting("uniform", check=spec_problem)
     """How the proxy samples domains (the paper: uniform): natural, uniform, temperature:T or a
     JSON weights file."""
-    eta: float = setting(1.0, check=positive)
+    eta: float = setting(ETA, check=positive)
     """Step size η of the domain-weight update (the paper: 1)."""
-    smoothing: float = setting(1e-3, check=in_range(0, 1, hi_open=True))
+    smoothing: float = setting(SMOOTHING, check=in_range(0, 1, hi_open=True))
     """Share c of the uniform distribution mixed into the weights (the paper: 1e-3)."""
     loss_normalization: Literal["domain", "token"] = "domain"
     """domain: Σ α_i · mean loss of domain i (the paper); token: the reference code's

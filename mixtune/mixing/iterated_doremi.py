@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mixtune.data.weights import as_dict, read_weights
 from mixtune.errors import UserError
 from mixtune.io import read_jsonl, remove, write_figure
 from mixtune.mixing.base import METHODS, OfflineMethod, Proposal
 from mixtune.mixing.doremi import DoReMiConfig
 from mixtune.mixing.static import StaticConfig
-from mixtune.mixing.weights import as_dict, read_weights
 from mixtune.records import finite
 from mixtune.schema import at_least, setting
 from mixtune.tables import fmt

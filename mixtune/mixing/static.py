@@ -8,8 +8,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from mixtune.data.weights import resolve_weights, spec_problem
 from mixtune.mixing.base import MIXERS, MixerContext, OnlineMixer
-from mixtune.mixing.weights import resolve_weights, spec_problem
 from mixtune.schema import setting
 
 

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mixtune.config import RunConfig, load_run_config
 from mixtune.errors import UserError
+from mixtune.pipeline.config import RunConfig, load_run_config
 from mixtune.pipeline.names import check_plan, stage_names
 
 

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from mixtune.config import RunConfig
+from mixtune.data.weights import mixture_name
 from mixtune.errors import UserError
 from mixtune.mixing import METHOD_OPTIONS, METHODS
-from mixtune.mixing.weights import mixture_name
+from mixtune.pipeline.config import RunConfig
 from mixtune.pipeline.stage import matches
 
 
@@ -57,19 +57,19 @@ def check_plan(cfg: RunConfig, force: list[str]) -> None:
             )
     for part in ("proxy", "main"):  # each process takes an equal share of the global batch
         spec, parts = getattr(cfg, part), cfg.nproc * cfg.train.grad_accum
-        if spec.batch_size % parts:
+        if spec.global_batch % parts:
             raise UserError(
-                f"{part}.batch_size {spec.batch_size} is not divisible by nproc {cfg.nproc} × "
+                f"{part}.batch_size {spec.global_batch} is not divisible by nproc {cfg.nproc} × "
                 f"train.grad_accum {cfg.train.grad_accum} = {parts}; the global batch must split evenly."
             )
     if cfg.eval.tasks:  # installed now, not discovered missing after hours of training
-        from mixtune.eval.suites import locate
+        from mixtune.eval.suites import DATASET, locate, parse_tasks
 
-        parts = {p.strip() for p in cfg.eval.tasks.split(",")}
-        if "dataset" in parts and cfg.data.synthetic is None:
+        refs = parse_tasks(cfg.eval.tasks)
+        if any(r.kind == DATASET for r in refs) and cfg.data.synthetic is None:
             raise UserError("eval.tasks: dataset names generated tasks, which only data.synthetic "
                             "has; name installed tasks instead (mixtune tasks list).")
-        rest = ",".join(parts - {"dataset"})
+        rest = [r for r in refs if r.kind != DATASET]
         if rest:
             locate(rest, cfg.eval.shots, [])
     names = stage_names(cfg)

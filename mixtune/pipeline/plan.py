@@ -18,28 +18,26 @@ import json
 import logging
 import os
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from mixtune import distributed, schema
-from mixtune.config import (
-    DataConfig,
-    RunConfig,
-    StageSpec,
-    TrainConfig,
-)
+from mixtune.data.config import PrepareOptions
 from mixtune.data.store import Dataset, open_dataset
+from mixtune.data.weights import as_dict, mixture_name, resolve_weights
 from mixtune.errors import UserError
 from mixtune.executors import EXECUTOR_SETTINGS
 from mixtune.io import write_json_atomic
 from mixtune.mixing import METHOD_OPTIONS, METHODS
 from mixtune.mixing.static import StaticConfig
-from mixtune.mixing.weights import as_dict, mixture_name, resolve_weights
+from mixtune.pipeline.config import DataConfig, RunConfig, StageSpec
 from mixtune.pipeline.names import baseline_name
 from mixtune.pipeline.stage import Stage
+from mixtune.process.config import ProcessOptions
 from mixtune.records import RunSummary
+from mixtune.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -74,24 +72,17 @@ class PlanContext:
         return path
 
     def train_config(self, name: str, mixing, spec: StageSpec, seed: int | None = None) -> TrainConfig:
-        flat = schema.to_flat(self.cfg.train)
-        for key in [*schema.to_flat(self.cfg.train.mixing), schema.METHOD]:
-            flat.pop(key, None)  # the template's mixing is replaced by the stage's
-        flat.update(
-            data=str(self.data_path),
-            out=str(self.out / name),
-            scale=spec.scale,
-            steps=spec.steps,
-            batch_size=spec.batch_size,
-            eval_every=spec.eval_every,
-            seed=self.cfg.train.seed if seed is None else seed,
-            **{schema.METHOD: type(mixing).method, **schema.to_flat(mixing)},
-        )
+        """The `train:` settings, with this stage's dataset, folder, model size and mixture."""
+        t, downstream = self.cfg.train, self.cfg.eval
         # The eval: section applies to every model: the reference stays identical to the main run
         # on its mixture (and is reused for it).
-        flat.update(eval_tasks=self.cfg.eval.tasks, eval_limit=self.cfg.eval.limit,
-                    eval_shots=self.cfg.eval.shots)
-        return schema.parse(TrainConfig, flat, f"stage {name}")
+        evaluation = replace(t.eval, every=spec.eval_every, tasks=downstream.tasks,
+                             limit=downstream.limit, shots=downstream.shots)
+        return schema.extend(
+            TrainConfig, t, data=str(self.data_path), out=str(self.out / name), scale=spec.scale,
+            steps=spec.steps, batch_size=spec.batch_size, seed=t.seed if seed is None else seed,
+            mixing=mixing, eval=evaluation,
+        )
 
     def train_stage(self, name: str, mixing, spec: StageSpec, *, seed: int | None = None,
                     deps: tuple[str, ...] = ()) -> Stage:
@@ -238,7 +229,8 @@ def process_stage(cfg: RunConfig) -> Stage:
     def run(folder: Path) -> None:
         from mixtune.process.run import process
 
-        process(schema.replace(opts, sources=cfg.data.sources, out=str(folder / "corpus")))
+        process(schema.extend(ProcessOptions, opts, sources=cfg.data.sources,
+                              out=str(folder / "corpus")))
 
     return Stage("process", identity, run, output="corpus", all_ranks=False)
 
@@ -260,7 +252,7 @@ def data_stage(cfg: RunConfig, corpus: Path | None = None, deps: tuple[str, ...]
         else:
             from mixtune.data.prepare import prepare
 
-            prepare(schema.replace(d.prepare, sources=sources, out=str(target)))
+            prepare(schema.extend(PrepareOptions, d.prepare, sources=sources, out=str(target)))
 
     return Stage("data", _data_identity(d), run, deps=deps, output="dataset", all_ranks=False)
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
-from mixtune.config import ProcessOptions
 from mixtune.data.sources import check_layout
 from mixtune.errors import UserError
 from mixtune.executors import Stage
@@ -43,6 +42,7 @@ from mixtune.process.blocks import (
     ShardWriter,
     SourceReader,
 )
+from mixtune.process.config import ProcessOptions
 from mixtune.process.ops import Step
 from mixtune.process.pipelines import load_pipeline
 

@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 
 from mixtune import distributed, schema
-from mixtune.config import TrainConfig
 from mixtune.data.sampler import DomainSampler, check_layout
 from mixtune.data.store import open_dataset
 from mixtune.eval.perplexity import evaluate, format_table
@@ -35,6 +34,7 @@ from mixtune.model.loss import autocast_dtype_for
 from mixtune.model.scales import count_params
 from mixtune.records import EvalRow, TrainRow
 from mixtune.train import checkpoint, parallel
+from mixtune.train.config import TrainConfig
 from mixtune.train.metrics import MetricsLog
 from mixtune.train.optim import build_optimizer, lr_at, set_lr
 from mixtune.train.run_dir import RunDir

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mixtune.config import TrainConfig
 from mixtune.errors import UserError
 from mixtune.io import JsonlAppender
 from mixtune.progress import Progress
 from mixtune.records import EvalRow, TrainRow
+from mixtune.train.config import TrainConfig
 from mixtune.train.run_dir import HISTORY, METRICS
 
 

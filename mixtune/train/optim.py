@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from mixtune.config import OptimConfig
+from mixtune.train.config import OptimConfig
 
 
 def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from mixtune import distributed, schema
-from mixtune.config import TrainConfig, load_train_config
 from mixtune.data.store import Dataset
 from mixtune.data.tokenizer import copy_tokenizer_files, load_tokenizer
+from mixtune.data.weights import as_dict, mixture_name, resolve_weights, write_weights
 from mixtune.errors import UserError
 from mixtune.io import (
     remove,
@@ -31,10 +31,10 @@ from mixtune.io import (
     write_json_atomic,
     write_text_atomic,
 )
-from mixtune.mixing.weights import as_dict, mixture_name, resolve_weights, write_weights
 from mixtune.provenance import dataset_uuid, eval_metrics, write_eval_record, write_model_record
 from mixtune.records import EvalFile, EvalResult
 from mixtune.train import checkpoint
+from mixtune.train.config import TrainConfig, load_train_config
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("datatrove")
 
-from mixtune.config import PrepareOptions  # noqa: E402
+from mixtune.data.config import PrepareOptions  # noqa: E402
 from mixtune.data.prepare import prepare  # noqa: E402
 from mixtune.data.store import MANIFEST, SPLITS, open_dataset  # noqa: E402
 from mixtune.data.tokenize_tasks import TokenizeShard  # noqa: E402

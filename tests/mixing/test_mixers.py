@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from mixtune.config import train_config
 from mixtune.data.store import open_dataset
 from mixtune.distributed import Dist
 from mixtune.mixing.base import MixerContext
@@ -14,6 +13,7 @@ from mixtune.mixing.doremi import DoReMiConfig, DoReMiState, proxy_loss_weights
 from mixtune.mixing.static import StaticConfig
 from mixtune.model.build import build_model
 from mixtune.model.loss import per_domain_sum, token_losses
+from mixtune.train.config import train_config
 from mixtune.train.run_dir import save_final
 from mixtune.train.step import train_step
 

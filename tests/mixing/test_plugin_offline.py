@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import yaml
 
-from mixtune.config import load_run_config
 from mixtune.errors import UserError
 from mixtune.mixing import METHODS
 from mixtune.mixing.base import OfflineMethod, Proposal
 from mixtune.mixing.static import StaticConfig
+from mixtune.pipeline.config import load_run_config
 from mixtune.pipeline.names import check_plan, stage_names
 from mixtune.schema import positive, setting
 from mixtune.tables import fmt, md_table

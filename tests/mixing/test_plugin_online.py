@@ -20,12 +20,13 @@ import pytest
 import torch
 import yaml
 
-from mixtune.config import load_run_config, train_config
 from mixtune.data.store import open_dataset
 from mixtune.errors import UserError
 from mixtune.mixing import MIXERS
 from mixtune.mixing.base import MixerContext, OnlineMixer
+from mixtune.pipeline.config import load_run_config
 from mixtune.schema import at_least, setting
+from mixtune.train.config import train_config
 
 REPO = Path(__file__).parents[2]
 
@@ -78,7 +79,7 @@ SCRIPT = """
 import sys, json
 sys.path.insert(0, {repo!r})
 import tests.mixing.test_plugin_online  # registers test-schedule
-from mixtune.config import train_config
+from mixtune.train.config import train_config
 from mixtune.train.loop import run
 run(train_config(**json.loads({kw!r})))
 """

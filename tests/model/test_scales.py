@@ -4,7 +4,6 @@ import math
 
 import pytest
 
-from mixtune.config import OptimConfig, train_config
 from mixtune.model.scales import (
     DCLM_VOCAB,
     PUBLISHED,
@@ -13,6 +12,7 @@ from mixtune.model.scales import (
     steps_for_budget,
     token_budget,
 )
+from mixtune.train.config import OptimConfig, train_config
 from mixtune.train.optim import lr_at
 
 

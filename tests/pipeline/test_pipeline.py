@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mixtune.config import load_run_config as load_config
 from mixtune.errors import UserError
 from mixtune.pipeline import run_pipeline
+from mixtune.pipeline.config import load_run_config as load_config
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("datatrove")
 
-from mixtune.config import ProcessOptions  # noqa: E402
+from mixtune.process.config import ProcessOptions  # noqa: E402
 from mixtune.process.run import process  # noqa: E402
 from tests.process.planted import make_corpus, read_output  # noqa: E402
 

@@ -15,14 +15,16 @@ import yaml
 
 pytest.importorskip("datatrove")
 
-from mixtune.config import PrepareOptions, ProcessOptions, train_config  # noqa: E402
+from mixtune.data.config import PrepareOptions
 from mixtune.data.prepare import prepare  # noqa: E402
 from mixtune.data.store import open_dataset  # noqa: E402
 from mixtune.errors import UserError  # noqa: E402
 from mixtune.io import work_dir  # noqa: E402
 from mixtune.process import stats  # noqa: E402
+from mixtune.process.config import ProcessOptions
 from mixtune.process.pipelines import BUILTIN  # noqa: E402
 from mixtune.process.run import RECORD, process  # noqa: E402
+from mixtune.train.config import train_config  # noqa: E402
 from tests.process.planted import make_corpus, read_output, sentence  # noqa: E402
 
 

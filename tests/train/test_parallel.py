@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from mixtune.config import train_config
 from mixtune.distributed import Dist
 from mixtune.errors import UserError
 from mixtune.train import checkpoint, parallel
+from mixtune.train.config import train_config
 
 CPU = torch.device("cpu")
 GB = 10**9

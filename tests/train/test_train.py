@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from mixtune.config import OptimConfig, train_config
 from mixtune.errors import UserError
+from mixtune.train.config import OptimConfig, train_config
 from mixtune.train.loop import run
 from mixtune.train.optim import lr_at
 

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
+from mixtune.data.weights import resolve_weights
 from mixtune.errors import UserError
-from mixtune.mixing.weights import resolve_weights
 
 DOMAINS = ["a", "b", "c"]
 TOKENS = {"a": 100, "b": 300, "c": 600}
@@ -70,7 +70,7 @@ def test_invalid_json(tmp_path):
 
 @pytest.mark.parametrize("layout", ["mixtune", "doremi"])
 def test_write_then_read_weights_in_both_layouts(tmp_path, layout):
-    from mixtune.mixing.weights import read_weights, write_weights
+    from mixtune.data.weights import read_weights, write_weights
 
     w = np.array([0.2, 0.5, 0.3])
     path = write_weights(tmp_path / "w.json", w, DOMAINS, layout=layout)

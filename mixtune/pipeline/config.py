@@ -1,0 +1,222 @@
+"""The settings of `mixtune run CONFIG.yaml`, next to the pipeline that runs them.
+
+    RunConfig        output, data, proxy, main, mixtures, seeds, eval, train, nproc, and each
+                     mixture method's own section (doremi:, parsed by the method's config class)
+      DataConfig       the corpus: sources (with data.prepare / data.process), a dataset, or
+                       data.synthetic
+      StageSpec        scale, steps and batch of the proxy and main models
+      TrainSettings    `train:`, every training stage's settings (train/config.py)
+
+A run YAML is checked in full when it is loaded, before any stage runs (no torch imported here).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mixtune import schema
+from mixtune.data.config import PrepareSettings, SyntheticConfig
+from mixtune.data.weights import spec_problem
+from mixtune.errors import UserError
+from mixtune.io import load_yaml
+from mixtune.mixing import METHOD_OPTIONS
+from mixtune.model.scales import get_scale, scale_problem
+from mixtune.process.config import ProcessSettings
+from mixtune.schema import at_least, named_sections, nonempty, setting
+from mixtune.train.config import TrainSettings, tasks_problem
+
+
+@dataclass
+class DataConfig:
+    sources: list[str] | None = None
+    """Raw sources for mixtune prepare (folders or files; relative to the config file)."""
+    dataset: str | None = None
+    """An already prepared dataset folder (relative to the config file)."""
+    synthetic: SyntheticConfig | None = None
+    """Generated domains with exactly known loss floors."""
+    prepare: PrepareSettings = setting(
+        factory=PrepareSettings,
+        owned={
+            "sources": "set data.sources",
+            "out": "the dataset is written to OUTPUT/data/dataset",
+            "overwrite": "redo the data stage with --force data",
+        },
+    )
+    """Options of mixtune prepare for `sources` (text_field, domain_field, vocab_size, seq_len, ...)."""
+    process: ProcessSettings | None = setting(
+        None,
+        owned={
+            "sources": "set data.sources",
+            "out": "the corpus is written to OUTPUT/process/corpus",
+            "overwrite": "redo the process stage with --force process",
+        },
+    )
+    """Filter and deduplicate `sources` with mixtune process before preparing them (pipeline,
+    quality_model, tasks, executor, ...); none: prepare the sources as they are."""
+
+    def validate(self, label) -> None:
+        for name, opts in (("prepare", self.prepare), ("process", self.process)):
+            if opts is not None and opts.executor == "slurm":
+                raise UserError(f"{label.section()}: {name}.executor slurm: mixtune run waits for "
+                                f"each stage; use local or ray here, or run `mixtune {name} "
+                                "--executor slurm` and give its output to this run.")
+        if self.process is not None:
+            if self.sources is None:
+                raise UserError(f"{label.section()}: process needs sources (the raw corpus).")
+            moved = [k for k in ("text_field", "domain_field")
+                     if getattr(self.prepare, k) != getattr(PrepareSettings, k)]
+            if moved:
+                raise UserError(f"{label.section()}: with process, set {', '.join(moved)} under "
+                                "process: (prepare then reads the processed corpus, one folder "
+                                "per domain).")
+        given = [k for k in ("sources", "dataset", "synthetic") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise UserError(
+                f"{label.section()}: needs exactly one of sources, dataset or synthetic"
+                f"{' (got ' + ', '.join(given) + ')' if given else ''}."
+            )
+
+
+@dataclass
+class StageSpec:
+    scale: str = setting("tiny", check=scale_problem)
+    """Model scale (see mixtune scales)."""
+    steps: int = setting(200, check=at_least(1))
+    """Optimizer steps."""
+    batch_size: int | None = setting(None, check=at_least(1))
+    """Global batch in sequences (none: the scale's recipe; 32 for the DoReMi scales)."""
+    eval_every: int = setting(0, check=at_least(0))
+    """Validation every N steps (0: only at the end)."""
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size or get_scale(self.scale).recipe.batch_size
+
+
+@dataclass
+class DownstreamConfig:
+    tasks: str | None = setting(None, check=tasks_problem)
+    """Downstream tasks scored at every evaluation of every model, shown in the report: dataset,
+    core, extended, doremi or task names (none: per-domain log-ppl only)."""
+    limit: int | None = setting(200, check=at_least(1))
+    """Items of each task scored (none: all)."""
+    shots: int | None = setting(None, check=at_least(0))
+    """Few-shot examples per item (none: each task's suite setting)."""
+
+
+# Keys of `train:` that the pipeline sets per stage, and where the user sets them instead.
+PIPELINE_OWNED = {
+    **dict.fromkeys(("data", "out"), "the pipeline sets it for each stage"),
+    **dict.fromkeys(
+        (schema.METHOD, "weights", "reference", "proxy_sampling", "eta", "smoothing", "loss_normalization"),
+        "set the mixtures with mixtures:, reference_weights: and each method's section (doremi:)",
+    ),
+    **dict.fromkeys(
+        ("scale", "steps", "chinchilla_multiplier", "batch_size", "eval_every"),
+        "set it per model in proxy: and main:",
+    ),
+    **dict.fromkeys(("eval_tasks", "eval_limit", "eval_shots"), "set it in the eval: section"),
+}
+
+
+def _seeds_problem(seeds: list[int]) -> str | None:
+    if not seeds:
+        return "must not be empty"
+    return "must be at least 0" if min(seeds) < 0 else None
+
+
+@dataclass
+class RunConfig:
+    output: str
+    """Folder of the whole run (relative paths in this file are relative to the file)."""
+    data: DataConfig
+    """The corpus: exactly one of sources, dataset or synthetic."""
+    reference_weights: str = setting("natural", check=spec_problem)
+    """Mixture of the first round's reference model, and the baseline every mixture is compared with."""
+    proxy: StageSpec = setting(factory=StageSpec)
+    """Scale and steps of the reference and proxy models (the same, as in the paper)."""
+    main: StageSpec = setting(factory=lambda: StageSpec(steps=400, eval_every=50))
+    """Scale and steps of the model trained on each mixture."""
+    mixtures: list[str] = setting(factory=lambda: ["reference", "uniform", "doremi"], check=nonempty)
+    """Mixtures to compare: reference, a mixture method (doremi, ...; its options in the section
+    of its name), or any weights spec (natural, uniform, temperature:T, a file)."""
+    seeds: list[int] = setting(factory=lambda: [0], check=_seeds_problem)
+    """Seeds of the main models (mean ± std over them in the report)."""
+    methods: dict[str, Any] = named_sections(METHOD_OPTIONS)
+    """Each mixture method's options, in a section under its name (`doremi: {eta: 0.03}`)."""
+    eval: DownstreamConfig = setting(factory=DownstreamConfig)
+    """Downstream tasks scored while training (tasks, limit, shots)."""
+    train: TrainSettings = setting(factory=TrainSettings, owned=PIPELINE_OWNED)
+    """Settings of every training stage (lr, grad_accum, precision, checkpoint_every, seed of the
+    reference and proxy, ...)."""
+    nproc: int = setting(1, check=at_least(1))
+    """Processes per stage; more than 1 relaunches the run under torchrun (one node)."""
+
+    def validate(self, label) -> None:
+        methods = METHOD_OPTIONS.names()
+        for i, m in enumerate(self.mixtures):
+            if m == "reference" or m in methods:
+                continue
+            problem = spec_problem(m)
+            if problem:
+                raise UserError(
+                    f"{label('mixtures')}[{i}] {m!r}: {problem}, or reference, "
+                    f"{', '.join(methods)}"
+                    f"{schema.did_you_mean(m, ['reference', *methods, 'natural', 'uniform'])}."
+                )
+        for m in self.mixtures:  # a method's defaults must do without a section (DoReMi's do)
+            if m in methods and m not in self.methods:
+                self.methods[m] = schema.parse(METHOD_OPTIONS.get(m), {}, labels=label.nested(m))
+
+    def options(self, method: str):
+        """The options of a method the run names (its section, or its defaults)."""
+        return self.methods[method]
+
+
+def load_run_config(path: Path) -> RunConfig:
+    """A `mixtune run` YAML, checked in full; its paths made absolute, relative to the file."""
+    path = Path(path)
+    raw = load_yaml(path)
+    base = path.resolve().parent
+    # Paths are resolved before the checks, so that a weights file is looked for where it is.
+    for key in ("output",):
+        if isinstance(raw.get(key), str):
+            raw[key] = str(_rel(base, raw[key]))
+    data = raw.get("data")
+    if isinstance(data, dict):
+        if isinstance(data.get("sources"), list):
+            data["sources"] = [str(_rel(base, s)) if isinstance(s, str) else s for s in data["sources"]]
+        if isinstance(data.get("dataset"), str):
+            data["dataset"] = str(_rel(base, data["dataset"]))
+    if isinstance(raw.get("reference_weights"), str):
+        raw["reference_weights"] = _weights_path(base, raw["reference_weights"])
+    if isinstance(raw.get("mixtures"), list):
+        raw["mixtures"] = [_weights_path(base, m) if isinstance(m, str) else m for m in raw["mixtures"]]
+    for name, options in raw.items():  # a method's weights files (doremi.proxy_sampling)
+        if METHOD_OPTIONS.get(name) is not None and isinstance(options, dict):
+            for key, value in options.items():
+                if isinstance(value, str) and value.endswith(".json"):
+                    options[key] = _weights_path(base, value)
+    cfg = schema.parse(RunConfig, raw, str(path))
+    # What is on disk is checked after the file's own shape, whose mistakes explain more.
+    for i, source in enumerate(cfg.data.sources or []):
+        if not Path(source).exists():
+            raise UserError(f"{path}: data.sources[{i}] {source!r}: no such file or folder.")
+    if cfg.data.dataset is not None and not (Path(cfg.data.dataset) / "manifest.json").is_file():
+        raise UserError(
+            f"{path}: data.dataset {cfg.data.dataset!r}: not a prepared dataset (no manifest.json); "
+            "prepare it with mixtune prepare, or give data.sources instead."
+        )
+    return cfg
+
+
+def _rel(base: Path, p: str) -> Path:
+    p = Path(os.path.expanduser(p))
+    return p if p.is_absolute() else base / p
+
+
+def _weights_path(base: Path, spec: str) -> str:
+    return str(_rel(base, spec)) if spec.endswith(".json") else spec
