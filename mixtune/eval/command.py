@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 
 from mixtune import distributed
-from mixtune.config import EvalOptions
 from mixtune.errors import UserError
+from mixtune.eval.config import EvalOptions
+from mixtune.eval.suites import DOMAINS, TaskRef, parse_tasks
 from mixtune.io import write_json_atomic
 from mixtune.provenance import eval_metrics, model_record, write_eval_record
 from mixtune.records import DownstreamResult, EvalFile
@@ -21,7 +22,7 @@ from mixtune.tables import aligned
 
 
 def run_eval(model_path: str, opts: EvalOptions) -> dict:
-    parts = [p.strip() for p in (opts.tasks or "").split(",") if p.strip()]
+    refs = parse_tasks(opts.tasks or "")
     dist = distributed.setup(opts.device)
     model, tokenizer, run_dir = load_for_eval(Path(model_path))
     model.to(dist.device)
@@ -32,14 +33,14 @@ def run_eval(model_path: str, opts: EvalOptions) -> dict:
     # downstream results are one more key.
     out: dict = {}
     data = opts.data or (dataset_of(run_dir) if run_dir else None)
-    if run_dir is not None or "domains" in parts:
+    if run_dir is not None or any(r.kind == DOMAINS for r in refs):
         if data is None:
             raise UserError("--tasks domains: give the dataset with --data DATASET.")
         out.update(_domains(model, run_dir, data, opts, dist, amp))
     out["model"] = str(Path(model_path).resolve())
-    downstream = ",".join(p for p in parts if p != "domains")
+    downstream = [r for r in refs if r.kind != DOMAINS]
     if downstream:
-        result = _downstream(model, tokenizer, Path(model_path), downstream, data, opts, dist, amp)
+        result = _downstream(model, tokenizer, downstream, data, opts, dist, amp)
         out["downstream"] = result.to_json()
     if dist.is_main:
         target = opts.out or (run_dir / "eval.json" if run_dir is not None else None)
@@ -74,7 +75,7 @@ def _domains(model, run_dir, data, opts, dist, amp) -> dict:
                     max_tokens_per_domain=opts.max_tokens_per_domain).to_json()
 
 
-def _downstream(model, tokenizer, model_path, spec, data, opts, dist, amp) -> DownstreamResult:
+def _downstream(model, tokenizer, spec: list[TaskRef], data, opts, dist, amp) -> DownstreamResult:
     roots = [Path(data) / "tasks"] if data else []
     if opts.harness == "lm-eval":
         from mixtune.eval.harness import evaluate_with_lm_eval

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mixtune.eval.tasks import FEWSHOT, SPEC, TEST, Source, TaskSpec, check_item
+from mixtune.eval.formats import FORMATS
+from mixtune.eval.tasks import FEWSHOT, SPEC, TEST, Source, TaskSpec
 from mixtune.io import write_json_atomic, write_text_atomic
 
 CONTEXT, CHOICE, COMPLETE, CHOICES = 24, 8, 2, 4
@@ -34,12 +35,12 @@ def write_generated_tasks(dataset_dir: Path, tokens_by_domain: dict[str, np.ndar
         starts = _starts(stream, eos_id, items + pool, rng)
         if len(starts) < pool + 1:
             continue  # a domain too small for a task: it is left without one
-        for fmt, name, make in (
-            ("multiple_choice", f"continue_{domain}", _choice_item),
-            ("language_modeling", f"complete_{domain}", _completion_item),
+        for fmt, name, make, baseline in (
+            ("multiple_choice", f"continue_{domain}", _choice_item, 1 / CHOICES),
+            ("language_modeling", f"complete_{domain}", _completion_item, 0.0),
         ):
             rows = [make(stream, s, starts, rng) for s in starts]
-            _write(dataset_dir / "tasks" / name, fmt, rows[pool:], rows[:pool], domain)
+            _write(dataset_dir / "tasks" / name, fmt, baseline, rows[pool:], rows[:pool], domain)
             names.append(name)
     return names
 
@@ -72,12 +73,12 @@ def _completion_item(stream, s, starts, rng) -> dict:
             "continuation": _text(stream[s + CONTEXT : s + CONTEXT + COMPLETE])}
 
 
-def _write(folder: Path, fmt: str, test: list[dict], fewshot: list[dict], domain: str) -> None:
+def _write(folder: Path, fmt: str, baseline: float, test: list[dict], fewshot: list[dict],
+           domain: str) -> None:
     for i, item in enumerate(test + fewshot):
-        check_item(item, fmt, f"{folder.name} item {i}")
+        FORMATS[fmt].check(item, f"{folder.name} item {i}")
     spec = TaskSpec(
-        name=folder.name, format=fmt, shots=0,
-        random_baseline=1 / CHOICES if fmt == "multiple_choice" else 0.0,
+        name=folder.name, format=fmt, shots=0, random_baseline=baseline,
         description=f"generated from the validation stream of domain {domain}",
         n=len(test), fewshot_n=len(fewshot),
         source=Source("mixtune", "generated", f"validation/{domain}.bin",

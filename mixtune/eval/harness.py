@@ -6,7 +6,8 @@ task is handed to it as a YAML task over our JSONL files (`dataset_path: json`, 
 harnesses score the same prompts; lm-eval draws its own few-shot examples. Multiple-choice tasks
 give `acc` and `acc_norm`, language-modelling tasks `acc` (exact greedy match); lm-eval has no
 per-token accuracy, so the centred score here centres `acc`. Schema and generative QA tasks are
-left to mixtune's own scoring (lm-eval needs task-specific code for them).
+left to mixtune's own scoring (lm-eval needs task-specific code for them). Each format says
+which it is, and how lm-eval reads its items (`TaskFormat.lm_eval`).
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ import yaml
 
 from mixtune.errors import UserError
 from mixtune.eval import suites
-from mixtune.eval.tasks import FEWSHOT, TEST, load_task
+from mixtune.eval.formats import FORMATS
+from mixtune.eval.tasks import FEWSHOT, TEST, TaskSpec, load_task
 from mixtune.records import DownstreamResult, TaskResult
 
 log = logging.getLogger(__name__)
 
-OUTPUT_TYPES = {"multiple_choice": "multiple_choice", "language_modeling": "loglikelihood"}
 
-
-def task_yaml(name: str, path: Path, fmt: str, spec, shots: int) -> dict:
-    """An lm-eval task over one of our task folders."""
+def task_yaml(name: str, path: Path, spec: TaskSpec, shots: int) -> dict:
+    """An lm-eval task over one of our task folders (of a format lm-eval can score)."""
+    how = FORMATS[spec.format].lm_eval
     files = {"test": str(path / TEST)}
     if (path / FEWSHOT).is_file():
         files["train"] = str(path / FEWSHOT)
@@ -37,7 +38,7 @@ def task_yaml(name: str, path: Path, fmt: str, spec, shots: int) -> dict:
         "dataset_path": "json",
         "dataset_kwargs": {"data_files": files},
         "test_split": "test",
-        "output_type": OUTPUT_TYPES[fmt],
+        "output_type": how.output_type,
         "target_delimiter": spec.continuation_delimiter,
         "fewshot_delimiter": spec.example_delimiter,
         "num_fewshot": shots,
@@ -45,18 +46,15 @@ def task_yaml(name: str, path: Path, fmt: str, spec, shots: int) -> dict:
     }
     if "train" in files:
         doc["fewshot_split"] = "train"
-    metrics = ["acc", "acc_norm"] if fmt == "multiple_choice" else ["acc"]
     doc["metric_list"] = [{"metric": m, "aggregation": "mean", "higher_is_better": True}
-                          for m in metrics]
-    if fmt == "multiple_choice":
-        doc.update(doc_to_text="query", doc_to_choice="choices", doc_to_target="gold")
-    else:
-        doc.update(doc_to_text="context", doc_to_target="continuation")
+                          for m in how.metrics]
+    doc.update(how.fields)
     return doc
 
 
-def evaluate_with_lm_eval(model, tokenizer, spec: str, roots: list[Path], *, limit: int | None,
-                          shots: int | None, batch_size: int = 8) -> DownstreamResult:
+def evaluate_with_lm_eval(model, tokenizer, spec: suites.TasksSpec, roots: list[Path], *,
+                          limit: int | None, shots: int | None,
+                          batch_size: int = 8) -> DownstreamResult:
     """Score the already loaded `model` with lm-eval's HF wrapper (no second load)."""
     try:
         import lm_eval
@@ -69,17 +67,18 @@ def evaluate_with_lm_eval(model, tokenizer, spec: str, roots: list[Path], *, lim
     with tempfile.TemporaryDirectory(prefix="mixtune-lm-eval-") as tmp:
         for entry, path in suites.locate(spec, shots, roots):
             task = load_task(path)
-            if task.spec.format not in OUTPUT_TYPES:
+            if task.format.lm_eval is None:
                 log.warning("--harness lm-eval: %s (%s) is left out; lm-eval needs its own code "
                             "for that format", entry.name, task.spec.format)
                 continue
             k = entry.shots if entry.shots >= 0 else task.spec.shots
             name = f"mixtune_{entry.name}"
-            doc = task_yaml(name, path, task.spec.format, task.spec, k)
+            doc = task_yaml(name, path, task.spec, k)
             (Path(tmp) / f"{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
             picked.append((entry, task, name, k))
         if not picked:
-            raise UserError(f"--harness lm-eval: none of {spec} is a format lm-eval can score here.")
+            raise UserError(f"--harness lm-eval: none of {suites.spec_text(spec)} is a format "
+                            "lm-eval can score here.")
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
         out = lm_eval.simple_evaluate(
             model=lm, tasks=[p[2] for p in picked], task_manager=TaskManager(include_path=tmp),

@@ -23,16 +23,15 @@ from __future__ import annotations
 import math
 import re
 import string
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mixtune.eval.scoring import Scored
+if TYPE_CHECKING:  # scoring imports torch; metrics are plain arithmetic
+    from mixtune.eval.scoring import Scored
 
 LN2 = math.log(2)
 CHOICE_METRICS = ("acc", "acc_norm", "acc_per_token", "gold_prob", "bpb")
-PRIMARY = {"multiple_choice": "acc_per_token", "schema": "acc_per_token",
-           "language_modeling": "acc", "generative_qa": "acc"}
-"""The accuracy a suite centres and averages: DCLM's (llm-foundry's) for each format."""
 
 
 def bits_per_byte(logprob: float, text: str) -> float:

@@ -2,7 +2,7 @@
 
     prompt = prefix + shot_1 + example_delimiter + ... + shot_k + example_delimiter + item
 
-A shot is an example with its answer filled in:
+A shot is an example with its answer filled in, as its format writes it (`formats.py`):
 
     multiple_choice    query + continuation_delimiter + choices[gold]
     schema             context_options[gold] + continuation_delimiter + continuation
@@ -17,26 +17,11 @@ its other items, never the item itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from mixtune.errors import UserError
+from mixtune.eval.formats import Prompt
 from mixtune.eval.tasks import Task
-
-
-@dataclass
-class Prompt:
-    """What to score for one item. Multiple choice: one context, a continuation per choice.
-    Schema: a context per option, one continuation. Language modelling: one of each.
-    Generative QA: a context and the accepted answers."""
-
-    contexts: list[str]
-    continuations: list[str]
-    gold: int = 0
-    answers: list[str] | None = None
-    choice_texts: list[str] | None = None
-    """The choices without delimiter, which lm-eval's acc_norm divides by (characters)."""
 
 
 def shots_for(task: Task, index: int, k: int, seed: int) -> list[dict]:
@@ -56,29 +41,9 @@ def shots_for(task: Task, index: int, k: int, seed: int) -> list[dict]:
 
 def render(task: Task, index: int, k: int, seed: int = 1234) -> Prompt:
     """The prompt for item `index` of `task` with `k` shots."""
-    spec, item = task.spec, task.items[index]
+    spec, fmt = task.spec, task.format
     d = spec.continuation_delimiter
     head = spec.prefix + "".join(
-        _answered(spec.format, shot, d) + spec.example_delimiter
-        for shot in shots_for(task, index, k, seed)
+        fmt.answered(shot, d) + spec.example_delimiter for shot in shots_for(task, index, k, seed)
     )
-    fmt = spec.format
-    if fmt == "multiple_choice":
-        return Prompt([head + item["query"]], [d + c for c in item["choices"]], item["gold"],
-                      choice_texts=list(item["choices"]))
-    if fmt == "schema":
-        return Prompt([head + o for o in item["context_options"]], [d + item["continuation"]],
-                      item["gold"])
-    if fmt == "language_modeling":
-        return Prompt([head + item["context"]], [d + item["continuation"]])
-    return Prompt([head + item["context"]], [d + item["answers"][0]], answers=list(item["answers"]))
-
-
-def _answered(fmt: str, ex: dict, d: str) -> str:
-    if fmt == "multiple_choice":
-        return ex["query"] + d + ex["choices"][ex["gold"]]
-    if fmt == "schema":
-        return ex["context_options"][ex["gold"]] + d + ex["continuation"]
-    if fmt == "language_modeling":
-        return ex["context"] + d + ex["continuation"]
-    return ex["context"] + d + ex["answers"][0]
+    return fmt.prompt(task.items[index], head, d)

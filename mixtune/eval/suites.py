@@ -15,6 +15,8 @@ are named with the reason.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,20 +123,85 @@ SUITES = {"core": CORE, "extended": EXTENDED, "doremi": list(DOREMI)}
 ENTRIES = {**DCLM, **DOREMI}
 
 
-def entries(spec: str, shots: int | None = None) -> list[Entry]:
+SUITE, ENTRY, TASK, PATH, DOMAINS, DATASET = "suite", "entry", "task", "path", "domains", "dataset"
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """One name of a `--tasks` value (`eval.tasks`) and what it names: a suite (core, extended,
+    doremi), a DCLM or DoReMi entry, an installed task (or a file or folder in the working
+    directory), a path to a user's task, `domains` (per-domain log-ppl, not a downstream task) or
+    `dataset` (every task the dataset generated)."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+TasksSpec = str | Sequence[str | TaskRef]
+"""A `--tasks` value: comma-separated names, or a list of names (a YAML list)."""
+
+
+def parse_tasks(spec: TasksSpec) -> list[TaskRef]:
+    """The names of a `--tasks` value, each once, in order, with their kinds (an empty list when
+    it names nothing). Every reader of a tasks value goes through here."""
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    refs = []
+    for part in parts:
+        if isinstance(part, TaskRef):
+            refs.append(part)
+        elif not isinstance(part, str):
+            raise UserError(f"tasks: {part!r} is not a task name; give names as strings.")
+        elif part.strip():
+            refs.append(TaskRef(_kind(part.strip()), part.strip()))
+    return list(dict.fromkeys(refs))
+
+
+def tasks_problem(spec: TasksSpec) -> str | None:
+    """What is wrong with a tasks value as a config setting, in a few words (None: nothing); the
+    config names the file and key."""
+    names = [spec] if isinstance(spec, str) else spec
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str | TaskRef) for n in names):
+        return "give task names, comma-separated or as a list of strings"
+    return None if parse_tasks(spec) else "names no task"
+
+
+def _kind(name: str) -> str:
+    if name in SUITES:
+        return SUITE
+    if name in (DOMAINS, DATASET):
+        return name
+    if name in ENTRIES:
+        return ENTRY
+    if "/" in name or os.sep in name or name.endswith(".jsonl"):
+        return PATH
+    return TASK
+
+
+def spec_text(spec: TasksSpec) -> str:
+    """A tasks value as the user would write it on the command line (for messages)."""
+    return spec if isinstance(spec, str) else ",".join(map(str, spec))
+
+
+def entries(spec: TasksSpec, shots: int | None = None) -> list[Entry]:
     """The entries a `--tasks` value names: a suite (core, extended, doremi), DCLM entry names,
-    installed task names, or paths of a user's task files, comma-separated. `shots` overrides."""
+    installed task names, or paths of a user's task files, comma-separated. `shots` overrides.
+    `domains` is no downstream task: it names none."""
     out: list[Entry] = []
-    for part in [p.strip() for p in spec.split(",") if p.strip()]:
-        if part in SUITES:
-            found = [ENTRIES[n] for n in SUITES[part]]
-        elif part in ENTRIES:
-            found = [ENTRIES[part]]
-        else:  # an installed task by its own name, or a user's file or folder
-            found = [Entry(part, part, -1, 0.0, "")]
-        out += found
+    for ref in parse_tasks(spec):
+        if ref.kind == SUITE:
+            out += [ENTRIES[n] for n in SUITES[ref.name]]
+        elif ref.kind == ENTRY:
+            out.append(ENTRIES[ref.name])
+        elif ref.kind in (TASK, PATH):  # an installed task by its own name, or a user's task
+            out.append(Entry(ref.name, ref.name, -1, 0.0, ""))
+        elif ref.kind == DATASET:
+            raise ValueError("--tasks dataset is expanded by locate(), which knows the dataset")
     if not out:
-        raise UserError(f"--tasks {spec!r}: names no task; use core, extended, doremi or task names.")
+        raise UserError(f"--tasks {spec_text(spec)!r}: names no task; use core, extended, doremi "
+                        "or task names.")
     if shots is not None:
         out = [Entry(e.name, e.task, shots, e.baseline, e.kind) for e in out]
     return list({e.name: e for e in out}.values())
@@ -168,17 +235,20 @@ def aggregate(suite: str, centred: dict[str, float]) -> Aggregate:
     )
 
 
-def locate(spec: str, shots: int | None, roots: list[Path]) -> list[tuple[Entry, Path]]:
+def locate(spec: TasksSpec, shots: int | None, roots: list[Path]) -> list[tuple[Entry, Path]]:
     """Each entry `spec` names with the folder or file of its task, looked up in order as a path
     (a user's task), in `roots` (a dataset's own tasks first), then in the installed cache. A
     task named but not installed is an error naming the command that installs it; a suite goes
     on with what is installed, says what is missing, and fails only when nothing is."""
-    spec = _expand_dataset(spec, roots)
+    refs = _expand_dataset(parse_tasks(spec), roots)
+    for ref in refs:
+        if ref.kind == PATH and not Path(ref.name).exists():
+            raise UserError(f"--tasks {ref.name}: no such task file or folder.")
     found = installed(cache_dir())
     for root in reversed(roots):  # the first root wins
         found.update(installed(root))
     out, missing = [], []
-    for e in entries(spec, shots):
+    for e in entries(refs, shots):
         if e.task is None:
             continue  # not obtainable here: listed as missing by its suite's aggregate
         if Path(e.task).exists():
@@ -189,26 +259,25 @@ def locate(spec: str, shots: int | None, roots: list[Path]) -> list[tuple[Entry,
             missing.append(e.task)
     missing = sorted(set(missing))
     hint = f"install with: mixtune tasks download --tasks {','.join(missing)}"
-    named = {p.strip() for p in spec.split(",")} - set(SUITES)
+    named = {r.name for r in refs if r.kind != SUITE}
     if missing and (named & set(missing) or not out):
-        raise UserError(f"--tasks {spec}: not installed: {', '.join(missing)}; {hint}.")
+        raise UserError(f"--tasks {spec_text(refs)}: not installed: {', '.join(missing)}; {hint}.")
     if missing:
         log.warning("tasks not installed, left out: %s (%s)", ", ".join(missing), hint)
     return out
 
 
-def _expand_dataset(spec: str, roots: list[Path]) -> str:
+def _expand_dataset(refs: list[TaskRef], roots: list[Path]) -> list[TaskRef]:
     """`dataset`: every task of the dataset's own tasks/ folder (generated with synthetic data)."""
-    parts = [p.strip() for p in spec.split(",") if p.strip()]
-    if "dataset" not in parts:
-        return spec
+    if not any(r.kind == DATASET for r in refs):
+        return refs
     own = sorted(installed(roots[0])) if roots else []
     if not own:
         raise UserError(
             "--tasks dataset: this dataset has no tasks of its own (generated datasets do; a "
             "prepared corpus does not): name installed tasks instead (mixtune tasks list)."
         )
-    names: list[str] = []
-    for p in parts:
-        names += own if p == "dataset" else [p]
-    return ",".join(names)
+    out: list[TaskRef] = []
+    for r in refs:
+        out += [TaskRef(TASK, name) for name in own] if r.kind == DATASET else [r]
+    return list(dict.fromkeys(out))

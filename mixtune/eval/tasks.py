@@ -1,4 +1,4 @@
-"""Downstream tasks: their formats, the local cache, and reading a task (installed or a user's).
+"""Downstream tasks: the local cache, and reading a task (installed or a user's).
 
 A task is a folder (installed ones live in the cache, `~/.cache/mixtune/tasks/<name>/`, or under
 `$MIXTUNE_TASKS`; `mixtune tasks download` fills it, `mixtune tasks list` shows it):
@@ -8,13 +8,8 @@ A task is a folder (installed ones live in the cache, `~/.cache/mixtune/tasks/<n
     test.jsonl     the scored items, one JSON object per line
     fewshot.jsonl  the items few-shot examples are drawn from (never scored; may be absent)
 
-The formats are llm-foundry's in-context-learning formats, which DCLM's CORE uses, plus
-generative QA as in the DoReMi reference harness:
-
-    multiple_choice    {"query": str, "choices": [str, ...], "gold": int}
-    schema             {"context_options": [str, ...], "continuation": str, "gold": int}
-    language_modeling  {"context": str, "continuation": str}
-    generative_qa      {"context": str, "answers": [str, ...]}
+The formats (multiple_choice, schema, language_modeling, generative_qa) and their items' fields
+are in `mixtune.eval.formats`.
 
 A user's own task is such a folder, or a single JSONL file (its format read from the keys of its
 first item; few-shot examples then come from the same file, never the item being scored).
@@ -26,23 +21,15 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from mixtune.errors import UserError
+from mixtune.eval.formats import FORMATS, TaskFormat, infer_format
 from mixtune.io import read_json
 
 FORMAT_VERSION = 1
 SPEC = "task.json"
 TEST = "test.jsonl"
 FEWSHOT = "fewshot.jsonl"
-
-Format = Literal["multiple_choice", "schema", "language_modeling", "generative_qa"]
-FIELDS: dict[str, tuple[str, ...]] = {
-    "multiple_choice": ("query", "choices", "gold"),
-    "schema": ("context_options", "continuation", "gold"),
-    "language_modeling": ("context", "continuation"),
-    "generative_qa": ("context", "answers"),
-}
 
 
 def cache_dir() -> Path:
@@ -68,7 +55,8 @@ class TaskSpec:
     """TASK/task.json."""
 
     name: str
-    format: Format
+    format: str
+    """A registered format's name (`formats.FORMATS`)."""
     shots: int = 0
     """Few-shot examples before each item, as DCLM's suite sets them (`--shots` overrides)."""
     random_baseline: float = 0.0
@@ -98,8 +86,8 @@ class TaskSpec:
             spec = cls(**{**obj, "source": source})
         except TypeError as e:  # a missing or unknown key of a file we read
             raise UserError(f"{where}: not a task description ({e}).") from None
-        if spec.format not in FIELDS:
-            raise UserError(f"{where}: format {spec.format!r}; use one of {', '.join(FIELDS)}.")
+        if spec.format not in FORMATS:
+            raise UserError(f"{where}: format {spec.format!r}; use one of {', '.join(FORMATS)}.")
         return spec
 
 
@@ -117,11 +105,15 @@ class Task:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def format(self) -> TaskFormat:
+        return FORMATS[self.spec.format]
+
 
 def read_items(path: Path, fmt: str | None = None) -> tuple[str, list[dict]]:
     """The items of a task JSONL file, each checked against its format; the format is read
     from the first item's keys when not given. Errors name the file and line."""
-    items, fmt_found = [], fmt
+    items, found = [], FORMATS[fmt] if fmt is not None else None
     try:
         # Lines end at "\n" only: splitlines() would also cut at U+2028 inside a JSON string.
         lines = Path(path).read_text(encoding="utf-8").split("\n")
@@ -137,44 +129,13 @@ def read_items(path: Path, fmt: str | None = None) -> tuple[str, list[dict]]:
             raise UserError(f"{where}: malformed JSON ({e.msg}, column {e.colno}).") from None
         if not isinstance(item, dict):
             raise UserError(f"{where}: expected a JSON object per line.")
-        if fmt_found is None:
-            fmt_found = infer_format(item, where)
-        check_item(item, fmt_found, where)
+        if found is None:
+            found = infer_format(item, where)
+        found.check(item, where)
         items.append(item)
     if not items:
         raise UserError(f"{path}: no items.")
-    return fmt_found, items
-
-
-def infer_format(item: dict, where: str) -> str:
-    for fmt, keys in FIELDS.items():
-        if all(k in item for k in keys):
-            return fmt
-    expected = "; ".join(f"{f}: {', '.join(k)}" for f, k in FIELDS.items())
-    raise UserError(f"{where}: keys {sorted(item)} match no task format ({expected}).")
-
-
-def check_item(item: dict, fmt: str, where: str) -> None:
-    """Refuse an item that does not fit its format, naming the key and what is expected."""
-    for key in FIELDS[fmt]:
-        if key not in item:
-            raise UserError(f"{where}: a {fmt} item needs {key!r}.")
-    texts = {"query", "continuation", "context"}
-    for key in FIELDS[fmt]:
-        value = item[key]
-        if key in texts and not isinstance(value, str):
-            raise UserError(f"{where}: {key!r} must be a string, not {type(value).__name__}.")
-        if key in ("choices", "context_options", "answers") and not (
-            isinstance(value, list) and value and all(isinstance(v, str) for v in value)
-        ):
-            raise UserError(f"{where}: {key!r} must be a non-empty list of strings.")
-    if "gold" in FIELDS[fmt]:
-        options = item["choices" if fmt == "multiple_choice" else "context_options"]
-        gold = item["gold"]
-        if isinstance(gold, bool) or not isinstance(gold, int) or not 0 <= gold < len(options):
-            raise UserError(
-                f"{where}: gold {gold!r} is not the index of one of its {len(options)} options."
-            )
+    return found.name, items
 
 
 def load_task(path: Path) -> Task:

