@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mixtune.data.prepare import PrepareOptions, prepare
     from mixtune.data.store import open_dataset
-    from mixtune.data.synthetic import write_dataset
+    from mixtune.synthetic import write_dataset
 
     print(
         f"machine: {platform.platform()}, {platform.machine()}, cpu_count={os.cpu_count()}, "

@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mixtune.config import EvalOptions
 from mixtune.demo import demo_config
 from mixtune.eval.command import run_eval
+from mixtune.eval.config import EvalOptions
 from mixtune.mixing.iterated_doremi import read_rounds, weight_history, weights_stability
 from mixtune.pipeline import run_pipeline
 from mixtune.records import RunSummary

@@ -112,8 +112,8 @@ def print_downstream(out: Path, summary: dict, tasks: str, limit: int) -> None:
     """Score every main run's final model (once: skipped when eval.json already has it)."""
     import statistics
 
-    from mixtune.config import EvalOptions
     from mixtune.eval.command import run_eval
+    from mixtune.eval.config import EvalOptions
     from mixtune.report import write_report
 
     opts = EvalOptions(tasks=tasks, limit=limit, max_tokens_per_domain=32768)

@@ -47,7 +47,7 @@ def dataset(tmp: Path, data: str | None) -> Path:
         from mixtune.data.prepare import PrepareOptions, prepare
 
         return prepare(PrepareOptions(sources=[str(DEV)], out=str(tmp / "dev"), seq_len=512))
-    from mixtune.data.synthetic import write_dataset
+    from mixtune.synthetic import write_dataset
 
     return write_dataset(
         tmp / "syn", train_tokens=400_000, validation_tokens=4096, seq_len=512, doc_len=256

@@ -131,7 +131,7 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from mixtune import schema
-    from mixtune.config import EvalOptions
+    from mixtune.eval.config import EvalOptions
 
     opts = schema.from_flags(EvalOptions, args)
     from mixtune.eval.command import run_eval
@@ -266,8 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _step_commands(command) -> None:
     """One step of the chain each: process, prepare, train, doremi, eval, scales."""
     from mixtune import schema
-    from mixtune.config import EvalOptions
     from mixtune.data.config import VOCAB_SIZE, PrepareOptions
+    from mixtune.eval.config import EvalOptions
     from mixtune.process.config import ProcessOptions
 
     p = command("process", "raw sources -> filtered, deduplicated corpus (datatrove pipelines)",

@@ -13,16 +13,17 @@ from dataclasses import is_dataclass
 import yaml
 
 from mixtune import schema
-from mixtune.data.config import PrepareSettings, SyntheticConfig, SyntheticDomain
+from mixtune.data.config import PrepareSettings
+from mixtune.eval.config import TaskSelection
 from mixtune.mixing import METHOD_OPTIONS
 from mixtune.pipeline.config import (
     PIPELINE_OWNED,
     DataConfig,
-    DownstreamConfig,
     RunConfig,
     StageSpec,
 )
 from mixtune.process.config import ProcessSettings
+from mixtune.synthetic import SyntheticConfig, SyntheticDomain
 from mixtune.train.config import TrainSettings
 
 INTRO = """# `mixtune run` configuration keys
@@ -40,7 +41,7 @@ SECTIONS = [
     ("data.prepare", PrepareSettings, ("overwrite",)),
     ("data.process", ProcessSettings, ("overwrite",)),
     ("proxy, main", StageSpec, ()),
-    ("eval", DownstreamConfig, ()),
+    ("eval", TaskSelection, ()),
 ]
 
 

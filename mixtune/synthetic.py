@@ -41,6 +41,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -52,6 +53,7 @@ from mixtune.eval.generated import write_generated_tasks
 from mixtune.io import staged_dir, write_json_atomic
 from mixtune.provenance import write_dataset_record
 from mixtune.records import Manifest, TokenizerInfo
+from mixtune.schema import at_least, setting
 
 
 class SpecError(ValueError):
@@ -562,3 +564,49 @@ def _check_sizes(n_tokens: int, doc_len: int, vocab: int, seed: int) -> None:
         raise SpecError(f"doc_len must be >= 1, got {doc_len}")
     if seed < 0:
         raise SpecError(f"seed must be >= 0, got {seed}")
+
+
+# -- the settings (data.synthetic in a run YAML) -----------------------------------------------
+
+
+@dataclass
+class SyntheticDomain:
+    name: str
+    """File name of the domain: letters, digits, '_', '-', '.'."""
+    kind: Literal["noise", "repeat", "markov"]
+    """noise (nothing to learn), repeat (a fixed cycle) or markov (a sparse Markov chain)."""
+    params: dict[str, int | float] = setting(factory=dict)
+    """repeat: period; markov: branching, concentration."""
+    seed: int = setting(0, check=at_least(0))
+    """Fixes the source's structure (cycle order, transition table)."""
+
+
+@dataclass
+class SyntheticConfig:
+    domains: list[SyntheticDomain] | None = None
+    """The domains (none: noise, repeat and three Markov chains of graded difficulty)."""
+    train_tokens: int | dict[str, int] = 200_000
+    """Training tokens per domain: one number, or {domain: tokens}."""
+    validation_tokens: int | dict[str, int] = 20_000
+    """Validation tokens per domain: one number, or {domain: tokens}."""
+    doc_len: int = setting(256, check=at_least(1))
+    """Symbols per document (each followed by EOS)."""
+    seq_len: int = setting(128, check=at_least(1))
+    """Tokens per training sequence."""
+    vocab: int = setting(256, check=at_least(1))
+    """Symbols per domain."""
+    seed: int = setting(0, check=at_least(0))
+    """Sampling seed."""
+    disjoint: bool = False
+    """Give every domain its own symbol ids, as real domains differ in vocabulary."""
+
+    def validate(self, label) -> None:
+        try:  # the generator's own checks of a description, named here
+            check_config(self.specs(), self.train_tokens, self.validation_tokens, self.doc_len, self.vocab)
+        except SpecError as e:
+            raise UserError(f"{label.section()}: {e}.") from None
+
+    def specs(self) -> list[DomainSpec]:
+        if self.domains is None:
+            return default_domains()
+        return [DomainSpec(d.name, d.kind, d.params, d.seed) for d in self.domains]

@@ -1,6 +1,6 @@
 import pytest
 
-from mixtune.data.synthetic import write_dataset
+from mixtune.synthetic import write_dataset
 
 
 @pytest.fixture(scope="session")

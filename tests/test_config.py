@@ -218,3 +218,37 @@ def test_loading_a_config_does_not_import_torch(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+# Literal defaults that may appear in several classes: not tuned values but where a thing starts.
+SAME_BY_NATURE = {
+    ("seed", "0"): "every seeded thing starts at seed 0",
+    ("split", "'validation'"): "the split a score is on, by name",
+    ("prefix", "''"): "no text",
+    ("description", "''"): "no text",
+}
+
+
+def test_each_default_is_written_once():
+    """A default given as a literal in two classes drifts apart (DoReMi's η once stood in four
+    places): such a value is written once, as a named constant or in a shared base class."""
+    import ast
+    from collections import defaultdict
+    from pathlib import Path
+
+    def literal(node: ast.AnnAssign) -> str | None:
+        v = node.value
+        if isinstance(v, ast.Call) and getattr(v.func, "id", "") == "setting" and v.args:
+            v = v.args[0]
+        return repr(v.value) if isinstance(v, ast.Constant) and v.value is not None else None
+
+    where = defaultdict(list)
+    for path in sorted(Path(__file__).parents[1].joinpath("mixtune").rglob("*.py")):
+        for cls in (n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)):
+            for node in cls.body:
+                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    value = literal(node)
+                    if value is not None:
+                        where[(node.target.id, value)].append(f"{path.name}:{cls.name}")
+    twice = {k: v for k, v in where.items() if len(v) > 1 and k not in SAME_BY_NATURE}
+    assert twice == {}

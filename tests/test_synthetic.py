@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mixtune.data import store
-from mixtune.data.synthetic import (
+from mixtune.errors import UserError
+from mixtune.synthetic import (
     DomainSpec,
     default_domains,
     entropy,
@@ -22,7 +23,6 @@ from mixtune.data.synthetic import (
     transition_matrix,
     write_dataset,
 )
-from mixtune.errors import UserError
 
 V = 256
 DOMAINS = {d.name: d for d in default_domains()}
@@ -291,7 +291,7 @@ def test_write_dataset_custom_domains_and_errors(tmp_path):
 
 
 def test_write_dataset_failure_leaves_nothing(tmp_path, monkeypatch):
-    from mixtune.data import synthetic
+    from mixtune import synthetic
 
     calls = []
 

@@ -1,19 +1,16 @@
-"""The settings of the data layer, next to it: what `mixtune prepare` reads and writes, and the
-generated domains of `data.synthetic`. Checked by `mixtune.schema`; importing this module imports
+"""The settings of the data layer, next to it: what `mixtune prepare` reads and writes. Checked by `mixtune.schema`; importing this module imports
 no torch and no datatrove.
 
     ReaderOptions     how records are read (text and domain fields, bad records), shared by
                       prepare and process
     PrepareOptions    mixtune prepare: its PrepareSettings   (data.prepare in a run YAML),
                       the sources and the output
-    SyntheticConfig   generated domains with exactly known loss floors   (data.synthetic)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from mixtune.errors import UserError
 from mixtune.executors import ExecutorOptions
@@ -84,50 +81,3 @@ class PrepareOptions(PrepareSettings):
             "seq_len": self.seq_len,
             "skip_bad_records": self.skip_bad_records,
         }
-
-
-@dataclass
-class SyntheticDomain:
-    name: str
-    """File name of the domain: letters, digits, '_', '-', '.'."""
-    kind: Literal["noise", "repeat", "markov"]
-    """noise (nothing to learn), repeat (a fixed cycle) or markov (a sparse Markov chain)."""
-    params: dict[str, int | float] = setting(factory=dict)
-    """repeat: period; markov: branching, concentration."""
-    seed: int = setting(0, check=at_least(0))
-    """Fixes the source's structure (cycle order, transition table)."""
-
-
-@dataclass
-class SyntheticConfig:
-    domains: list[SyntheticDomain] | None = None
-    """The domains (none: noise, repeat and three Markov chains of graded difficulty)."""
-    train_tokens: int | dict[str, int] = 200_000
-    """Training tokens per domain: one number, or {domain: tokens}."""
-    validation_tokens: int | dict[str, int] = 20_000
-    """Validation tokens per domain: one number, or {domain: tokens}."""
-    doc_len: int = setting(256, check=at_least(1))
-    """Symbols per document (each followed by EOS)."""
-    seq_len: int = setting(128, check=at_least(1))
-    """Tokens per training sequence."""
-    vocab: int = setting(256, check=at_least(1))
-    """Symbols per domain."""
-    seed: int = setting(0, check=at_least(0))
-    """Sampling seed."""
-    disjoint: bool = False
-    """Give every domain its own symbol ids, as real domains differ in vocabulary."""
-
-    def validate(self, label) -> None:
-        from mixtune.data.synthetic import SpecError, check_config
-
-        try:  # the generator's own checks of a description, named here
-            check_config(self.specs(), self.train_tokens, self.validation_tokens, self.doc_len, self.vocab)
-        except SpecError as e:
-            raise UserError(f"{label.section()}: {e}.") from None
-
-    def specs(self):
-        from mixtune.data.synthetic import DomainSpec, default_domains
-
-        if self.domains is None:
-            return default_domains()
-        return [DomainSpec(d.name, d.kind, d.params, d.seed) for d in self.domains]

@@ -126,6 +126,10 @@ def scale_problem(name: str) -> str | None:
     return None if name in SCALES else f"unknown scale; use one of {', '.join(SCALES)}"
 
 
+DEFAULT_SCALE = "tiny"
+"""The scale a model has unless told otherwise (a 2-core laptop trains it in minutes)."""
+
+
 def get_scale(name: str) -> Scale:
     if name not in SCALES:
         raise UserError(

@@ -18,15 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from mixtune import schema
-from mixtune.data.config import PrepareSettings, SyntheticConfig
+from mixtune.data.config import PrepareSettings
 from mixtune.data.weights import spec_problem
 from mixtune.errors import UserError
+from mixtune.eval.config import TaskSelection
 from mixtune.io import load_yaml
 from mixtune.mixing import METHOD_OPTIONS
-from mixtune.model.scales import get_scale, scale_problem
+from mixtune.model.scales import DEFAULT_SCALE, get_scale, scale_problem
 from mixtune.process.config import ProcessSettings
 from mixtune.schema import at_least, named_sections, nonempty, setting
-from mixtune.train.config import TrainSettings, tasks_problem
+from mixtune.synthetic import SyntheticConfig
+from mixtune.train.config import TrainSettings
 
 
 @dataclass
@@ -82,7 +84,7 @@ class DataConfig:
 
 @dataclass
 class StageSpec:
-    scale: str = setting("tiny", check=scale_problem)
+    scale: str = setting(DEFAULT_SCALE, check=scale_problem)
     """Model scale (see mixtune scales)."""
     steps: int = setting(200, check=at_least(1))
     """Optimizer steps."""
@@ -94,17 +96,6 @@ class StageSpec:
     @property
     def global_batch(self) -> int:
         return self.batch_size or get_scale(self.scale).recipe.batch_size
-
-
-@dataclass
-class DownstreamConfig:
-    tasks: str | None = setting(None, check=tasks_problem)
-    """Downstream tasks scored at every evaluation of every model, shown in the report: dataset,
-    core, extended, doremi or task names (none: per-domain log-ppl only)."""
-    limit: int | None = setting(200, check=at_least(1))
-    """Items of each task scored (none: all)."""
-    shots: int | None = setting(None, check=at_least(0))
-    """Few-shot examples per item (none: each task's suite setting)."""
 
 
 # Keys of `train:` that the pipeline sets per stage, and where the user sets them instead.
@@ -147,7 +138,7 @@ class RunConfig:
     """Seeds of the main models (mean ± std over them in the report)."""
     methods: dict[str, Any] = named_sections(METHOD_OPTIONS)
     """Each mixture method's options, in a section under its name (`doremi: {eta: 0.03}`)."""
-    eval: DownstreamConfig = setting(factory=DownstreamConfig)
+    eval: TaskSelection = setting(factory=TaskSelection)
     """Downstream tasks scored while training (tasks, limit, shots)."""
     train: TrainSettings = setting(factory=TrainSettings, owned=PIPELINE_OWNED)
     """Settings of every training stage (lr, grad_accum, precision, checkpoint_every, seed of the

@@ -243,7 +243,7 @@ def data_stage(cfg: RunConfig, corpus: Path | None = None, deps: tuple[str, ...]
     def run(folder: Path) -> None:
         target = folder / "dataset"
         if d.synthetic is not None:
-            from mixtune.data.synthetic import write_dataset
+            from mixtune.synthetic import write_dataset
 
             s = d.synthetic
             write_dataset(target, domains=s.specs(), train_tokens=s.train_tokens,

@@ -98,6 +98,17 @@ def operations() -> dict[str, Op]:
     return _OPS
 
 
+def register(op: Op) -> Op:
+    """Add an operation (a block of one's own, in a file of its own): pipelines name it from then
+    on, `--list-operations` describes it, and its arguments are checked like the built-ins'. Local
+    tasks are forked, so they know it; register it where Slurm or Ray tasks import too."""
+    known = operations()
+    if op.name in known and known[op.name] != op:
+        raise ValueError(f"processing operation {op.name!r} is already registered")
+    known[op.name] = op
+    return op
+
+
 STEP_KEYS = ("op", "func", "domains")
 
 

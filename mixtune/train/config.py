@@ -21,10 +21,12 @@ import yaml
 
 from mixtune import schema
 from mixtune.errors import UserError
+from mixtune.eval.config import EVAL_BATCH_SIZE, TaskSelection
 from mixtune.io import load_yaml
 from mixtune.mixing import MIXERS
 from mixtune.mixing.static import StaticConfig
-from mixtune.model.scales import get_scale, scale_problem, steps_for_budget
+from mixtune.model.device import DeviceOptions
+from mixtune.model.scales import DEFAULT_SCALE, get_scale, scale_problem, steps_for_budget
 from mixtune.schema import at_least, in_range, positive, section, setting
 
 
@@ -82,25 +84,16 @@ class OptimConfig:
         return cls().resolve(scale)
 
 
-def tasks_problem(spec: str) -> str | None:
-    return None if [p for p in spec.split(",") if p.strip()] else "names no task"
+@dataclass(kw_only=True)
+class EvalConfig(TaskSelection):
+    """Validation during and after training, and the downstream tasks scored with it."""
 
-
-@dataclass
-class EvalConfig:
     every: int = setting(0, check=at_least(0))
     """Evaluate on the validation split every N steps (0: only at the end)."""
     max_tokens_per_domain: int | None = setting(65536, check=at_least(0))
     """Validation tokens per domain, during and at the end of training (0 or none: all)."""
-    batch_size: int = setting(8, check=at_least(1), identity=False)
+    batch_size: int = setting(EVAL_BATCH_SIZE, check=at_least(1), identity=False)
     """Sequences per evaluation forward pass."""
-    tasks: str | None = setting(None, check=tasks_problem)
-    """Downstream tasks scored at every evaluation: dataset (the dataset's generated tasks),
-    core, extended, doremi or task names, comma-separated (none: only per-domain log-ppl)."""
-    limit: int | None = setting(200, check=at_least(1))
-    """Items of each downstream task scored during training (none: all)."""
-    shots: int | None = setting(None, check=at_least(0))
-    """Few-shot examples per downstream item (none: each task's suite setting)."""
 
 
 @dataclass
@@ -133,14 +126,8 @@ class LogConfig:
             )
 
 
-def device_problem(device: str) -> str | None:
-    if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
-        return None
-    return "use auto, cpu, cuda or cuda:N"
-
-
 @dataclass(kw_only=True)
-class TrainSettings:
+class TrainSettings(DeviceOptions):
     """How a model trains, whatever it trains on: `train:` in a run YAML, where the pipeline gives
     each stage its dataset and folder (and its scale, steps, batch and mixture)."""
 
@@ -148,7 +135,7 @@ class TrainSettings:
     """Optimizer steps (none: the token budget, 20 tokens per parameter × chinchilla_multiplier)."""
     chinchilla_multiplier: float = setting(1.0, check=positive)
     """With steps none: train on this many times the Chinchilla-optimal tokens (DCLM's 1x, 2x)."""
-    scale: str = setting("tiny", check=scale_problem)
+    scale: str = setting(DEFAULT_SCALE, check=scale_problem)
     """Model scale and its recipe (see mixtune scales)."""
     batch_size: int | None = setting(None, check=at_least(1))
     """Global batch in sequences, whatever the number of processes and micro-batches (none: the
@@ -159,10 +146,6 @@ class TrainSettings:
     """Micro-batches per optimizer step on each process."""
     seed: int = setting(0, check=at_least(0))
     """Seeds the model's initial weights and the data order."""
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """auto: bf16 autocast on a GPU that supports it, else fp32."""
-    device: str = setting("auto", check=device_problem, identity=False)
-    """auto, cpu, cuda or cuda:N (under torchrun each process takes cuda:LOCAL_RANK)."""
     parallelism: Literal["auto", "ddp", "fsdp"] = setting("auto", identity=False)
     """How N processes share the model: ddp replicates it; fsdp (FSDP2) shards parameters,
     gradients and AdamW state, with sharded checkpoints. auto: fsdp when the fp32 training state
