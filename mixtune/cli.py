@@ -25,7 +25,7 @@ def cmd_prepare(args) -> int:
 
     opts = schema.from_flags(PrepareOptions, args, sources=args.sources)
     from mixtune import distributed
-    from mixtune.data.prepare import prepare, summary_rows
+    from mixtune.data.prepare import prepare, summary_lines
     from mixtune.data.store import open_dataset
 
     # Under torchrun, preparing is rank 0's job (single-machine work); the other ranks wait for it.
@@ -38,14 +38,7 @@ def cmd_prepare(args) -> int:
         print(f"submitted to Slurm; logs in {opts.out}.work/logs/. Rerun the same command after "
               "a failure: finished tasks are skipped.")
         return 0
-    m = open_dataset(out).manifest
-    print(f"{'domain':<24} {'train docs':>10} {'train tokens':>13} {'sequences':>10} "
-          f"{'val docs':>9} {'val tokens':>11}")
-    for d, td, tt, ts, vd, vt in summary_rows(m):
-        print(f"{d:<24} {td:>10} {tt:>13} {ts:>10} {vd:>9} {vt:>11}")
-    if m.skipped_total:
-        print(f"skipped records: {m.skipped_total} (reasons in {out}/manifest.json)")
-    print(f"dataset: {out}")
+    print("\n".join(summary_lines(open_dataset(out).manifest, out)))
     if dist is not None:
         distributed.barrier()
     return 0
@@ -141,42 +134,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_scales(args) -> int:
-    from mixtune.model.flops import flops_per_token, h100_hours
-    from mixtune.model.scales import PUBLISHED, SCALES, count_params, token_budget
+    from mixtune.model.catalog import scales_lines
 
-    v, mult, mfu = args.vocab_size, args.chinchilla_multiplier, args.mfu
-    print(f"{'scale':<10} {'layers':>6} {'d_model':>7} {'heads':>5} {'ffn':>6} {'params':>14} "
-          f"{'non-embedding':>14}  {'lr':>6} {'wd':>5} {'β2':>4} {'batch':>5} {'warm-up':>7} "
-          f"{'decay':<11} {'z-loss':>6}  note")
-    for name, s in SCALES.items():
-        total, body = count_params(name, v)
-        r = s.recipe
-        warmup = f"{r.warmup_steps}" if r.warmup_steps is not None else f"{r.warmup_fraction:.0%}"
-        print(f"{name:<10} {s.layers:>6} {s.d_model:>7} {s.heads:>5} {s.ffn:>6} {total:>14,} "
-              f"{body:>14,}  {r.lr:>6g} {r.weight_decay:>5g} {r.beta2:>4g} {r.batch_size:>5} "
-              f"{warmup:>7} {r.schedule:<11} {r.z_loss:>6g}  {s.note}")
-    print(f"\nBudget at {mult:g}x (20 tokens per parameter × {mult:g}), sequences of {args.seq_len}, "
-          f"vocabulary {v:,}; H100-hours at {mfu:.0%} MFU of 989 TFLOP/s (bf16 dense):")
-    print(f"{'scale':<10} {'params':>14} {'tokens':>17} {'FLOPs':>9} {'H100-h':>9}   "
-          f"DCLM published at 1x: params, tokens, H100-h")
-    for name in SCALES:
-        total, _ = count_params(name, v)
-        tokens = token_budget(name, v, mult)
-        flops = tokens * flops_per_token(name, v, args.seq_len)
-        pub = PUBLISHED.get(name)
-        theirs = ""
-        if pub is not None:
-            hours = f"{pub.h100_hours:g}" if pub.h100_hours is not None else "—"
-            theirs = f"{pub.name}: {pub.params:,}, {pub.tokens:,}, {hours}"
-        print(f"{name:<10} {total:>14,} {tokens:>17,} {flops:>9.2e} {_hours(h100_hours(name, v, tokens, args.seq_len, mfu)):>9}   "
-              f"{theirs}")
-    print("(embeddings: tied for the DoReMi scales, untied for dclm-*, counted twice as DCLM does; "
-          "compare with DCLM at --vocab-size 50432)")
+    print("\n".join(scales_lines(args.vocab_size, args.chinchilla_multiplier, args.seq_len,
+                                  args.mfu)))
     return 0
-
-
-def _hours(h: float) -> str:
-    return f"{h:,.0f}" if h >= 10 else f"{h:.2g}"
 
 
 def cmd_run(args) -> int:

@@ -1,6 +1,6 @@
-"""The package's layers, as the README's architecture section draws them: every import (at module
-level, inside a function, or for type checking only) goes to the same layer or one below, and no
-two modules import each other, directly or around a circle."""
+"""The package's shape. Its layers, as the README's architecture section draws them: every import
+(at module level, inside a function, or for type checking only) goes to the same layer or one
+below, and no two modules import each other, directly or around a circle. And no long function."""
 
 import ast
 from pathlib import Path
@@ -81,3 +81,12 @@ def test_no_import_circle():
         if m not in state:
             visit(m, [m])
     assert circles == []
+
+
+def test_no_function_over_60_lines():
+    """Short functions read top to bottom (the training loop included)."""
+    long = [f"{p.relative_to(PACKAGE.parent)}:{n.name} ({n.end_lineno - n.lineno + 1} lines)"
+            for p in sorted(PACKAGE.rglob("*.py")) for n in ast.walk(ast.parse(p.read_text()))
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+            and n.end_lineno - n.lineno + 1 > 60]
+    assert long == []

@@ -16,7 +16,6 @@ Everything is written into a staging folder beside `--out` and renamed into plac
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 from mixtune import schema
@@ -85,8 +84,14 @@ def _check_options(opts: PrepareOptions) -> None:
         require_datatrove(f"prepare --tasks {opts.tasks} --executor {opts.executor}")
 
 
-def summary_rows(manifest: Manifest) -> Iterator[tuple]:
-    """(domain, train docs, train tokens, train sequences, validation docs, validation tokens)."""
+def summary_lines(manifest: Manifest, out: Path) -> list[str]:
+    """What `mixtune prepare` prints: per domain, the documents, tokens and sequences of each
+    split; the skipped records; the dataset's folder."""
     tr, va = manifest.splits["train"], manifest.splits["validation"]
-    for d in manifest.domains:
-        yield (d, tr[d].documents, tr[d].tokens, tr[d].sequences, va[d].documents, va[d].tokens)
+    lines = [f"{'domain':<24} {'train docs':>10} {'train tokens':>13} {'sequences':>10} "
+             f"{'val docs':>9} {'val tokens':>11}"]
+    lines += [f"{d:<24} {tr[d].documents:>10} {tr[d].tokens:>13} {tr[d].sequences:>10} "
+              f"{va[d].documents:>9} {va[d].tokens:>11}" for d in manifest.domains]
+    if manifest.skipped_total:
+        lines.append(f"skipped records: {manifest.skipped_total} (reasons in {out}/manifest.json)")
+    return [*lines, f"dataset: {out}"]

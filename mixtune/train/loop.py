@@ -56,8 +56,7 @@ def run(cfg: TrainConfig) -> Path:
     run_dir = RunDir(Path(cfg.out), dist)
     run_dir.check(cfg)
     if run_dir.complete:
-        if dist.is_main:
-            log.info("%s is already complete (final/ present); nothing to do.", run_dir.path)
+        run_dir.say_complete()
         return run_dir.path
     amp = autocast_dtype_for(cfg.precision, dist.device)
     mixer = cfg.mixing.build(MixerContext(ds, dist.device, amp))  # checks its inputs (a reference)
@@ -65,9 +64,9 @@ def run(cfg: TrainConfig) -> Path:
     run_dir.start(cfg)
 
     model = build_model(cfg.scale, ds.vocab_size, seq_len, ds.eos_id, cfg.seed).to(dist.device)
-    n_params = count_params(cfg.scale, ds.vocab_size)[0]
     # Decided on rank 0 for all: ranks that measure different memory must not differ.
-    mode = distributed.on_main(lambda: parallel.choose(cfg.parallelism, n_params, dist))
+    mode = distributed.on_main(lambda: parallel.choose(
+        cfg.parallelism, count_params(cfg.scale, ds.vocab_size)[0], dist))
     ddp = parallel.parallelize(model, mode, dist)  # before the optimizer: FSDP swaps in shards
     opt = build_optimizer(model, cfg.optim)
     sampler = DomainSampler(ds, mixer.sampling_weights(0), cfg.batch_size, cfg.seed, seq_len=seq_len)
@@ -102,13 +101,20 @@ def run(cfg: TrainConfig) -> Path:
     # The last step's path (also taken by a run resumed from its final checkpoint).
     result, downstream = _evaluate(model, mode, ds, seq_len, cfg, dist, amp, tasks, metrics,
                                    cfg.steps, tokens)
+    _finish(run_dir, model, mode, ds, cfg, seq_len, metrics, result, mixer.result(), downstream)
+    return run_dir.path
+
+
+def _finish(run_dir: RunDir, model, mode, ds, cfg: TrainConfig, seq_len: int, metrics, result,
+            proposal, downstream) -> None:
+    """eval.json, the mixer's proposal and final/, from the full model (rank 0 writes)."""
+    dist = run_dir.dist
     final = parallel.full_model(model, mode, dist)  # under FSDP every rank sends its shards
     if dist.is_main:
         metrics.close()
-        run_dir.finish(final, ds, cfg, seq_len, result, mixer.result(), downstream)
+        run_dir.finish(final, ds, cfg, seq_len, result, proposal, downstream)
         print(format_table(result), file=sys.stderr)
     distributed.barrier()
-    return run_dir.path
 
 
 def _restore(run_dir: RunDir, model, opt, sampler, mixer, mode) -> tuple[int, int]:

@@ -51,6 +51,10 @@ class RunDir:
     def complete(self) -> bool:
         return (self.path / "final").is_dir()
 
+    def say_complete(self) -> None:
+        if self.dist.is_main:
+            log.info("%s is already complete (final/ present); nothing to do.", self.path)
+
     def has_work(self) -> bool:
         return self.complete or bool(checkpoint.list_steps(self.path))
 

@@ -69,21 +69,8 @@ def train_step(
 
     k = len(token_counts)
     device = batches[0][0].device
-    kept = None
-    scores = None
-    if mixer.scores_batch:
-        # The factors (DoReMi's α_t) must be known before any backward pass and depend on the whole
-        # global batch. With one micro-batch the training forward doubles as the scoring forward;
-        # with accumulation the model scores every micro-batch without gradients first (one extra
-        # forward, ~1/3 of a step), instead of holding K activation graphs in memory.
-        single = len(batches) == 1
-        scores = torch.zeros(k, dtype=torch.float64, device=device)
-        for x, dom in batches:
-            with nullcontext() if single else torch.no_grad():
-                losses, log_z = forward(ddp if single else model, x)
-            scores += mixer.score(x, losses.detach(), dom)
-            kept = (losses, log_z) if single else None
-        all_reduce_sum(scores)
+    scores, kept = (_score(mixer, batches, forward, model, ddp, k) if mixer.scores_batch
+                    else (None, None))
     factors = mixer.loss_factors(scores, token_counts).to(device=device, dtype=torch.float32)
 
     loss_sums = torch.zeros(k, dtype=torch.float64, device=device)
@@ -107,3 +94,23 @@ def train_step(
     all_reduce_sum(logged)
     logged = logged.cpu().numpy()
     return StepResult(logged[:k], float(logged[k]), as_float(grad_norm))
+
+
+def _score(mixer: OnlineMixer, batches: list[MicroBatch], forward, model, ddp, k: int):
+    """The mixer's scores of the whole global batch (all-reduced), and the training forward's
+    (losses, log Z) when it could serve as the scoring one.
+
+    The factors (DoReMi's α_t) must be known before any backward pass and depend on the whole
+    global batch. With one micro-batch the training forward doubles as the scoring forward; with
+    accumulation the model scores every micro-batch without gradients first (one extra forward,
+    ~1/3 of a step), instead of holding K activation graphs in memory."""
+    single = len(batches) == 1
+    scores = torch.zeros(k, dtype=torch.float64, device=batches[0][0].device)
+    kept = None
+    for x, dom in batches:
+        with nullcontext() if single else torch.no_grad():
+            losses, log_z = forward(ddp if single else model, x)
+        scores += mixer.score(x, losses.detach(), dom)
+        kept = (losses, log_z) if single else None
+    all_reduce_sum(scores)
+    return scores, kept
