@@ -9,6 +9,7 @@ transformers) are imported by the commands that need them, after the arguments a
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import sys
@@ -95,7 +96,10 @@ def _show_process(args) -> int:
         return 0
     for name, summary, arguments in describe():
         print(f"{name}\n    {summary}\n    arguments: {arguments or 'none'}")
-    print("\nbuilt-in pipelines: " + ", ".join(BUILTIN))
+    print("\nA step is {op: NAME, ARGUMENT: VALUE, ...}. Every operation but the dedups also takes "
+          "domains: [a, b], to apply to those domains only (on a corpus of code, man pages and "
+          "licences, web rules suit few of them); a dedup sees every document.")
+    print("built-in pipelines: " + ", ".join(BUILTIN))
     return 0
 
 
@@ -183,7 +187,8 @@ def cmd_leaderboard(args) -> int:
 def cmd_demo(args) -> int:
     from mixtune.demo import run_demo
 
-    run_demo(args.out, steps=args.steps, force=args.force)
+    out = args.out or ("mixtune-demo-full" if args.full else "mixtune-demo")
+    run_demo(out, steps=args.steps, force=args.force, full=args.full)
     return 0
 
 
@@ -314,12 +319,15 @@ def _chain_commands(command) -> None:
                    help="redo STAGE (e.g. round-1/proxy, proxy, main) and the stages that depend "
                    "on it; repeatable (default: none)")
 
-    p = command("demo", "the whole chain on generated domains with tiny models (minutes on a "
-                "laptop)", cmd_demo, stages_kept)
-    p.add_argument("--out", default="mixtune-demo", help="output folder (default: mixtune-demo)")
+    p = command("demo", "the whole chain on generated domains with tiny models: a quick look "
+                "(about 2 minutes on 2 cores), or --full (about 6)", cmd_demo, stages_kept)
+    p.add_argument("--full", action="store_true",
+                   help="the demo as configs/demo.yaml has it: 600 steps per model, enough for "
+                   "DoReMi's weights to settle (default: off, the quick look: 150 steps)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: mixtune-demo, or mixtune-demo-full with --full)")
     p.add_argument("--steps", type=int, default=None,
-                   help="override the steps of every model, for a quicker look (default: the "
-                   "demo's 600)")
+                   help="override the steps of every model (default: 150, or 600 with --full)")
     p.add_argument("--force", action="append", default=[], metavar="STAGE",
                    help="as for mixtune run (default: none)")
 
@@ -362,8 +370,25 @@ def _chain_commands(command) -> None:
                    "~/.cache/mixtune/tasks)")
 
 
+def _refuse_unknown(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:
+    """argparse's 'unrecognized arguments', with the close match a mistyped YAML key gets."""
+    sub = parser
+    for dest in ("command", "tasks_command"):  # down to the (sub)command that was run
+        actions = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        if actions and getattr(args, dest, None) in actions[0].choices:
+            sub = actions[0].choices[getattr(args, dest)]
+    known = [o for a in sub._actions for o in a.option_strings]
+    flags = [x.split("=")[0] for x in extra if x.startswith("--")]
+    hints = "".join(f" ({f}: did you mean {m[0]}?)" for f in flags
+                    if (m := difflib.get_close_matches(f, known, n=1)))
+    sub.error(f"unrecognized arguments: {' '.join(extra)}{hints}; see {sub.prog} --help")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _refuse_unknown(parser, args, extra)
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(
         level=logging.INFO if rank == 0 else logging.WARNING,

@@ -16,10 +16,19 @@ def demo_config() -> dict:
     return yaml.safe_load(resources.files("mixtune.configs").joinpath("demo.yaml").read_text())
 
 
-def run_demo(out: str | Path, steps: int | None = None, force: list[str] | None = None) -> Path:
+QUICK_STEPS = 150
+"""The quick look's steps per model: the whole chain and its report in about 2 minutes on two
+idle cores, too short for DoReMi's weights to settle (--full: demo.yaml's 600)."""
+
+
+def run_demo(out: str | Path, steps: int | None = None, force: list[str] | None = None,
+             full: bool = False) -> Path:
     out = Path(out).resolve()
     cfg = demo_config()
     cfg["output"] = str(out)
+    if steps is None and not full:
+        steps = QUICK_STEPS
+        cfg["eval"]["limit"] = 50  # items per generated task: its scoring is a third of the time
     if steps is not None:
         for spec in (cfg["proxy"], cfg["main"]):
             spec["steps"], spec["eval_every"] = steps, max(1, steps // 10)

@@ -134,7 +134,9 @@ def leaves(cls: type, variants: Mapping[str, type] | None = None) -> list[Leaf]:
 
 @cache
 def _cached_leaves(cls: type, variants: tuple) -> tuple[Leaf, ...]:
-    return tuple(_leaves(cls, (), "", dict(variants)))
+    # Required options first (a command's --data and --out before its settings, whatever class
+    # declared them), the rest in declaration order.
+    return tuple(sorted(_leaves(cls, (), "", dict(variants)), key=lambda leaf: not leaf.required))
 
 
 def _leaves(cls, path, prefix, chosen):

@@ -50,6 +50,39 @@ def test_run_config_reference_is_committed_and_current():
     )
 
 
+def test_the_config_reference_has_every_section_it_points_to():
+    """A key whose default is "(see below)" has its section below; so does every section a run
+    YAML can hold (data.process and eval were once missing)."""
+    import re
+
+    from mixtune.docs import run_config_reference
+
+    text = run_config_reference()
+    # "## proxy, main" documents both; "## doremi (the options of ...)" documents doremi.
+    sections = {name for title in re.findall(r"^## ([^(\n]+)", text, flags=re.M)
+                for name in title.strip().split(", ")}
+    pointed = re.findall(r"^\| `([\w<>]+)` \| [^|]+ \| \(see below\) \|", text, flags=re.M)
+    for key in pointed:
+        assert any(s == key or s.startswith(key + ".") or s.endswith("." + key)
+                   for s in sections) or key == "<method>", f"{key}: (see below), but no section"
+    assert {"data.process", "data.prepare", "eval", "train", "doremi"} <= sections
+
+
+def test_a_mistyped_flag_gets_a_did_you_mean(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", "d", "--out", "o", "--weigths", "natural"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "mixtune train: error: unrecognized arguments: --weigths natural (--weigths: did " \
+           "you mean --weights?)" in err
+
+
+def test_list_operations_tells_about_domains(capsys):
+    pytest.importorskip("datatrove")
+    assert main(["process", "--list-operations"]) == 0
+    assert "domains: [a, b], to apply to those domains only" in capsys.readouterr().out
+
+
 def test_a_typo_in_a_run_config_fails_before_any_stage(tmp_path):
     cfg = {"output": str(tmp_path / "out"), "data": {"synthetic": {}},
            "doremi": {"etta": 2}}

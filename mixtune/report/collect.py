@@ -41,8 +41,8 @@ def load_summary(output_dir: str | os.PathLike) -> RunSummary:
     path = Path(output_dir) / "summary.json"
     if not path.is_file():
         raise UserError(
-            f"{path} not found: it is written by `mixtune run` once the DoReMi rounds are done; "
-            "point the report at the output folder of a run."
+            f"{path} not found: it is written by `mixtune run` once the mixture methods have "
+            "proposed their mixtures; point the report at the output folder of a run."
         )
     obj = read_json(path, "rerun `mixtune run` to rewrite it.")
     try:

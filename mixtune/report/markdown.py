@@ -29,7 +29,12 @@ REPORT_DIR = "report"
 
 
 def write_report(output_dir: str | os.PathLike) -> Path:
-    """Write OUTPUT/report/report.md and its PNGs from a `mixtune run` output folder."""
+    """Write OUTPUT/report/report.md and its PNGs from a `mixtune run` output folder (of a run
+    still preparing its data or training a method's stages: what the stages have done so far)."""
+    if not (Path(output_dir) / "summary.json").is_file():
+        from mixtune.report.progress import write_progress
+
+        return write_progress(Path(output_dir), Path(output_dir) / REPORT_DIR)
     folder = OutputFolder.read(output_dir)
     summary, table = folder.summary, folder.table
     out = folder.path / REPORT_DIR

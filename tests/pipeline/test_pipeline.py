@@ -134,6 +134,20 @@ def test_demo_command_runs_end_to_end(tmp_path, capsys):
     assert (tmp_path / "demo" / "report" / "downstream_bpb.png").stat().st_size > 0
 
 
+def test_the_quick_demo_shows_the_whole_chain_and_its_report(tmp_path, capsys):
+    """`mixtune demo` as a new user first runs it (the quick look; --full is demo.yaml's)."""
+    from mixtune.cli import main
+
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    proxy = yaml.safe_load((tmp_path / "demo" / "round-1" / "proxy" / "config.yaml").read_text())
+    assert proxy["steps"] == 150
+    report = (tmp_path / "demo" / "report" / "report.md").read_text()
+    for section in ("## Headline", "## Domain weights", "## DoReMi weight trajectory",
+                    "## Downstream tasks", "## Leaderboard"):
+        assert section in report, section
+    assert "report/report.md" in capsys.readouterr().out
+
+
 def test_pipeline_under_torchrun_nproc_2(tmp_path):
     cfg = write_config(
         tmp_path / "c.yaml",

@@ -226,6 +226,38 @@ def test_no_floor_and_missing_reference(tmp_path):
     assert (out / "report" / "trajectory.png").stat().st_size > 0
 
 
+def test_a_run_before_its_summary_is_reported_as_it_stands(tmp_path):
+    """Data prepared, the DoReMi reference finished, the proxy halfway: the report lists the
+    stages and how far each got (it refused such a run before: summary.json not found)."""
+    import yaml
+
+    from mixtune.errors import UserError
+
+    def stage(name, complete, steps=None, done=0, weights=None):
+        folder = tmp_path / name
+        folder.mkdir(parents=True)
+        (folder / "stage.json").write_text(json.dumps(
+            {"stage": name, "config_hash": "h", "config": {}, "complete": complete,
+             "run_id": None, "inputs": {}, "format_version": 2}))
+        if steps:
+            (folder / "config.yaml").write_text(yaml.safe_dump({"steps": steps}))
+            write_jsonl(folder / "metrics.jsonl", [{"kind": "train", "step": s, "loss": 1.0}
+                                                    for s in range(1, done + 1)])
+        if weights:
+            write_jsonl(folder / "weights_history.jsonl", [{"step": done, "weights": weights}])
+
+    stage("data", True)
+    stage("round-1/reference", True, steps=100, done=100)
+    stage("round-1/proxy", False, steps=100, done=40, weights={"code": 0.25, "web": 0.75})
+    md = write_report(tmp_path).read_text()
+    assert "summary.json` is written once the mixture methods have proposed" in md
+    assert "| `data` | complete |  |" in md
+    assert "| `round-1/reference` | complete | step 100 of 100 |" in md
+    assert "| `round-1/proxy` | started | step 40 of 100; α_t now: code 0.250, web 0.750 |" in md
+    with pytest.raises(UserError, match="no stage of a `mixtune run` here"):
+        write_report(tmp_path / "round-1" / "proxy" / "nothing")
+
+
 def test_empty_output_does_not_crash(tmp_path):
     """summary.json written, no run finished yet: every entry says so, no plots of nothing."""
     summary = {
