@@ -13,6 +13,9 @@ import time
 
 log = logging.getLogger("mixtune.progress")
 
+EVERY = 30.0
+"""Default seconds between progress lines in a log."""
+
 
 class Progress:
     def __init__(
@@ -22,19 +25,23 @@ class Progress:
         *,
         initial: int = 0,
         unit: str = "it",
-        every: float = 30.0,
+        every: float = EVERY,
         rate_unit: tuple[str, float] | None = None,
+        show: bool = True,
+        leave: bool = True,
     ):
-        """`rate_unit=("tokens", 16384)` reports tokens/s at 16384 tokens per unit."""
+        """`rate_unit=("tokens", 16384)` reports tokens/s at 16384 tokens per unit. `show=False`
+        counts without printing (the ranks other than 0 under torchrun); `leave=False` erases the
+        bar when closed (a pass nested in another bar's, such as an evaluation during training)."""
         self.desc, self.total, self.unit, self.every = desc, total, unit, every
-        self.rate_unit = rate_unit
+        self.rate_unit, self.show = rate_unit, show
         self.n = self._start = initial
         self._t0 = self._last = time.monotonic()
         self._bar = None
-        if sys.stderr.isatty():
+        if show and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit)
+            self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=leave)
 
     def update(self, n: int = 1, **shown: float) -> None:
         """Advance by `n`; `shown` values (loss=2.3) appear beside the count."""
@@ -45,7 +52,7 @@ class Progress:
                 self._bar.set_postfix({k: _fmt(v) for k, v in shown.items()}, refresh=False)
             return
         now = time.monotonic()
-        if now - self._last >= self.every:
+        if self.show and now - self._last >= self.every:
             self._last = now
             log.info("%s", self.line(now, shown))
 

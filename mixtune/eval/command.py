@@ -9,6 +9,8 @@ downstream ones under "downstream"), where the report finds them.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from mixtune import distributed
@@ -84,7 +86,8 @@ def _downstream(model, tokenizer, spec: list[TaskRef], data, opts, dist, amp) ->
                                      shots=opts.shots)
     from mixtune.eval.downstream import Runtime, evaluate_tasks
 
-    rt = Runtime(dist.device, amp, dist.rank, dist.world_size, opts.batch_tokens)
+    rt = Runtime(dist.device, amp, dist.rank, dist.world_size, opts.batch_tokens,
+                 progress_every=opts.progress_every)
     return evaluate_tasks(model, tokenizer, spec, rt, limit=opts.limit, shots=opts.shots,
                           roots=roots)
 
@@ -103,8 +106,9 @@ def load_for_eval(path: Path):
         if importlib.util.find_spec("gguf") is None:
             raise UserError(f"{path}: reading GGUF needs the gguf package (pip install 'mixtune[gguf]').")
         kw = {"gguf_file": path.name}
-        return (AutoModelForCausalLM.from_pretrained(str(path.parent), **kw),
-                AutoTokenizer.from_pretrained(str(path.parent), **kw), None)
+        with _no_gguf_bar():
+            model = AutoModelForCausalLM.from_pretrained(str(path.parent), **kw)
+        return model, AutoTokenizer.from_pretrained(str(path.parent), **kw), None
     final = final_dir(path)
     if final is None:
         raise UserError(
@@ -114,6 +118,24 @@ def load_for_eval(path: Path):
     run_dir = final.parent if (final.parent / "config.yaml").is_file() else None
     model = AutoModelForCausalLM.from_pretrained(str(final))
     return model, AutoTokenizer.from_pretrained(str(final)), run_dir
+
+
+@contextmanager
+def _no_gguf_bar():
+    """Without transformers' bar over the GGUF tensors (hundreds of updates, nothing to act on).
+    It is tqdm imported into transformers' GGUF module, out of reach of the switches of
+    transformers and the Hub, and of TQDM_DISABLE once tqdm is imported: it is swapped there."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None:  # another transformers version: nothing to silence here
+        yield
+        return
+    gguf_utils.tqdm = partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
 
 
 def dataset_of(run_dir: Path) -> str:

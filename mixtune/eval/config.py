@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mixtune.model.device import DeviceOptions
-from mixtune.schema import at_least, setting
+from mixtune.progress import EVERY
+from mixtune.schema import at_least, positive, setting
 
 EVAL_BATCH_SIZE = 8
 """Sequences per forward pass of the per-domain evaluation, in training and in `mixtune eval`."""
@@ -33,6 +34,11 @@ class TaskSelection:
     """Items of each task scored (none: all)."""
     shots: int | None = setting(None, check=at_least(0))
     """Few-shot examples per item (none: each task's suite setting)."""
+
+    def joined(self) -> str | None:
+        """`tasks` as one comma-separated string: a list and its string are the same setting (and
+        give a training stage the same identity)."""
+        return ",".join(self.tasks) if isinstance(self.tasks, list) else self.tasks
 
 
 @dataclass
@@ -60,3 +66,5 @@ class EvalOptions(DeviceOptions):
     """Sequences per forward pass of the per-domain evaluation."""
     batch_tokens: int = setting(BATCH_TOKENS, check=at_least(64))
     """Padded context tokens per forward pass of downstream scoring (memory bound)."""
+    progress_every: float = setting(EVERY, check=positive)
+    """Seconds between progress lines when stderr is not a terminal (a log file, a batch job)."""

@@ -20,6 +20,8 @@ original order.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -52,12 +54,13 @@ def loglikelihoods(
     max_len: int = 2048,
     batch_tokens: int = 8192,
     logit_floats: int = 1 << 26,
+    advance: Callable[[int], object] | None = None,
 ) -> list[list[Scored]]:
     """Scores of every continuation of every group, in order. A batch holds at most
     `batch_tokens` padded context tokens (activation memory) and `logit_floats` continuation
     logits (rows × positions × vocabulary: 256 MB in float32 by default, whatever the vocabulary).
     Contexts longer than `max_len` minus their longest continuation lose their oldest tokens, as
-    a model's window would."""
+    a model's window would. `advance(n)` is called after each batch with its number of groups."""
     vocab = getattr(getattr(model, "config", None), "vocab_size", None) or 65536
     positions = max(1, logit_floats // vocab)  # continuation positions a batch may score
     longest = [len(g.context) + max(map(len, g.continuations)) for g in groups]
@@ -70,20 +73,22 @@ def loglikelihoods(
         width = min(longest[batch[0]] if batch else longest[i], max_len)
         new_rows, new_width = rows + len(g.continuations), max(cont_width, *map(len, g.continuations))
         if batch and ((len(batch) + 1) * width > batch_tokens or new_rows * new_width > positions):
-            _flush(model, groups, batch, results, device, amp, max_len)
+            _flush(model, groups, batch, results, device, amp, max_len, advance)
             batch, new_rows, new_width = [], len(g.continuations), max(map(len, g.continuations))
         batch.append(i)
         rows, cont_width = new_rows, new_width
     if batch:
-        _flush(model, groups, batch, results, device, amp, max_len)
+        _flush(model, groups, batch, results, device, amp, max_len, advance)
     return results
 
 
-def _flush(model, groups, batch, results, device, amp, max_len) -> None:
+def _flush(model, groups, batch, results, device, amp, max_len, advance) -> None:
     with torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext():
         scored = _score_batch(model, [groups[i] for i in batch], device, max_len)
     for i, s in zip(batch, scored, strict=True):
         results[i] = s
+    if advance is not None:
+        advance(len(batch))
 
 
 def _score_batch(model, groups: list[Group], device, max_len: int) -> list[list[Scored]]:
@@ -106,8 +111,8 @@ def _score_batch(model, groups: list[Group], device, max_len: int) -> list[list[
             input_ids=inputs,
             attention_mask=torch.cat([mask[owner], cmask], dim=1),
             position_ids=lens[owner][:, None] + torch.arange(width, device=device),
-            past_key_values=cache,
             use_cache=True,
+            **{_cache_argument(model): cache},
         )
         logp, hit = _target_logprobs(out2.logits, targets)
         valid = cmask.bool()
@@ -132,10 +137,24 @@ def _last_logits(model, ids, mask, last):
         and getattr(config, "logit_scale", None) in (None, 1.0)
     if plain:
         out = model.base_model(input_ids=ids, attention_mask=mask, use_cache=True)
-        return head(out.last_hidden_state[rows, last]), out.past_key_values
+        return head(out.last_hidden_state[rows, last]), _returned_cache(out)
     keep = torch.unique(last)
     out = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=keep)
-    return out.logits[rows, torch.searchsorted(keep, last)], out.past_key_values
+    return out.logits[rows, torch.searchsorted(keep, last)], _returned_cache(out)
+
+
+# transformers 5 renamed the KV cache `past_key_values` -> `cache` (argument and output field)
+# and warns at every use of the old name; older versions, and models written against them, know
+# only `past_key_values`.
+def _cache_argument(model) -> str:
+    """The keyword under which `model`'s forward takes a KV cache."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _returned_cache(out):
+    """The KV cache a forward pass returned, under whichever name it has."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor):
@@ -166,10 +185,12 @@ def generate(
     amp: torch.dtype | None = None,
     batch_size: int = 64,
     max_len: int = 2048,
+    advance: Callable[[int], object] | None = None,
 ) -> list[list[int]]:
     """Greedy continuations of each context (at most `max_new_tokens`, stopping at EOS), through
     `transformers`' own generation loop with a KV cache (left-padded, as it requires). Each decode
-    step reads every weight once whatever the batch, so large batches are what make it fast."""
+    step reads every weight once whatever the batch, so large batches are what make it fast.
+    `advance(n)` is called after each batch with its number of contexts."""
     out: list[list[int]] = []
     for start in range(0, len(contexts), batch_size):
         chunk = [c[-(max_len - max_new_tokens):] for c in contexts[start : start + batch_size]]
@@ -190,4 +211,6 @@ def generate(
             )
         for row in gen[:, width:].cpu().tolist():
             out.append(row[: row.index(eos_id)] if eos_id in row else row)
+        if advance is not None:
+            advance(len(chunk))
     return out

@@ -27,6 +27,7 @@ from mixtune.mixing import MIXERS
 from mixtune.mixing.static import StaticConfig
 from mixtune.model.device import DeviceOptions
 from mixtune.model.scales import DEFAULT_SCALE, get_scale, scale_problem, steps_for_budget
+from mixtune.progress import EVERY
 from mixtune.schema import at_least, in_range, positive, section, setting
 
 
@@ -109,7 +110,7 @@ class LogConfig:
     report_to: Literal["none", "tensorboard", "wandb"] = setting("none", identity=False)
     """Mirror metrics.jsonl to TensorBoard or Weights & Biases (pip install 'mixtune[tensorboard]'
     or 'mixtune[wandb]')."""
-    progress_every: float = setting(30.0, check=positive, identity=False)
+    progress_every: float = setting(EVERY, check=positive, identity=False)
     """Seconds between progress lines when stderr is not a terminal (a log file, a batch job)."""
     peak_tflops: float | None = setting(None, check=positive, identity=False)
     """Peak TFLOP/s of one device, for MFU (none: a known GPU's bf16 peak, else a matmul measured

@@ -181,5 +181,6 @@ def _downstream(cfg: TrainConfig, ds, dist, amp):
         return None
     from mixtune.eval.downstream import DuringTraining, Runtime
 
-    rt = Runtime(dist.device, amp, dist.rank, dist.world_size)
+    rt = Runtime(dist.device, amp, dist.rank, dist.world_size,
+                 progress_every=cfg.log.progress_every)
     return DuringTraining(cfg.eval.tasks, cfg.eval.limit, cfg.eval.shots, ds, rt)

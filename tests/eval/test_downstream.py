@@ -118,6 +118,27 @@ def test_eval_under_torchrun_matches_one_process(synthetic_dataset, tmp_path):
     assert a["complete_repeat"]["n"] == 25
 
 
+def test_eval_progress_lines_appear_without_a_tty(setup, tmp_path):
+    """`mixtune eval` writing to a log (stderr captured, no terminal) reports items scored as it
+    goes; `--progress-every` is tiny, so every batch scored gives a line."""
+    import re
+    import subprocess
+    import sys
+
+    ds, tok, model = setup
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    done = subprocess.run(
+        [sys.executable, "-m", "mixtune", "eval", str(tmp_path / "m"), "--data", str(ds.path),
+         "--tasks", "continue_repeat,complete_noise", "--limit", "6", "--device", "cpu",
+         "--progress-every", "1e-9"],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = re.findall(r"^mixtune: eval: item (\d+)/12 .*item/s.*$", done.stderr, re.M)
+    assert lines and all(0 < int(n) <= 12 for n in lines), done.stderr[-2000:]
+    assert "ETA" in done.stderr and "task continue_repeat" in done.stderr
+
+
 def test_user_schema_and_qa_files(setup, tmp_path):
     """A user's own files in the two formats generated tasks lack: scored, with their metrics."""
     ds, tok, model = setup

@@ -73,3 +73,33 @@ def test_long_contexts_keep_their_newest_tokens():
     short = Group(list(range(91, 101)), [[5, 6]])  # the last 10 tokens: what a window of 12 sees
     (a,), (b,) = loglikelihoods(model, [long, short], device=CPU, max_len=12)
     assert abs(a.logprob - b.logprob) < 1e-4
+
+
+def test_scoring_uses_no_deprecated_cache_name():
+    """Reusing the context's KV cache, and generating, name it as the installed transformers
+    does: its deprecation notices (a FutureWarning, and a log line once per process) would
+    otherwise appear at every evaluation of a training run."""
+    import logging
+    import warnings
+
+    from mixtune.eval.scoring import generate
+
+    model = build_model("tiny", 300, 64, 0, seed=1).eval()
+    once = getattr(logging.Logger.warning_once, "cache_clear", None)  # transformers' once-only log
+    if once is not None:
+        once()
+    logged: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    hf_log = logging.getLogger("transformers")
+    hf_log.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # Continuations of several tokens: the second pass runs on the contexts' cache.
+            loglikelihoods(model, [Group([1, 2, 3], [[4, 5, 6], [7, 8]])], device=CPU)
+            generate(model, [[1, 2, 3]], max_new_tokens=3, eos_id=0, device=CPU)
+    finally:
+        hf_log.removeHandler(handler)
+    notices = [str(w.message) for w in caught] + logged
+    assert not [m for m in notices if "past_key_values" in m or "deprecated" in m], notices
