@@ -14,29 +14,30 @@ from pathlib import Path
 NUMBER = re.compile(r"-?\d+\.\d+(?:e-?\d+)?")
 
 
-def compare(a: Path, b: Path) -> list[str]:
-    """What differs between the two outputs (empty: the same results)."""
-    problems = []
-    files = [p.relative_to(a) for p in sorted(a.rglob("*"))
-             if p.name in ("eval.json", "weights_history.jsonl") or p.parent.name == "mixtures"]
-    for rel in files:
-        if not (b / rel).is_file():
-            problems.append(f"{rel}: missing in {b}")
-        elif (a / rel).read_bytes() != (b / rel).read_bytes():
-            problems.append(f"{rel}: differs")
+def results(root: Path) -> set[Path]:
+    """The result files of an output, relative to it."""
+    return {p.relative_to(root) for p in root.rglob("*")
+            if p.name in ("eval.json", "weights_history.jsonl") or p.parent.name == "mixtures"}
+
+
+def compare(a: Path, b: Path) -> tuple[int, list[str]]:
+    """(files compared, what differs: empty when the results are the same)."""
+    files_a, files_b = results(a), results(b)
+    problems = [f"{rel}: only in {a if rel in files_a else b}"
+                for rel in sorted(files_a ^ files_b)]
+    problems += [f"{rel}: differs" for rel in sorted(files_a & files_b)
+                 if (a / rel).read_bytes() != (b / rel).read_bytes()]
     numbers = [NUMBER.findall((x / "report" / "report.md").read_text()) for x in (a, b)]
     if numbers[0] != numbers[1]:
         problems.append("report/report.md: its numbers differ")
-    return problems
+    return len(files_a | files_b), problems
 
 
 def main() -> None:
     a, b = (Path(p) for p in sys.argv[1:3])
-    problems = compare(a, b)
+    n, problems = compare(a, b)
     for line in problems:
         print(line)
-    n = len([p for p in a.rglob("*") if p.name in ("eval.json", "weights_history.jsonl")
-             or p.parent.name == "mixtures"])
     print(f"{n} result files compared, report numbers compared: "
           f"{'the same results' if not problems else 'DIFFERENT'}")
     sys.exit(1 if problems else 0)

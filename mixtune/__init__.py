@@ -17,10 +17,11 @@ Names are imported on first use, so `import mixtune` stays light (no torch) for 
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import version
 from typing import TYPE_CHECKING
 
-__version__ = version("mixtune")  # pyproject.toml's, once
+from mixtune.provenance import package_version
+
+__version__ = package_version()  # pyproject.toml's, once
 
 _EXPORTS = {
     "open_dataset": "mixtune.data.store",

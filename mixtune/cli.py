@@ -298,9 +298,8 @@ def _train_commands(command) -> None:
             group = p.add_argument_group(f"options of --method {name}", cls.__doc__)
             schema.add_flags(group, cls, skip=tuple(own))
             own |= set(keys)
-    common = {leaf.key for leaf in schema.leaves(TrainConfig)} - \
-        {leaf.key for leaf in schema.leaves(StaticConfig)}
-    p.set_defaults(method_options=own - common)
+    p.set_defaults(method_options={leaf.key for name in MIXERS.names()
+                                   for leaf in schema.leaves(MIXERS.get(name))})
 
     # The DoReMi proxy's own command, as the README has always shown it: train --method doremi.
     p = command("doremi", "train a DoReMi proxy against a reference run -> domain_weights.json "

@@ -38,8 +38,8 @@ SECTIONS = [
     ("data", DataConfig, ()),
     ("data.synthetic", SyntheticConfig, ()),
     ("data.synthetic.domains[]", SyntheticDomain, ()),
-    ("data.prepare", PrepareSettings, ("overwrite",)),
-    ("data.process", ProcessSettings, ("overwrite",)),
+    ("data.prepare", PrepareSettings, ()),
+    ("data.process", ProcessSettings, ()),
     ("proxy, main", StageSpec, ()),
     ("eval", TaskSelection, ()),
 ]

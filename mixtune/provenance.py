@@ -38,15 +38,23 @@ def git_commit() -> str | None:
     return (proc.stdout.strip() or None) if proc.returncode == 0 else None
 
 
+def package_version() -> str:
+    """mixtune's version as installed (pyproject.toml's); 'unknown' in a checkout not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mixtune")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def new_record(name: str, **fields) -> dict:
     """A record's common head (uuid, name, creation date, version, commit) and `fields`."""
-    from importlib.metadata import version
-
     return {
         "uuid": str(uuid.uuid4()),
         "name": name,
         "creation_date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "mixtune_version": version("mixtune"),
+        "mixtune_version": package_version(),
         "git_commit": git_commit(),
         **fields,
     }

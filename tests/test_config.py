@@ -61,7 +61,7 @@ RUN_ERRORS = [
     ({"doremi": {"rounds": {"max": 3}}}, r"doremi.rounds.until: required"),
     ({"doremi": {"rounds": {"until": 0.1, "mx": 3}}}, r"unknown key 'mx' \(did you mean 'max'\?\)"),
     ({"doremi": {"rounds": True}}, r"doremi.rounds True: not an integer or a mapping"),
-    ({"rounds": 2}, r"unknown key 'rounds'"),  # a method's option is in the method's section
+    ({"rounds": 2}, r"rounds: an option of the doremi method now; write it as doremi: \{rounds: N\}"),
     ({"doremi": {"etta": 2}}, r"doremi: unknown key 'etta' \(did you mean 'eta'\?\)"),
     ({"doremi": {"eta": 0}}, r"doremi.eta 0: must be positive"),
     ({"doremi": {"smoothing": 1}}, r"doremi.smoothing 1: must be in \[0, 1\)"),
@@ -240,7 +240,9 @@ def test_each_default_is_written_once():
         v = node.value
         if isinstance(v, ast.Call) and getattr(v.func, "id", "") == "setting" and v.args:
             v = v.args[0]
-        return repr(v.value) if isinstance(v, ast.Constant) and v.value is not None else None
+        # None and False are "unset" and "off", the natural defaults of options and switches.
+        unset = isinstance(v, ast.Constant) and (v.value is None or v.value is False)
+        return repr(v.value) if isinstance(v, ast.Constant) and not unset else None
 
     where = defaultdict(list)
     for path in sorted(Path(__file__).parents[1].joinpath("mixtune").rglob("*.py")):

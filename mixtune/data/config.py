@@ -22,7 +22,7 @@ VOCAB_SIZE = 8192
 
 @dataclass(kw_only=True)
 class ReaderOptions:
-    """How the records of the sources are read, and whether a complete output is redone."""
+    """How the records of the sources are read."""
 
     text_field: str = "text"
     """Dotted path of the text in each record."""
@@ -30,8 +30,6 @@ class ReaderOptions:
     """Dotted path of the domain in each record, e.g. meta.pile_set_name (none: from folders)."""
     skip_bad_records: bool = False
     """Skip and count malformed records instead of failing on the first one."""
-    overwrite: bool = False
-    """Redo a complete output."""
 
 
 @dataclass(kw_only=True)
@@ -68,6 +66,8 @@ class PrepareOptions(PrepareSettings):
     """Folders (SOURCE/<domain>/..., optionally with train/ and validation/) or files."""
     out: str
     """Dataset folder to write (atomically: it is absent or complete)."""
+    overwrite: bool = False
+    """Redo a complete output."""
 
     def recorded(self) -> dict:
         """The options that determine the output (a rerun with others is refused)."""

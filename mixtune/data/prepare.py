@@ -31,15 +31,16 @@ log = logging.getLogger(__name__)
 def prepare(opts: PrepareOptions) -> Path:
     out = Path(opts.out)
     _check_options(opts)
-    done = (out / store.MANIFEST).is_file()
+    # With --overwrite the old dataset is not read at all: a damaged one must be replaceable.
+    done = (out / store.MANIFEST).is_file() and not opts.overwrite
     found = verdict(store.open_dataset(out).manifest.options or {} if done else None,
                     opts.recorded(), complete=done)
-    if found.action == "refuse" and not opts.overwrite:
+    if found.action == "refuse":
         raise UserError(
             f"{out} already holds a dataset prepared with other options ({found.changes}); pass "
             "--overwrite to replace it or choose another --out."
         )
-    if found.action == "skip" and not opts.overwrite:
+    if found.action == "skip":
         log.info("%s is already complete (manifest.json present); --overwrite redoes it.", out)
         return out
     # `out` may be a plain file: test is_dir() before listing it (iterdir() on a file raised

@@ -171,6 +171,8 @@ class OfflineMethod(ABC):
     method: ClassVar[str]
     Config: ClassVar[type]
     """The dataclass of its options (checked when the run YAML is loaded)."""
+    figures: ClassVar[tuple[str, ...]] = ()
+    """The files its report section may draw (the report removes them when the method is gone)."""
 
     def __init__(self, opts):
         self.opts = opts

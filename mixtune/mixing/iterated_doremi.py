@@ -111,6 +111,7 @@ def read_rounds(record: dict) -> list[RoundRecord]:
 class IteratedDoReMi(OfflineMethod):
     method = "doremi"
     Config = IteratedDoReMiConfig
+    figures = ("trajectory.png",)
     opts: IteratedDoReMiConfig
 
     def stage_names(self, cfg) -> list[str]:
@@ -147,7 +148,7 @@ class IteratedDoReMi(OfflineMethod):
     def report_section(cls, record: dict, output: Path, report_dir: Path) -> list[str]:
         rounds = read_rounds(record)
         histories = [weight_history(output, r) for r in rounds]
-        figure = report_dir / TRAJECTORY
+        figure = report_dir / cls.figures[0]
         if any(histories):
             plot_trajectory(rounds, histories, figure)
         else:
@@ -160,9 +161,6 @@ def _vector(weights: dict[str, float], domains: list[str]) -> np.ndarray:
 
 
 # -- the report's section ----------------------------------------------------------------------
-
-TRAJECTORY = "trajectory.png"
-
 
 def weight_history(output_dir: Path, rnd: RoundRecord) -> dict[int, dict]:
     """A round's weights_history.jsonl as {step: weights}, by step (the last row wins for a
@@ -190,7 +188,7 @@ def trajectory_section(rounds: list[RoundRecord], histories: list[dict[int, dict
         "",
     ]
     if have_plot:
-        lines += [f"![DoReMi weights during proxy training]({TRAJECTORY})", ""]
+        lines += ["![DoReMi weights during proxy training](trajectory.png)", ""]
     dists = ", ".join(f"round {r.round}: {fmt(r.linf)}" for r in rounds)
     lines.append(
         "‖ᾱ − α_ref‖∞, the largest change of any domain's weight between a round's reference "

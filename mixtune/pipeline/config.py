@@ -191,6 +191,9 @@ def load_run_config(path: Path) -> RunConfig:
             for key, value in options.items():
                 if isinstance(value, str) and value.endswith(".json"):
                     options[key] = _weights_path(base, value)
+    if "rounds" in raw:  # the top-level key of mixtune 0.1, now the DoReMi method's option
+        raise UserError(f"{path}: rounds: an option of the doremi method now; write it as "
+                        "doremi: {rounds: N} (or {until: tol, max: n}).")
     cfg = schema.parse(RunConfig, raw, str(path))
     # What is on disk is checked after the file's own shape, whose mistakes explain more.
     for i, source in enumerate(cfg.data.sources or []):

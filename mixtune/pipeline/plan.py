@@ -76,7 +76,7 @@ class PlanContext:
         t, downstream = self.cfg.train, self.cfg.eval
         # The eval: section applies to every model: the reference stays identical to the main run
         # on its mixture (and is reused for it).
-        evaluation = replace(t.eval, every=spec.eval_every, tasks=downstream.tasks,
+        evaluation = replace(t.eval, every=spec.eval_every, tasks=downstream.joined(),
                              limit=downstream.limit, shots=downstream.shots)
         return schema.extend(
             TrainConfig, t, data=str(self.data_path), out=str(self.out / name), scale=spec.scale,

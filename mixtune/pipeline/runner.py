@@ -32,7 +32,14 @@ from uuid import uuid4
 from mixtune import distributed
 from mixtune.errors import UserError
 from mixtune.io import read_json, remove, verdict, write_json_atomic
-from mixtune.pipeline.stage import Stage, StageRecord, config_hash, matches
+from mixtune.pipeline.stage import (
+    FORMAT_VERSION,
+    RECORD,
+    Stage,
+    StageRecord,
+    config_hash,
+    matches,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +86,7 @@ class Runner:
         folder = self.out / stage.name
         h = config_hash(stage.identity)
         inputs = {d: self.run_ids.get(d) for d in stage.deps}
-        action, detail = distributed.on_main(lambda: self._decide(stage, folder, h, inputs))
+        action, detail = distributed.on_main(lambda: self._decide(stage, folder, inputs))
         if action == "skip":
             log.info("stage %s: complete, skipped", stage.name)
             self.run_ids[stage.name] = detail
@@ -103,7 +110,7 @@ class Runner:
         self.run_ids[stage.name] = distributed.on_main(complete)
         return folder / stage.output
 
-    def _decide(self, stage: Stage, folder: Path, h: str, inputs: dict) -> tuple[str, str | None]:
+    def _decide(self, stage: Stage, folder: Path, inputs: dict) -> tuple[str, str | None]:
         """("skip", run id), ("restart", why), ("resume", None) or ("run", None); rank 0 only."""
         rec = StageRecord.read(folder)
         if rec is None:
@@ -111,6 +118,12 @@ class Runner:
         redone = [d for d in stage.deps if rec.inputs.get(d) != inputs[d]]
         if redone:
             return "restart", f"redoing it: {', '.join(redone)} was redone"
+        if rec.format_version != FORMAT_VERSION:
+            raise UserError(
+                f"{folder / RECORD}: written by an older mixtune (format {rec.format_version}, "
+                f"this one reads {FORMAT_VERSION}); rerun with --force {self.stages[0]} to redo "
+                f"the run from its first stage (or --force {stage.name} for this one)."
+            )
         # The identity as stage.json holds it (JSON), so that a tuple equals its list.
         wanted = json.loads(json.dumps(stage.identity, default=str))
         found = verdict(rec.config or {}, wanted, complete=rec.complete)

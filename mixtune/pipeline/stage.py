@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from mixtune.errors import UserError
 from mixtune.io import read_json, write_json_atomic
 
 RECORD = "stage.json"
@@ -57,13 +56,11 @@ class StageRecord:
         if not path.is_file():
             return None
         obj = read_json(path, f"delete {folder} to redo the stage.")
-        if obj.get("format_version") != FORMAT_VERSION:
-            raise UserError(
-                f"{path}: written by an older mixtune (format {obj.get('format_version', 1)}, this "
-                f"one reads {FORMAT_VERSION}); rerun with --force {obj.get('stage', folder.name)} "
-                f"(or delete {folder}) to redo the stage."
-            )
-        return cls(**{f.name: obj.get(f.name) for f in fields(cls)})
+        record = cls(**{f.name: obj.get(f.name) for f in fields(cls)})
+        # An older record is read to tell whether its inputs were redone, never trusted beyond.
+        record.inputs = record.inputs or {}
+        record.format_version = record.format_version or 1
+        return record
 
     def write(self, folder: Path) -> None:
         write_json_atomic(folder / RECORD, asdict(self))

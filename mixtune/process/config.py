@@ -32,6 +32,8 @@ class ProcessOptions(ProcessSettings):
     out: str
     """Folder of the processed corpus, one folder per domain of jsonl.zst (train/ and validation/
     kept when the input had them); it appears only when complete."""
+    overwrite: bool = False
+    """Redo a complete output."""
 
     def recorded(self, steps: list[dict]) -> dict:
         """What determines the output (a complete output made otherwise is not reused)."""

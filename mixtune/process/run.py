@@ -133,13 +133,14 @@ def process(opts: ProcessOptions) -> Path | None:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; --out names the folder to write. Choose another.")
     check_layout(opts.sources, domain_field=opts.domain_field)  # tasks read shards: check once
-    done = (out / RECORD).is_file()
+    # With --overwrite the old record is not read at all: a damaged one must be replaceable.
+    done = (out / RECORD).is_file() and not opts.overwrite
     old = read_json(out / RECORD, f"delete {out} to redo it.") if done else None
     found = verdict({k: old.get(k) for k in recorded} if done else None, recorded, complete=done)
-    if found.action == "refuse" and not opts.overwrite:
+    if found.action == "refuse":
         raise UserError(f"{out} already holds a corpus processed otherwise ({found.changes}); "
                         "pass --overwrite to replace it or choose another --out.")
-    if found.action == "skip" and not opts.overwrite:
+    if found.action == "skip":
         log.info("%s is already complete; --overwrite redoes it.", out)
         return out
     if out.exists() and not (out / RECORD).is_file() and any(out.iterdir()):

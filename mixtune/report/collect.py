@@ -48,8 +48,9 @@ def load_summary(output_dir: str | os.PathLike) -> RunSummary:
     try:
         return RunSummary.from_json(obj)
     except ValueError as e:
-        raise UserError(f"{path}: written by an older mixtune ({e}); rerun `mixtune run` with the "
-                        "same config to rewrite it (finished stages are kept).") from None
+        raise UserError(f"{path}: written by an older mixtune ({e}); report it with the version "
+                        "that wrote it, or redo the run with this one (`mixtune run CONFIG "
+                        "--force data`).") from None
 
 
 @dataclass
@@ -139,9 +140,9 @@ def record_online_mixtures(summary: RunSummary, runs: dict[str, list[MainRun]]) 
     share of each domain they trained on as its weights."""
     for name, record in summary.methods.items():
         shares = [r.trained_mixture for r in finished(runs.get(name, [])) if r.trained_mixture]
-        if record.get("online") and shares:
-            summary.mixtures[name] = {d: float(np.mean([s.get(d, 0.0) for s in shares]))
-                                      for d in summary.domains}
+        if record.get("online") and shares:  # a new dict: the caller's summary stays as it was
+            summary.mixtures = {**summary.mixtures, name: {
+                d: float(np.mean([s.get(d, 0.0) for s in shares])) for d in summary.domains}}
 
 
 def mixture_weights(summary: RunSummary, name: str) -> dict[str, float]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixtune.io import write_bytes_atomic
+from mixtune.io import remove, write_bytes_atomic
 from mixtune.records import RunSummary, finite
 from mixtune.report import downstream
 from mixtune.report.collect import LOSS_FLOOR, OutputFolder, mixture_weights
@@ -115,6 +115,10 @@ def _method_sections(summary: RunSummary, output: Path, report_dir: Path) -> lis
     from mixtune.mixing import METHODS
 
     lines = []
+    for name in METHODS.names():  # a figure of a method this run no longer has would be stale
+        if name not in summary.methods:
+            for figure in METHODS.get(name).figures:
+                remove(report_dir / figure)
     for name, record in summary.methods.items():
         method = METHODS.get(name)
         if method is not None:

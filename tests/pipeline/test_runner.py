@@ -98,16 +98,20 @@ def test_an_incomplete_stage_with_the_same_configuration_resumes_in_place(tmp_pa
 
 
 def test_records_of_an_older_mixtune_are_refused_with_what_to_do(tmp_path):
-    """A stage.json without this format's version (mixtune 0.1 wrote no run ids or inputs) is
-    refused, naming the --force that redoes the stage; the forced run redoes it."""
+    """A stage.json without this format's version is never trusted: refused with the --force
+    that redoes the whole run (its first stage) when its inputs look current, redone when they
+    were redone (mixtune 0.1 recorded none)."""
     drive(tmp_path)
-    rec = StageRecord.read(tmp_path / "a")
-    (tmp_path / "a" / "stage.json").write_text(json.dumps(
-        {"stage": "a", "config_hash": rec.config_hash, "config": rec.config, "complete": True}))
-    with pytest.raises(UserError, match=r"a/stage.json: written by an older mixtune \(format 1, "
-                       r"this one reads 2\); rerun with --force a"):
+    for name in ("data", "a", "b", "c"):
+        rec = StageRecord.read(tmp_path / name)
+        old = {k: v for k, v in vars(rec).items() if k != "format_version"}  # as f252c76 wrote it
+        (tmp_path / name / "stage.json").write_text(json.dumps(old))
+    with pytest.raises(UserError, match=r"data/stage.json: written by an older mixtune \(format 1, "
+                       r"this one reads 2\); rerun with --force data to redo the run from its "
+                       r"first stage \(or --force data for this one\)"):
         drive(tmp_path)
-    assert drive(tmp_path, force=["a"]) == ["a", "b"]
+    assert drive(tmp_path, force=["data"]) == ["data", "a", "b", "c"]  # each then redone in turn
+    assert drive(tmp_path) == []
 
 
 def test_force_patterns():

@@ -285,7 +285,7 @@ def test_a_summary_of_an_older_mixtune_is_refused_with_what_to_do(tmp_path):
         {"domains": DOMAINS, "reference_mixture": "natural", "mixtures": WEIGHTS, "rounds": [],
          "main_runs": {}, "dataset": "x"}))
     with pytest.raises(UserError, match=r"summary.json: written by an older mixtune \(format "
-                       r"version 1, this mixtune reads 2\); rerun `mixtune run`"):
+                       r"version 1, this mixtune reads 2\); report it with the version that wrote it"):
         write_report(tmp_path)
     assert not (tmp_path / "report").exists()
 
