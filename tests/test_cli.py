@@ -114,6 +114,7 @@ def test_interrupt_message_fits_the_command(monkeypatch, capsys):
     assert "checkpoint" not in err and "nothing was published to --out" in err
 
 
+@pytest.mark.slow
 def test_progress_lines_without_a_terminal(synthetic_dataset, tmp_path):
     """A log file or a batch job has no TTY: it gets a progress line every N seconds."""
     proc = subprocess.run(

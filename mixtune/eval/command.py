@@ -53,6 +53,9 @@ def run_eval(model_path: str, opts: EvalOptions) -> dict:
             write_eval_record(run_dir, model_rec, tasks=opts.tasks, limit=opts.limit,
                               **eval_metrics(EvalFile.from_json(out).result, out.get("downstream")))
         print(format_results(out))
+    # Every rank leaves together: rank 1 tearing its process group down while rank 0 was still
+    # writing sometimes died with SIGABRT at exit ("terminate called without an active exception").
+    distributed.barrier()
     return out
 
 

@@ -118,6 +118,7 @@ def test_eval_under_torchrun_matches_one_process(synthetic_dataset, tmp_path):
     assert a["complete_repeat"]["n"] == 25
 
 
+@pytest.mark.slow
 def test_eval_progress_lines_appear_without_a_tty(setup, tmp_path):
     """`mixtune eval` writing to a log (stderr captured, no terminal) reports items scored as it
     goes; `--progress-every` is tiny, so every batch scored gives a line."""

@@ -90,6 +90,7 @@ def schedule_run(data, out, steps):
                 batch_size=8, checkpoint_every=10, eval_max_tokens_per_domain=64, seed=1)
 
 
+@pytest.mark.slow
 def test_a_new_method_trains_and_resumes_exactly_after_a_kill(synthetic_dataset, tmp_path):
     from mixtune.train.loop import run
 

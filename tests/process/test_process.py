@@ -88,6 +88,7 @@ def test_pile_style_input_gets_one_folder_per_domain(tmp_path):
     assert len(got) == 12 and {s for _d, s, _t in got} == {None}
 
 
+@pytest.mark.slow
 def test_same_output_for_any_number_of_tasks_without_bff(raw, tmp_path):
     """Per-document steps and datatrove's global dedups do not depend on how the input is cut
     (which copy of a duplicate survives may; the set of texts modulo copies does not)."""

@@ -16,6 +16,8 @@ from mixtune.errors import UserError
 from mixtune.train import checkpoint, parallel
 from mixtune.train.config import train_config
 
+pytestmark = pytest.mark.slow  # FSDP and DDP under torchrun: seconds each
+
 CPU = torch.device("cpu")
 GB = 10**9
 

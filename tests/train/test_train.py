@@ -126,6 +126,7 @@ def test_proxy_weights_same_with_grad_accum(synthetic_dataset, reference, tmp_pa
     assert not np.allclose(h1[-1], 0.2), "the weights moved away from uniform"
 
 
+@pytest.mark.slow
 def test_proxy_weights_same_under_torchrun(synthetic_dataset, reference, tmp_path):
     one = run(cfg(synthetic_dataset, tmp_path / "one", reference=str(reference), weights="uniform"))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}  # loopback only
