@@ -16,7 +16,9 @@ dataset's tokenizer. What the Trainer cannot know, this class adds, as `mixtune 
   the excess losses are summed over micro-batches and processes: α_t depends on the global batch only;
   the loss is DoReMi's Σ α_i·(mean loss of domain i), already scaled for accumulation and DDP;
 - α_t is logged through the Trainer's loggers (`domain_weight/<domain>`) and appended to
-  `output_dir/weights_history.jsonl`; ᾱ is written to `output_dir/domain_weights.json` at the end;
+  `output_dir/weights_history.jsonl`; ᾱ is written to `output_dir/domain_weights.json` at the end,
+  in the reference DoReMi code's layout as `mixtune doremi` writes it (`weights_layout="flat"`:
+  `{domain: weight}`);
 - every `checkpoint-N/` also holds `doremi_state.json` (the weights' state and the loader's position),
   so `train(resume_from_checkpoint=...)` continues both exactly; the loader is restored in O(1), not
   by replaying batches (`ignore_data_skip` is set for that reason).
@@ -34,7 +36,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from mixtune.data.loader import DomainBatches
 from mixtune.data.store import Dataset, open_dataset
-from mixtune.data.weights import as_dict, write_weights
+from mixtune.data.weights import Layout, as_dict, check_layout, write_weights
 from mixtune.io import JsonlAppender, truncate_jsonl, write_json_atomic
 from mixtune.mixing.doremi import ETA, SMOOTHING, DoReMi
 from mixtune.model.loss import token_losses
@@ -56,12 +58,16 @@ class DoReMiTrainer(Trainer):
         eta: float = ETA,
         smoothing: float = SMOOTHING,
         loss_normalization: str = "domain",
+        weights_layout: Layout = "doremi",
         **kwargs,
     ):
         """`train_dataset`: a prepared dataset (folder or `open_dataset`), sampled with `sampling`
         (a weights spec) and the batch layout of `args`; or a `DomainBatches` built to match it.
         `eta`, `smoothing`, `loss_normalization`: DoReMi's settings (`mixtune doremi --help`).
+        `weights_layout`: of `domain_weights.json`, `doremi` or `flat` (`write_weights`).
         Other keyword arguments go to `Trainer` (e.g. `optimizers`, `callbacks`)."""
+        check_layout(weights_layout)  # now, not after the training that ends in writing it
+        self.weights_layout = weights_layout
         if args.max_steps is None or args.max_steps <= 0:
             raise ValueError(
                 "DoReMiTrainer: set TrainingArguments(max_steps=N): domain-weighted batches do not "
@@ -207,7 +213,7 @@ class _DoReMiFiles(TrainerCallback):
                 self.history = None
             t = self.trainer
             write_weights(Path(args.output_dir) / WEIGHTS_FILE, t.doremi.average, t.domains,
-                          layout="doremi")
+                          layout=t.weights_layout)
 
 
 def _batches(data, sampling: str, args: TrainingArguments) -> DomainBatches:

@@ -17,7 +17,7 @@ from tests.conftest import PROXY
 pytestmark = pytest.mark.slow
 
 
-def trainer(data, reference, out, callbacks=(), save_steps=4, **overrides):
+def trainer(data, reference, out, callbacks=(), save_steps=4, weights_layout="doremi", **overrides):
     """A Trainer configured like the CLI proxy of `cli_proxy` (model, optimizer, schedule)."""
     p = {**PROXY, **overrides}
     ds = open_dataset(data)
@@ -32,7 +32,8 @@ def trainer(data, reference, out, callbacks=(), save_steps=4, **overrides):
     opt = build_optimizer(model, optim)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, optim, p["steps"]) / optim.lr)
     return DoReMiTrainer(model=model, args=args, reference_model=load_model(reference),
-                         train_dataset=ds, optimizers=(opt, sched), callbacks=list(callbacks))
+                         train_dataset=ds, optimizers=(opt, sched), callbacks=list(callbacks),
+                         weights_layout=weights_layout)
 
 
 def weights(path):
@@ -76,7 +77,10 @@ def test_without_accumulation_the_training_forward_scores(synthetic_dataset, cli
     ref, proxy = cli_proxy
     # One micro-batch per step: compute_loss scores the training forward itself (no extra forward).
     # The CLI proxy ran with 2 micro-batches: the same global batches, losses summed in two parts.
-    trainer(synthetic_dataset, ref, tmp_path / "hf", grad_accum=1).train()
+    # And ᾱ in the other layout, on request: {domain: weight}.
+    trainer(synthetic_dataset, ref, tmp_path / "hf", grad_accum=1, weights_layout="flat").train()
+    flat = json.loads((tmp_path / "hf" / "domain_weights.json").read_text())
+    assert np.allclose(list(flat.values()), weights(proxy / "domain_weights.json"), rtol=0, atol=1e-6)
     ours, cli = history(tmp_path / "hf" / "weights_history.jsonl"), history(proxy / "weights_history.jsonl")
     assert [s for s, _ in ours] == list(range(1, 9))
     assert np.allclose([w for _, w in ours], [w for _, w in cli], rtol=0, atol=1e-6)
@@ -111,3 +115,5 @@ def test_settings_the_trainer_cannot_use_are_refused(synthetic_dataset, cli_prox
         DoReMiTrainer(model=t.model, args=t.args, reference_model=t.reference, train_dataset=batches)
     with pytest.raises(ValueError, match="no checkpoint with doremi_state.json"):
         trainer(synthetic_dataset, ref, tmp_path / "c").train(resume_from_checkpoint=True)
+    with pytest.raises(ValueError, match="unknown weights layout 'reference'"):  # before training
+        trainer(synthetic_dataset, ref, tmp_path / "d", weights_layout="reference")

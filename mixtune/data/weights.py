@@ -1,10 +1,13 @@
 """Weights: specs (`natural`, `uniform`, `temperature:T`, a JSON file) and weights files.
 
 A weights vector is always a float64 numpy array over the dataset's domains in sorted-name order,
-summing to 1. A domain with weight 0 is never sampled. Weights files are JSON objects
-`{domain: weight}` (mixtune's `domain_weights.json`, any order, not necessarily normalised) or the
-reference DoReMi code's layout `{"train_domain_weights": {domain: weight}, ...}`; both are read
-everywhere a weights file is taken, and `write_weights` writes either.
+summing to 1. A domain with weight 0 is never sampled. Weights files come in two layouts, both
+read everywhere a weights file is taken (any order, not necessarily normalised):
+
+- `doremi`, the reference DoReMi code's `{"train_domain_weights": {domain: weight},
+  "eval_domain_weights": {...}}`: what `write_weights` writes unless told otherwise, and so every
+  `domain_weights.json` (a proxy run, `DoReMiTrainer`, your own loop), which that code's tools read;
+- `flat`, `{domain: weight}`: the layout to write by hand, and a pipeline's `mixtures/<name>.json`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from mixtune.io import write_json_atomic
 log = logging.getLogger(__name__)
 
 SPEC_HELP = "natural, uniform, temperature:T (T > 0) or a JSON file {domain: weight}"
+
+Layout = Literal["doremi", "flat"]
+LAYOUTS: tuple[Layout, ...] = ("doremi", "flat")
 
 
 def spec_problem(spec: str) -> str | None:
@@ -142,23 +148,27 @@ def write_weights(
     path: str | Path,
     weights: np.ndarray | Mapping[str, float],
     domains: Sequence[str] | None = None,
-    layout: Literal["mixtune", "doremi"] = "mixtune",
+    layout: Layout = "doremi",
 ) -> Path:
-    """Write weights atomically: `{domain: weight}` (mixtune), or the reference DoReMi code's
-    `{"train_domain_weights": w, "eval_domain_weights": w}` (what a DoReMi proxy run writes, so
-    that code's tools read it as is). `weights` is a vector over `domains` or a mapping."""
+    """Write weights atomically: the reference DoReMi code's `{"train_domain_weights": w,
+    "eval_domain_weights": w}` (the default, as `mixtune doremi` writes them), or `{domain: w}`
+    with `layout="flat"`. `weights` is a vector over `domains` or a mapping."""
+    check_layout(layout)
     if isinstance(weights, Mapping):
         named = {str(d): float(w) for d, w in weights.items()}
     else:
         if domains is None:
             raise ValueError("write_weights: a weights vector needs its domains")
         named = as_dict(np.asarray(weights, dtype=np.float64), domains)
-    if layout == "doremi":
-        obj = {"train_domain_weights": named, "eval_domain_weights": named}
-    elif layout == "mixtune":
-        obj = named
-    else:
-        raise ValueError(f"write_weights: unknown layout {layout!r} (mixtune or doremi)")
+    # As the reference code writes a proposal: the same weights under both keys.
+    obj = {"train_domain_weights": named, "eval_domain_weights": named} if layout == "doremi" \
+        else named
     path = Path(path)
     write_json_atomic(path, obj)
     return path
+
+
+def check_layout(layout: str) -> None:
+    """Refuse an unknown weights-file layout before any work that would end in writing it."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown weights layout {layout!r}; use one of {', '.join(LAYOUTS)}")

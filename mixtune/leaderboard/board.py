@@ -28,6 +28,8 @@ MEASURES = [  # key, label, better
 ]
 RANK_BY = ("core", "mean_bpb", "avg_log_ppl")
 BETTER = {key: better for key, _, better in MEASURES}
+PIPELINE_DATASET = ("data", "dataset")
+"""Where `mixtune run` prepares its dataset, under its output folder: OUTPUT/data/dataset."""
 
 
 def _stat(values: list[float | None]) -> dict | None:
@@ -129,10 +131,19 @@ def _dataset_at(model: dict) -> dict | None:
 
 # -- output ---------------------------------------------------------------------------------------
 
+def dataset_name(model: dict) -> str:
+    """The name that tells a model's dataset apart: its folder's name, except for the dataset of a
+    `mixtune run`, whose folder is always OUTPUT/data/dataset: there, the run's OUTPUT name."""
+    path = Path(model.get("dataset_path") or "")
+    if path.parts[-2:] == PIPELINE_DATASET and path.parent.parent.name:
+        return path.parent.parent.name
+    return model["dataset_name"]
+
+
 def _describe(row: Row) -> dict:
     m = row.first.model
     h = m["hyperparameters"]
-    return {"dataset": m["dataset_name"], "mixture": m["mixture"]["name"], "scale": h["scale"],
+    return {"dataset": dataset_name(m), "mixture": m["mixture"]["name"], "scale": h["scale"],
             "tokens": h["tokens"], "seeds": ",".join(str(e.model["hyperparameters"]["seed"])
                                                      for e in row.entries)}
 
@@ -224,7 +235,7 @@ def curves(rows: list[Row]) -> dict:
     """Each row's evaluations during training (metrics.jsonl), mean over its seeds at the steps
     every seed has, against training tokens: CORE where the runs scored it, else mean downstream
     bits per byte, else average validation log-ppl."""
-    several = len({r.first.model["dataset_name"] for r in rows}) > 1
+    several = len({dataset_name(r.first.model) for r in rows}) > 1
     per_row = []
     for row in rows:
         metrics = [Metrics.read(e.run / "metrics.jsonl") for e in row.entries]

@@ -3,6 +3,8 @@ H100-hours, beside DCLM's published figures."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mixtune.model.flops import flops_per_token, h100_hours
 from mixtune.model.scales import PUBLISHED, SCALES, count_params, token_budget
 
@@ -20,6 +22,7 @@ def scales_lines(v: int, mult: float, seq_len: int, mfu: float) -> list[str]:
         out.append(f"{name:<10} {s.layers:>6} {s.d_model:>7} {s.heads:>5} {s.ffn:>6} {total:>14,} "
                    f"{body:>14,}  {r.lr:>6g} {r.weight_decay:>5g} {r.beta2:>4g} {r.batch_size:>5} "
                    f"{warmup:>7} {r.schedule:<11} {r.z_loss:>6g}  {s.note}")
+    out += same_model_notes(v)
     out.append(f"\nBudget at {mult:g}x (20 tokens per parameter × {mult:g}), sequences of "
                f"{seq_len}, vocabulary {v:,}; H100-hours at {mfu:.0%} MFU of 989 TFLOP/s (bf16 "
                "dense):")
@@ -35,6 +38,25 @@ def scales_lines(v: int, mult: float, seq_len: int, mfu: float) -> list[str]:
     out.append("(embeddings: tied for the DoReMi scales, untied for dclm-*, counted twice as DCLM "
                "does; compare with DCLM at --vocab-size 50432)")
     return out
+
+
+def same_model_notes(v: int) -> list[str]:
+    """A line for each set of scales that are one model (shape and recipe) under several names,
+    with the vocabularies their names count parameters at: a reader comparing 120M with 280M at
+    one vocabulary would otherwise train the same model twice."""
+    by_model: dict[object, list[str]] = {}
+    for name, s in SCALES.items():
+        by_model.setdefault(replace(s, note="", named_at=None), []).append(name)
+    lines = []
+    for names in (n for n in by_model.values() if len(n) > 1):
+        total, _ = count_params(names[0], v)
+        named = [f"{count_params(n, at)[0] / 1e6:.0f}M at {at:,} ({n})"
+                 for n in names if (at := SCALES[n].named_at) is not None]
+        line = f"{' and '.join(names)} are the same model: {total:,} parameters at vocabulary {v:,}."
+        if named:
+            line += f" Their names are their sizes at the vocabularies they were published with: {', '.join(named)}."
+        lines.append(line)
+    return lines
 
 
 def _published(name: str) -> str:

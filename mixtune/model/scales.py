@@ -71,6 +71,9 @@ class Scale:
     arch: Literal["llama", "dclm"] = "llama"
     """llama: tied embeddings, no qk-norm. dclm: untied embeddings, RMSNorm on queries and keys."""
     recipe: Recipe = PAPER
+    named_at: int | None = None
+    """The vocabulary at which the name is the parameter count (120M: 124M at the reference
+    code's 50k); None where the name is no count or holds at any vocabulary."""
 
     @property
     def tied(self) -> bool:
@@ -92,8 +95,10 @@ SCALES: dict[str, Scale] = {
     "base": Scale(6, 256, 8, 1024, "CPU/GPU, a few M parameters"),
     # The paper's models have a dense FFN of width f (2 matrices); SwiGLU has 3, so these use 2f/3
     # (as Llama does) and keep the paper's parameter counts: 12 x 768 with FFN 3072 -> 2048.
-    "120M": Scale(12, 768, 12, 2048, "reference DoReMi code's proxy (124M at 50k vocab)"),
-    "280M": Scale(12, 768, 12, 2048, "paper's proxy (282M at 256k vocab)"),
+    # 120M and 280M are one shape: their names count the embeddings of different vocabularies.
+    "120M": Scale(12, 768, 12, 2048, "reference DoReMi code's proxy (124M at 50k vocab)",
+                  named_at=50_277),  # the reference code's GPT-NeoX tokenizer
+    "280M": Scale(12, 768, 12, 2048, "paper's proxy (282M at 256k vocab)", named_at=256_000),
     "1B": Scale(16, 2048, 16, 5504, "paper's 1B shape (dense FFN 8192)"),
     "8B": Scale(32, 4096, 32, 16384, "paper's main model (dense FFN 24576)"),
     # DCLM's recipe at CPU sizes: rehearse the benchmark on a laptop.

@@ -26,7 +26,7 @@ import numpy as np
 from mixtune import distributed, schema
 from mixtune.data.config import PrepareOptions
 from mixtune.data.store import Dataset, open_dataset
-from mixtune.data.weights import as_dict, mixture_name, resolve_weights
+from mixtune.data.weights import as_dict, mixture_name, resolve_weights, write_weights
 from mixtune.errors import UserError
 from mixtune.executors import EXECUTOR_SETTINGS
 from mixtune.io import write_json_atomic
@@ -67,7 +67,7 @@ class PlanContext:
     def write_weights(self, rel: str, weights: np.ndarray) -> Path:
         path = self.out / rel
         if self.dist.is_main:
-            write_json_atomic(path, as_dict(weights, self.domains))
+            write_weights(path, weights, self.domains, layout="flat")
         distributed.barrier()
         return path
 

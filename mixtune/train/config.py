@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from mixtune import schema
+from mixtune.data.weights import LAYOUTS, Layout
 from mixtune.errors import UserError
 from mixtune.eval.config import EVAL_BATCH_SIZE, TaskSelection
 from mixtune.io import load_yaml
@@ -152,6 +153,9 @@ class TrainSettings(DeviceOptions):
     gradients and AdamW state, with sharded checkpoints. auto: fsdp when the fp32 training state
     (~16 bytes per parameter) would fill over half of a device's memory, else ddp. One process
     always trains the plain model."""
+    weights_layout: Layout = setting(LAYOUTS[0], identity=False)
+    """Layout of the domain_weights.json a proposing method writes (a DoReMi proxy's ᾱ): doremi,
+    the reference code's {train_domain_weights, eval_domain_weights}; flat, {domain: weight}."""
     mixing: Any = section(StaticConfig, variants=MIXERS)
     optim: OptimConfig = section(OptimConfig)
     eval: EvalConfig = section(EvalConfig, prefix="eval")

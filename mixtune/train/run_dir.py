@@ -114,7 +114,8 @@ class RunDir:
         record = EvalFile(result, step=cfg.steps, downstream=downstream)
         write_json_atomic(self.path / "eval.json", record.to_json())
         if proposal is not None:
-            write_weights(self.path / "domain_weights.json", proposal, ds.domains, layout="doremi")
+            write_weights(self.path / "domain_weights.json", proposal, ds.domains,
+                          layout=cfg.weights_layout)
         model_rec = write_model_record(self.path, **model_fields(ds, cfg, seq_len, proposal))
         write_eval_record(self.path, model_rec, step=cfg.steps, **eval_metrics(result, downstream))
         save_final(model, ds, cfg, self.path / "final", seq_len)

@@ -68,7 +68,7 @@ def test_invalid_json(tmp_path):
         resolve_weights(str(f), DOMAINS, TOKENS)
 
 
-@pytest.mark.parametrize("layout", ["mixtune", "doremi"])
+@pytest.mark.parametrize("layout", ["flat", "doremi"])
 def test_write_then_read_weights_in_both_layouts(tmp_path, layout):
     from mixtune.data.weights import read_weights, write_weights
 
@@ -79,3 +79,37 @@ def test_write_then_read_weights_in_both_layouts(tmp_path, layout):
     assert np.allclose(read_weights(path, DOMAINS), w)
     assert np.allclose(resolve_weights(str(path), DOMAINS, TOKENS), w)  # what --weights takes
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temp file left
+
+
+def test_the_api_writes_the_layout_a_proxy_run_writes(tmp_path):
+    """One default for `mixtune.write_weights`, `mixtune doremi`'s domain_weights.json and the
+    Trainer's: the reference code's layout, which its tools read; `flat` on request."""
+    import mixtune as mt
+
+    path = mt.write_weights(tmp_path / "domain_weights.json", np.array([0.2, 0.5, 0.3]), DOMAINS)
+    expected = {"a": 0.2, "b": 0.5, "c": 0.3}
+    assert json.loads(path.read_text()) == {"train_domain_weights": expected,
+                                            "eval_domain_weights": expected}
+    flat = mt.write_weights(tmp_path / "flat.json", expected, layout="flat")
+    assert json.loads(flat.read_text()) == expected
+    with pytest.raises(ValueError, match="unknown weights layout 'mixtune'; use one of doremi, flat"):
+        mt.write_weights(tmp_path / "x.json", expected, layout="mixtune")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_the_cli_writes_either_layout(synthetic_dataset, tmp_path):
+    """A proposal's domain_weights.json: the reference code's layout, or flat on request."""
+    import json
+
+    from mixtune.cli import main
+
+    ref = tmp_path / "ref"
+    common = ["--data", str(synthetic_dataset), "--steps", "2", "--batch-size", "8",
+              "--eval-max-tokens-per-domain", "64"]
+    assert main(["train", *common, "--out", str(ref)]) == 0
+    for layout in ("doremi", "flat"):
+        out = tmp_path / layout
+        assert main(["doremi", *common, "--reference", str(ref), "--out", str(out),
+                     "--weights-layout", layout]) == 0
+        saved = json.loads((out / "domain_weights.json").read_text())
+        assert ("train_domain_weights" in saved) == (layout == "doremi")

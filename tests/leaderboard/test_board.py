@@ -8,9 +8,17 @@ import sys
 
 import pytest
 
-from mixtune.leaderboard.board import collect, curves, to_markdown
+from mixtune.io import write_json_atomic
+from mixtune.leaderboard.board import collect, curves, to_board, to_csv, to_markdown
 from mixtune.pipeline import run_pipeline
-from mixtune.provenance import DATASET_RECORD, MODEL_RECORD, read_record
+from mixtune.provenance import (
+    DATASET_RECORD,
+    MODEL_RECORD,
+    new_record,
+    read_record,
+    write_eval_record,
+    write_model_record,
+)
 from tests.pipeline.test_pipeline import write_config
 
 
@@ -93,3 +101,29 @@ def test_missing_folder_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mixtune", "leaderboard", str(tmp_path / "nope")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "no such folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _trained(run, dataset, mixture, ppl):
+    """The records a finished static run leaves: its model's and one evaluation's."""
+    ds = read_record(dataset / DATASET_RECORD)
+    model = write_model_record(
+        run, dataset_name=dataset.name, dataset_uuid=ds["uuid"], dataset_path=str(dataset.resolve()),
+        method="static", mixture={"name": mixture, "spec": mixture, "weights": {"a": 1.0}},
+        hyperparameters={"scale": "tiny", "tokens": 1024, "seed": 0})
+    write_eval_record(run, model, eval_metrics={"average_log_ppl": ppl})
+
+
+def test_the_dataset_column_names_the_dataset(tmp_path):
+    """Every `mixtune run` prepares its data into OUTPUT/data/dataset: the board names such a
+    dataset after its run, and any other after its folder, never `dataset` for them all."""
+    runs = {"pile-run": tmp_path / "pile-run" / "data" / "dataset",
+            "c4-run": tmp_path / "c4-run" / "data" / "dataset", "mydata": tmp_path / "mydata"}
+    for i, (name, folder) in enumerate(runs.items()):
+        write_json_atomic(folder / DATASET_RECORD, new_record(folder.name, kind="dataset"))
+        _trained(tmp_path / name / "main" / "natural" / "seed-0", folder, "natural", ppl=3.0 + i)
+    rows, notes = collect([tmp_path])
+    assert notes == [] and len(rows) == 3
+    names = ["pile-run", "c4-run", "mydata"]  # ranked by average log-ppl
+    assert [line.split("|")[2].strip() for line in to_markdown(rows).splitlines()[2:]] == names
+    assert [r["dataset"] for r in csv.DictReader(io.StringIO(to_csv(rows)))] == names
+    assert [r["values"]["dataset"] for r in to_board(rows)["rows"]] == names

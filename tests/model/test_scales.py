@@ -105,3 +105,18 @@ def test_a_dclm_scale_trains_with_its_recipe(synthetic_dataset, tmp_path):
     assert type(load_model(out)).__name__ == "Qwen3ForCausalLM"
     record = json.loads((out / "model_record.json").read_text())
     assert record["hyperparameters"]["z_loss"] == 1e-4 and record["hyperparameters"]["scale"] == "dclm-tiny"
+
+
+def test_scales_says_which_names_are_one_model():
+    """120M and 280M are one shape: `mixtune scales` says so, with the vocabularies at which
+    their names are their sizes (the reference code's 50k, the paper's 256k)."""
+    from mixtune.model.catalog import scales_lines
+
+    lines = scales_lines(8192, 1.0, 2048, 0.4)
+    notes = [line for line in lines if "same model" in line]
+    assert notes == ["120M and 280M are the same model: 91,245,312 parameters at vocabulary 8,192. "
+                     "Their names are their sizes at the vocabularies they were published with: "
+                     "124M at 50,277 (120M), 282M at 256,000 (280M)."]
+    assert lines.index(notes[0]) == 1 + len(SCALES)  # under the shapes table
+    assert count_params("120M", 50_277)[0] == pytest.approx(124e6, rel=0.005)
+    assert count_params("280M", 256_000)[0] == pytest.approx(282e6, rel=0.005)
