@@ -12,7 +12,7 @@ LAYERS = [  # bottom first: a part may import its own layer and those below it
     ["io", "schema", "progress", "tables", "records", "distributed", "executors", "provenance"],
     ["data"],
     ["model"],
-    ["mixing"],
+    ["mixing", "regmix"],
     ["process", "eval"],
     ["synthetic", "train"],
     ["report", "leaderboard"],

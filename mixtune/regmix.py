@@ -1,0 +1,423 @@
+"""RegMix on a swarm someone already ran: read the mixtures and their measured results, fit a
+regressor from mixture weights to a target, and search the simplex for the mixture with the lowest
+predicted target (Liu et al., "RegMix: Data Mixture as Regression for Language Model
+Pre-training", arXiv 2407.01492).
+
+Two files describe a swarm. M.csv: the first column is the run id, then one column per training
+domain holding that run's mixture weight. R.csv: the same ids in any order, then one column per
+measured value (say, per-domain validation losses; they need not match the domains). RegMix's
+published layout (`train_<domain>` columns in M, `metric/<name>_val_loss` in R) is read too.
+
+Two regressors: LightGBM, as RegMix, and the log-linear data-mixing law
+`L = c + k * exp(sum_j t_j * w_j)` (Ye et al., "Data Mixing Laws", arXiv 2403.16952), fitted in
+plain numpy so it needs no optional dependency.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mixtune.errors import UserError
+
+SUM_TOLERANCE = 0.01
+"""Weights summing within 1 +- this are normalised silently: published swarms round each weight to
+3 decimals, so a row of 17 domains can be off by up to 0.0085. Anything further is a wrong file."""
+
+REGRESSORS = ("lightgbm", "loglinear")
+
+LIGHTGBM_ROUNDS = 1000
+LIGHTGBM_PARAMS: dict[str, Any] = dict(
+    # RegMix's LGBMRegressor, through LightGBM's own API (the sklearn wrapper would add
+    # scikit-learn as a dependency for nothing): l2 regression, 1000 trees at learning rate 0.01.
+    # RegMix early-stopped on a held-out swarm; we have none, and the small rate already keeps
+    # 1000 trees from overfitting.
+    objective="regression",
+    learning_rate=0.01,
+    # LightGBM's defaults (31 leaves, 20 rows per leaf) assume big tables: on a swarm of 20-500
+    # runs a 20-row leaf forbids almost every split. 5 rows per leaf and 15 leaves let the trees
+    # follow the mixture while a leaf's mean still averages a few runs' noise.
+    num_leaves=15,
+    min_data_in_leaf=5,
+    # Same seed, same trees: one thread and LightGBM's deterministic mode.
+    deterministic=True,
+    force_col_wise=True,
+    num_threads=1,
+    verbosity=-1,
+)
+
+MIN_CONCENTRATION = 0.1
+"""Candidate search: the smallest total Dirichlet concentration (alpha_0); near one-hot mixtures."""
+MAX_CONCENTRATION_PER_DOMAIN = 5.0
+"""The largest alpha_0 is this times the number of domains: each alpha_i ~ 5 x its prior share
+times k, so those candidates sit close to the prior."""
+
+
+@dataclass(frozen=True)
+class Swarm:
+    """A swarm of proxy runs: run `i` trained on mixture `weights[i]` and measured `measures[*][i]`."""
+
+    ids: list[str]
+    domains: list[str]
+    weights: np.ndarray  # [n, k] float64, each row sums to 1
+    measures: dict[str, np.ndarray]  # measure name -> [n] float64, rows in `ids` order
+
+
+class Model(Protocol):
+    """A fitted regressor from mixture weights [m, k] to the predicted target [m]."""
+
+    def predict(self, weights: np.ndarray) -> np.ndarray: ...
+
+
+# ---- reading a swarm ---------------------------------------------------------------------------
+
+
+def read_swarm(mixtures_csv: Path | str, results_csv: Path | str) -> Swarm:
+    """Read M.csv (id, one weight column per domain) and R.csv (id, one column per measure).
+
+    Every problem is a one-line `UserError` naming the file, the row (1-based data row and id)
+    and the column."""
+    m_path, r_path = Path(mixtures_csv), Path(results_csv)
+    m_ids, domains, m_rows = _read_table(m_path)
+    r_ids, measures, r_rows = _read_table(r_path)
+    if all(d.startswith("train_") for d in domains):  # RegMix's published M.csv
+        domains = _unique([d.removeprefix("train_") for d in domains], m_path)
+    measures = _unique([_measure_name(c) for c in measures], r_path)
+    _check_same_ids(m_ids, r_ids, m_path, r_path)
+    weights = np.empty((len(m_ids), len(domains)))
+    for i, (rid, cells) in enumerate(zip(m_ids, m_rows, strict=True)):
+        weights[i] = _weight_row(cells, domains, _where(m_path, i, rid))
+    if len(m_ids) < len(domains) + 1:
+        raise UserError(f"{m_path}: {len(m_ids)} runs for {len(domains)} domains; a regression "
+                        f"needs at least domains + 1 = {len(domains) + 1} runs.")
+    order = {rid: i for i, rid in enumerate(r_ids)}
+    values = np.empty((len(m_ids), len(measures)))
+    for i, rid in enumerate(m_ids):  # R's rows, put in M's order
+        j = order[rid]
+        values[i] = [_number(c, _where(r_path, j, rid), name)
+                     for c, name in zip(r_rows[j], measures, strict=True)]
+    return Swarm(ids=m_ids, domains=domains, weights=weights,
+                 measures={name: values[:, j].copy() for j, name in enumerate(measures)})
+
+
+def _read_table(path: Path) -> tuple[list[str], list[str], list[list[str]]]:
+    """(ids, column names after the id column, cells per row) of a CSV; refuses a ragged file,
+    duplicate ids or columns and empty ids."""
+    try:
+        with path.open(newline="") as f:
+            rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found.") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{path}: not a readable CSV file ({e}).") from None
+    if not rows or len(rows[0]) < 2:
+        raise UserError(f"{path}: expected a header row: the id column, then one or more columns.")
+    header = [c.strip() for c in rows[0]]
+    columns = _unique(header[1:], path)
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows[1:]):
+        rid = row[0].strip()
+        if len(row) != len(header):
+            raise UserError(f"{_where(path, i, rid)}: {len(row)} cells, the header has "
+                            f"{len(header)}.")
+        if not rid:
+            raise UserError(f"{path}: row {i + 1}, column {header[0]!r}: empty id.")
+        if rid in seen:
+            raise UserError(f"{_where(path, i, rid)}, column {header[0]!r}: duplicate id "
+                            f"(also row {seen[rid] + 1}).")
+        seen[rid] = i
+        ids.append(rid)
+    if not ids:
+        raise UserError(f"{path}: no data rows under the header.")
+    return ids, columns, [[c.strip() for c in row[1:]] for row in rows[1:]]
+
+
+def _unique(columns: list[str], path: Path) -> list[str]:
+    seen: set[str] = set()
+    for c in columns:
+        if not c:
+            raise UserError(f"{path}: header: an empty column name.")
+        if c in seen:
+            raise UserError(f"{path}: header, column {c!r}: duplicate column.")
+        seen.add(c)
+    return columns
+
+
+def _measure_name(column: str) -> str:
+    """`metric/the_pile_arxiv_val_loss` -> `the_pile_arxiv` (RegMix's R.csv); others unchanged."""
+    if not column.startswith("metric/"):
+        return column
+    name = column.removeprefix("metric/")
+    return name.removesuffix("_val_loss") or name
+
+
+def _where(path: Path, index: int, rid: str) -> str:
+    return f"{path}: row {index + 1} (id {rid!r})"
+
+
+def _check_same_ids(m_ids: list[str], r_ids: list[str], m_path: Path, r_path: Path) -> None:
+    r_set, m_set = set(r_ids), set(m_ids)
+    for i, rid in enumerate(m_ids):
+        if rid not in r_set:
+            raise UserError(f"{_where(m_path, i, rid)}, column id: no row with this id in {r_path}.")
+    for i, rid in enumerate(r_ids):
+        if rid not in m_set:
+            raise UserError(f"{_where(r_path, i, rid)}, column id: no row with this id in {m_path}.")
+
+
+def _number(cell: str, where: str, column: str) -> float:
+    """A finite float, or a UserError naming the cell."""
+    try:
+        value = float(cell)
+    except ValueError:
+        what = "empty" if not cell else f"not a number ({cell!r})"
+        raise UserError(f"{where}, column {column!r}: {what}.") from None
+    if not math.isfinite(value):
+        raise UserError(f"{where}, column {column!r}: {cell!r} is not a finite number.")
+    return value
+
+
+def _weight_row(cells: list[str], domains: list[str], where: str) -> np.ndarray:
+    row = np.array([_number(c, where, d) for c, d in zip(cells, domains, strict=True)])
+    for value, domain in zip(row, domains, strict=True):
+        if value < 0:
+            raise UserError(f"{where}, column {domain!r}: negative weight {value:g}.")
+    total = float(row.sum())
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        raise UserError(f"{where}, columns {domains[0]!r}..{domains[-1]!r}: the weights sum to "
+                        f"{total:.4g}, not 1 (+-{SUM_TOLERANCE}).")
+    return row / total
+
+
+# ---- targets -----------------------------------------------------------------------------------
+
+
+def target_values(swarm: Swarm, target: str | Mapping[str, float]) -> np.ndarray:
+    """The value to minimise per run: "average" (mean over the measures), one measure's name, or
+    a {measure: weight} mapping (weights normalised to sum to 1). A measure itself named
+    "average" (RegMix's `metric/average`) is that column, not a second mean over the columns."""
+    if isinstance(target, str) and target == "average" and "average" not in swarm.measures:
+        return np.mean(np.stack(list(swarm.measures.values())), axis=0)
+    mix = {target: 1.0} if isinstance(target, str) else dict(target)
+    if not mix:
+        raise UserError("target: an empty mapping; name one or more measures.")
+    for name, w in mix.items():
+        if name not in swarm.measures:
+            raise UserError(f"target: no measure {name!r}; the measures are "
+                            f"{', '.join(swarm.measures)} (or \"average\").")
+        if not (math.isfinite(w) and w >= 0):
+            raise UserError(f"target: weight {w!r} for {name!r}; use a non-negative number.")
+    total = sum(mix.values())
+    if total <= 0:
+        raise UserError("target: the weights sum to 0; give at least one a positive weight.")
+    return sum(w / total * swarm.measures[name] for name, w in mix.items())
+
+
+# ---- regressors --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LightGBMModel:
+    """A fitted `lightgbm.Booster`."""
+
+    booster: Any
+
+    def predict(self, weights: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster.predict(np.asarray(weights, dtype=np.float64)),
+                          dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class LogLinearModel:
+    """`L = c + k * exp(weights @ t)`. Mixture weights sum to 1, so adding s to every t_j and
+    dividing k by exp(s) changes nothing: t is reported centred (mean 0)."""
+
+    c: float
+    k: float
+    t: np.ndarray  # [k_domains]
+
+    def predict(self, weights: np.ndarray) -> np.ndarray:
+        return self.c + self.k * np.exp(np.asarray(weights, dtype=np.float64) @ self.t)
+
+
+def fit(weights: np.ndarray, y: np.ndarray, regressor: str = "lightgbm", seed: int = 0) -> Model:
+    """Fit `regressor` ("lightgbm" or "loglinear") from mixtures [n, k] to targets [n]."""
+    weights, y = np.asarray(weights, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if weights.ndim != 2 or y.shape != (weights.shape[0],):
+        raise ValueError(f"weights [n, k] and y [n] expected, got {weights.shape} and {y.shape}")
+    if regressor == "lightgbm":
+        return _fit_lightgbm(weights, y, seed)
+    if regressor == "loglinear":
+        return _fit_loglinear(weights, y, seed)
+    raise UserError(f"regressor: {regressor!r} is not one of {', '.join(REGRESSORS)}.")
+
+
+def _fit_lightgbm(weights: np.ndarray, y: np.ndarray, seed: int) -> LightGBMModel:
+    try:
+        import lightgbm  # optional: only this regressor needs it
+    except ImportError:
+        raise UserError("regressor 'lightgbm' needs LightGBM: pip install 'mixtune[regmix]' "
+                        "(or use regressor 'loglinear').") from None
+    params = {**LIGHTGBM_PARAMS, "seed": seed}
+    data = lightgbm.Dataset(weights, label=y, params=params)
+    return LightGBMModel(lightgbm.train(params, data, num_boost_round=LIGHTGBM_ROUNDS))
+
+
+def _fit_loglinear(weights: np.ndarray, y: np.ndarray, seed: int,
+                   restarts: int = 5) -> LogLinearModel:
+    """Least squares by Levenberg-Marquardt from `restarts` seeded starts; keeps the best.
+
+    The loss surface of an exponential law has flat valleys, so one start can stall; a handful of
+    random t's (c and k then set by linear least squares) finds the basin reliably."""
+    rng = np.random.default_rng(seed)
+    best, best_sse = None, math.inf
+    for r in range(restarts):
+        t0 = np.zeros(weights.shape[1]) if r == 0 else rng.normal(0.0, 1.0, weights.shape[1])
+        c0, k0 = _linear_ck(weights, y, t0)
+        params = _levenberg_marquardt(weights, y, np.concatenate([[c0, k0], t0]))
+        sse = float(np.sum(_residuals(weights, y, params) ** 2))
+        if sse < best_sse:
+            best, best_sse = params, sse
+    assert best is not None
+    c, k, t = best[0], best[1], best[2:]
+    shift = float(t.mean())  # the gauge: weights sum to 1, so k * exp(s) and t - s are the same law
+    return LogLinearModel(c=float(c), k=float(k * math.exp(shift)), t=t - shift)
+
+
+def _linear_ck(weights: np.ndarray, y: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """For fixed t the law is linear in (c, k): solve that by least squares."""
+    design = np.column_stack([np.ones(len(y)), np.exp(weights @ t)])
+    (c, k), *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(c), float(k)
+
+
+def _residuals(weights: np.ndarray, y: np.ndarray, params: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # a wild trial step overflows to inf, and is rejected
+        return params[0] + params[1] * np.exp(weights @ params[2:]) - y
+
+
+def _levenberg_marquardt(weights: np.ndarray, y: np.ndarray, params: np.ndarray,
+                         iterations: int = 500, tol: float = 1e-12) -> np.ndarray:
+    """Minimise the squared residuals of `c + k exp(W t) - y` over params = [c, k, t...]."""
+    damping = 1e-3
+    sse = float(np.sum(_residuals(weights, y, params) ** 2))
+    for _ in range(iterations):
+        e = np.exp(weights @ params[2:])
+        r = params[0] + params[1] * e - y
+        jac = np.column_stack([np.ones_like(e), e, (params[1] * e)[:, None] * weights])
+        jtj, jtr = jac.T @ jac, jac.T @ r
+        # Marquardt's scaling plus a tiny ridge: t's gauge direction makes J^T J singular.
+        diag = np.diag(jtj) + 1e-12
+        while damping < 1e12:
+            try:
+                trial = params + np.linalg.solve(jtj + damping * np.diag(diag), -jtr)
+            except np.linalg.LinAlgError:  # numerically singular: damp harder
+                damping *= 10.0
+                continue
+            trial_sse = float(np.sum(_residuals(weights, y, trial) ** 2))
+            if np.isfinite(trial_sse) and trial_sse < sse:
+                break
+            damping *= 10.0
+        else:
+            return params  # no downhill step at any damping: a minimum
+        improvement = sse - trial_sse
+        params, sse, damping = trial, trial_sse, max(damping / 10.0, 1e-12)
+        if improvement <= tol * max(sse, 1e-30):
+            break
+    return params
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (ties get their average rank); 0.0 if either side is constant,
+    as constant predictions rank nothing."""
+    ra, rb = _ranks(np.asarray(a, dtype=np.float64)), _ranks(np.asarray(b, dtype=np.float64))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = math.sqrt(float(ra @ ra) * float(rb @ rb))
+    return float(ra @ rb) / denominator if denominator > 0 else 0.0
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties averaged."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return sums[inverse] / counts[inverse]
+
+
+def cross_validated_rank_correlation(weights: np.ndarray, y: np.ndarray, regressor: str,
+                                     folds: int = 5, seed: int = 0) -> float:
+    """Spearman between y and out-of-fold predictions: each run predicted by a regressor fitted
+    without its fold (folds from a seeded shuffle). What RegMix reports, minus a second swarm."""
+    weights, y = np.asarray(weights, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    folds = min(folds, len(y))
+    if folds < 2:
+        raise UserError(f"cross-validation needs at least 2 runs and 2 folds, got {len(y)} runs.")
+    fold_of = np.empty(len(y), dtype=np.int64)
+    fold_of[np.random.default_rng(seed).permutation(len(y))] = np.arange(len(y)) % folds
+    predicted = np.empty(len(y))
+    for f in range(folds):
+        held = fold_of == f
+        model = fit(weights[~held], y[~held], regressor, seed=seed)
+        predicted[held] = model.predict(weights[held])
+    return spearman(predicted, y)
+
+
+# ---- search ------------------------------------------------------------------------------------
+
+
+def candidate_mixtures(k_domains: int, prior: Sequence[float] | np.ndarray | None,
+                       samples: int, seed: int) -> np.ndarray:
+    """`samples` mixtures [samples, k] drawn as Dirichlet(alpha_0 * prior), one alpha_0 per draw,
+    log-uniform in [MIN_CONCENTRATION, MAX_CONCENTRATION_PER_DOMAIN * k].
+
+    RegMix draws its swarm with the total concentration varied over [0.1, 5] so that both
+    near-prior and sparse mixtures appear; we widen the top end with k so that, for many domains
+    too, the concentrated end reaches the prior's neighbourhood (alpha_i ~ 5 k p_i), while
+    alpha_0 = 0.1 puts nearly all weight on one or two domains. `prior` is the domains' token
+    shares (None: uniform)."""
+    p = _prior(k_domains, prior)
+    rng = np.random.default_rng(seed)
+    log_lo, log_hi = math.log(MIN_CONCENTRATION), math.log(MAX_CONCENTRATION_PER_DOMAIN * k_domains)
+    alpha0 = np.exp(rng.uniform(log_lo, log_hi, size=(samples, 1)))
+    # Dirichlet as normalised Gammas, which takes a different alpha per row in one call.
+    gammas = rng.standard_gamma(alpha0 * p)
+    totals = gammas.sum(axis=1, keepdims=True)
+    # With alpha_i << 1 every Gamma of a row can underflow to 0. Such a row is the Dirichlet's
+    # limit, a one-hot corner: pick its domain with probability p_i, as that limit does.
+    empty = np.flatnonzero(totals[:, 0] <= 0)
+    gammas[empty, rng.choice(k_domains, size=len(empty), p=p)] = 1.0
+    return gammas / gammas.sum(axis=1, keepdims=True)
+
+
+def _prior(k_domains: int, prior: Sequence[float] | np.ndarray | None) -> np.ndarray:
+    if prior is None:
+        return np.full(k_domains, 1.0 / k_domains)
+    p = np.asarray(prior, dtype=np.float64)
+    if p.shape != (k_domains,):
+        raise UserError(f"prior: {p.size} values for {k_domains} domains.")
+    if not (np.all(np.isfinite(p)) and np.all(p > 0)):
+        raise UserError("prior: every domain needs a positive, finite token share.")
+    return p / p.sum()
+
+
+def propose(model: Model, k_domains: int, prior: Sequence[float] | np.ndarray | None = None,
+            samples: int = 100_000, top: int = 100, seed: int = 0) -> np.ndarray:
+    """The mixture RegMix proposes: the mean of the `top` candidates (see `candidate_mixtures`)
+    with the lowest predicted target. Averaging, as RegMix, smooths the regressor's noise out of
+    a single argmin. Returns float64 [k_domains] summing to 1."""
+    if not 1 <= top <= samples:
+        raise UserError(f"top: {top}; use 1 <= top <= samples ({samples}).")
+    candidates = candidate_mixtures(k_domains, prior, samples, seed)
+    predicted = model.predict(candidates)
+    best = np.argsort(predicted, kind="stable")[:top]
+    mixture = candidates[best].mean(axis=0)
+    return mixture / mixture.sum()

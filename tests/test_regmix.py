@@ -1,0 +1,190 @@
+"""RegMix on a given swarm: reading M.csv/R.csv, targets, the two regressors and the search,
+on planted swarms whose best mixture is known."""
+
+import numpy as np
+import pytest
+
+from mixtune import regmix
+from mixtune.errors import UserError
+
+K = 5
+T_PLANTED = np.array([-1.0, 0.5, 1.0, -0.5, 0.0])  # centred: mean 0
+W_STAR = np.array([0.4, 0.3, 0.15, 0.1, 0.05])  # the quadratic swarm's best mixture
+
+
+def _swarm_weights(n: int = 64) -> np.ndarray:
+    return regmix.candidate_mixtures(K, None, n, seed=1)
+
+
+def _loglinear_swarm(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    w = _swarm_weights(n)
+    noise = np.random.default_rng(0).normal(0.0, 0.005, n)
+    return w, 2.0 + 0.8 * np.exp(w @ T_PLANTED) + noise
+
+
+def _quadratic_swarm(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    w = _swarm_weights(n)
+    noise = np.random.default_rng(0).normal(0.0, 0.002, n)
+    return w, ((w - W_STAR) ** 2).sum(axis=1) + noise
+
+
+# ---- planted swarms ----------------------------------------------------------------------------
+
+
+def test_loglinear_fit_recovers_the_planted_law():
+    w, y = _loglinear_swarm()
+    model = regmix.fit(w, y, "loglinear")
+    np.testing.assert_allclose(model.t, T_PLANTED, atol=0.05)
+    assert model.c == pytest.approx(2.0, abs=0.02) and model.k == pytest.approx(0.8, abs=0.02)
+    assert regmix.cross_validated_rank_correlation(w, y, "loglinear") > 0.95
+
+
+def test_loglinear_proposal_lands_on_the_planted_optimum():
+    # exp(w . t) is smallest at the corner of the most negative t: domain 0.
+    model = regmix.fit(*_loglinear_swarm(), "loglinear")
+    mixture = regmix.propose(model, K, samples=20_000)
+    assert mixture.dtype == np.float64 and mixture.sum() == pytest.approx(1.0, abs=1e-12)
+    assert mixture[0] > 0.98
+
+
+def test_lightgbm_ranks_and_finds_the_interior_optimum():
+    pytest.importorskip("lightgbm")
+    w, y = _quadratic_swarm()
+    assert regmix.cross_validated_rank_correlation(w, y, "lightgbm") > 0.8
+    mixture = regmix.propose(regmix.fit(w, y, "lightgbm"), K, samples=20_000)
+    assert mixture.sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.abs(mixture - W_STAR).sum() < 0.25  # L1; the uniform mixture is 0.5 away
+
+
+def test_same_seed_same_proposal():
+    model = regmix.fit(*_loglinear_swarm(), "loglinear")
+    a = regmix.propose(model, K, prior=[0.3, 0.3, 0.2, 0.1, 0.1], samples=5_000, top=50, seed=3)
+    b = regmix.propose(model, K, prior=[0.3, 0.3, 0.2, 0.1, 0.1], samples=5_000, top=50, seed=3)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_lightgbm_is_deterministic():
+    pytest.importorskip("lightgbm")
+    w, y = _quadratic_swarm()
+    probe = _swarm_weights(200)
+    a = regmix.fit(w, y, "lightgbm", seed=7).predict(probe)
+    np.testing.assert_array_equal(a, regmix.fit(w, y, "lightgbm", seed=7).predict(probe))
+
+
+def test_candidates_reach_both_the_prior_and_the_corners():
+    prior = np.array([0.5, 0.2, 0.15, 0.1, 0.05])
+    c = regmix.candidate_mixtures(K, prior, 20_000, seed=0)
+    np.testing.assert_allclose(c.sum(axis=1), 1.0)
+    assert (c.max(axis=1) > 0.99).mean() > 0.1  # sparse, near one-hot mixtures
+    assert (np.abs(c - prior).sum(axis=1) < 0.3).mean() > 0.05  # near-prior mixtures
+
+
+def test_spearman_matches_the_textbook_values():
+    assert regmix.spearman(np.arange(5.0), np.arange(5.0) ** 3) == pytest.approx(1.0)
+    assert regmix.spearman(np.arange(5.0), -np.arange(5.0)) == pytest.approx(-1.0)
+    # ties take their average rank: ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4)
+    assert regmix.spearman(np.array([1, 2, 2, 3.0]), np.arange(4.0)) == pytest.approx(
+        0.9486832980505138)
+    assert regmix.spearman(np.ones(4), np.arange(4.0)) == 0.0
+
+
+# ---- reading a swarm ---------------------------------------------------------------------------
+
+M_GOOD = ["id,a,b,c", "r1,0.5,0.3,0.2", "r2,0.2,0.2,0.6", "r3,0.1,0.8,0.1", "r4,1,0,0"]
+R_GOOD = ["id,a,b,other", "r3,3.1,2.1,4.0", "r1,3.0,2.0,4.1", "r4,2.5,2.6,4.2", "r2,3.3,2.2,4.3"]
+
+
+def _write(tmp_path, m_lines, r_lines):
+    m, r = tmp_path / "M.csv", tmp_path / "R.csv"
+    m.write_text("\n".join(m_lines) + "\n")
+    r.write_text("\n".join(r_lines) + "\n")
+    return m, r
+
+
+def test_reads_a_swarm_and_orders_results_by_mixture(tmp_path):
+    swarm = regmix.read_swarm(*_write(tmp_path, M_GOOD, R_GOOD))
+    assert swarm.ids == ["r1", "r2", "r3", "r4"] and swarm.domains == ["a", "b", "c"]
+    np.testing.assert_allclose(swarm.weights[0], [0.5, 0.3, 0.2])
+    np.testing.assert_allclose(swarm.measures["a"], [3.0, 3.3, 3.1, 2.5])
+    assert list(swarm.measures) == ["a", "b", "other"]
+
+
+def test_rounded_weights_are_normalised(tmp_path):
+    m = [*M_GOOD[:1], "r1,0.502,0.3,0.2", *M_GOOD[2:]]  # sums to 1.002
+    swarm = regmix.read_swarm(*_write(tmp_path, m, R_GOOD))
+    assert swarm.weights[0].sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_reads_regmix_published_layout(tmp_path):
+    m = ["index,train_the_pile_arxiv,train_the_pile_github,train_the_pile_pile_cc",
+         "1,0.0,0.209,0.787", "2,0.333,0.333,0.333", "3,0.5,0.25,0.25", "4,0.1,0.1,0.8"]
+    r = ["index,metric/the_pile_arxiv_val_loss,metric/the_pile_pile_cc_val_loss,metric/average",
+         "1,7.02,5.17,6.1", "2,4.73,5.34,5.0", "3,4.5,5.5,5.0", "4,6.0,4.9,5.4"]
+    swarm = regmix.read_swarm(*_write(tmp_path, m, r))
+    assert swarm.domains == ["the_pile_arxiv", "the_pile_github", "the_pile_pile_cc"]
+    assert list(swarm.measures) == ["the_pile_arxiv", "the_pile_pile_cc", "average"]
+    np.testing.assert_allclose(swarm.weights.sum(axis=1), 1.0)  # 0.996 and 0.999 normalised
+
+
+def _replace(lines, index, line):
+    return [*lines[:index], line, *lines[index + 1:]]
+
+
+BAD = {  # name: (M lines, R lines, fragments the one-line message must hold)
+    "id only in M": (_replace(M_GOOD, 2, "r9,0.2,0.2,0.6"), R_GOOD, ["M.csv", "row 2", "'r9'", "id"]),
+    "id only in R": (M_GOOD, [*R_GOOD, "r8,3.1,2.1,4.0"], ["R.csv", "row 5", "'r8'", "id"]),
+    "duplicate id": (_replace(M_GOOD, 3, "r1,0.1,0.8,0.1"), R_GOOD, ["M.csv", "row 3", "duplicate id"]),
+    "duplicate column": (_replace(M_GOOD, 0, "id,a,b,a"), R_GOOD, ["M.csv", "'a'", "duplicate column"]),
+    "duplicate measure": (M_GOOD, _replace(R_GOOD, 0, "id,a,metric/a_val_loss,x"),
+                          ["R.csv", "'a'", "duplicate column"]),
+    "empty weight": (_replace(M_GOOD, 2, "r2,,0.4,0.6"), R_GOOD, ["M.csv", "row 2", "'a'", "empty"]),
+    "nan weight": (_replace(M_GOOD, 2, "r2,nan,0.4,0.6"), R_GOOD, ["row 2", "'a'", "finite"]),
+    "negative weight": (_replace(M_GOOD, 2, "r2,-0.2,0.6,0.6"), R_GOOD,
+                        ["M.csv", "row 2", "'a'", "negative"]),
+    "text weight": (_replace(M_GOOD, 4, "r4,x,0,0"), R_GOOD, ["M.csv", "row 4", "'a'", "not a number"]),
+    "text measure": (M_GOOD, _replace(R_GOOD, 2, "r1,3.0,oops,4.1"),
+                     ["R.csv", "row 2", "'r1'", "'b'", "not a number"]),
+    "sum off": (_replace(M_GOOD, 1, "r1,0.5,0.3,0.1"), R_GOOD, ["M.csv", "row 1", "sum to 0.9"]),
+    "ragged row": (_replace(M_GOOD, 1, "r1,0.5,0.5"), R_GOOD, ["M.csv", "row 1", "cells"]),
+    "too few runs": (M_GOOD[:4], R_GOOD[:1] + [x for x in R_GOOD[1:] if not x.startswith("r4")],
+                     ["M.csv", "3 runs for 3 domains", "at least"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD, ids=list(BAD))
+def test_bad_swarms_are_refused_in_one_line(tmp_path, case):
+    m, r, fragments = BAD[case]
+    with pytest.raises(UserError) as e:
+        regmix.read_swarm(*_write(tmp_path, m, r))
+    message = str(e.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+# ---- targets and refusals ----------------------------------------------------------------------
+
+
+def test_targets(tmp_path):
+    swarm = regmix.read_swarm(*_write(tmp_path, M_GOOD, R_GOOD))
+    np.testing.assert_allclose(regmix.target_values(swarm, "average"),
+                               [(3.0 + 2.0 + 4.1) / 3, (3.3 + 2.2 + 4.3) / 3,
+                                (3.1 + 2.1 + 4.0) / 3, (2.5 + 2.6 + 4.2) / 3])
+    np.testing.assert_allclose(regmix.target_values(swarm, "b"), [2.0, 2.2, 2.1, 2.6])
+    np.testing.assert_allclose(regmix.target_values(swarm, {"a": 3, "b": 1}),
+                               0.75 * swarm.measures["a"] + 0.25 * swarm.measures["b"])
+    with pytest.raises(UserError, match=r"no measure 'z'; the measures are a, b, other"):
+        regmix.target_values(swarm, "z")
+    with pytest.raises(UserError, match="no measure 'z'"):
+        regmix.target_values(swarm, {"a": 1, "z": 1})
+
+
+def test_refusals_outside_the_files():
+    w, y = _loglinear_swarm(16)
+    with pytest.raises(UserError, match="not one of lightgbm, loglinear"):
+        regmix.fit(w, y, "forest")
+    model = regmix.fit(w, y, "loglinear")
+    with pytest.raises(UserError, match="prior: 3 values for 5 domains"):
+        regmix.propose(model, K, prior=[0.5, 0.3, 0.2])
+    with pytest.raises(UserError, match="positive"):
+        regmix.propose(model, K, prior=[0.5, 0.5, 0.0, 0.0, 0.0])
