@@ -206,6 +206,34 @@ def cmd_tasks_list(args) -> int:
     return 0
 
 
+def cmd_swarm_fit(args) -> int:
+    from mixtune import regmix
+    from mixtune.tables import aligned
+
+    swarm = regmix.read_swarm(args.mixtures, args.results)
+    fitted = regmix.fit_swarm(swarm, regmix.parse_target(args.target), args.regressor, args.seed)
+    if args.predict:
+        from mixtune.io import write_text_atomic
+
+        ids, predicted = regmix.predict_file(fitted.model, swarm.domains, args.predict)
+        out = Path(args.out or "predicted.csv")
+        write_text_atomic(out, "id,predicted\n" + "".join(
+            f"{i},{v:.6g}\n" for i, v in zip(ids, predicted, strict=True)))
+        print(f"predictions for {len(ids)} mixtures: {out}")
+        return 0
+    print("\n".join(aligned([["domain", "proposed weight"]] + [
+        [d, f"{w:.4f}"] for d, w in zip(swarm.domains, fitted.proposal, strict=True)])))
+    print(f"\npredicted {args.target}: " + ", ".join(
+        f"{name} {v:.4f}" for name, v in fitted.predicted.items()))
+    print(f"out-of-fold rank correlation of the {args.regressor} fit over {len(swarm.ids)} runs: "
+          f"{fitted.rank_correlation:.3f}")
+    if args.out:
+        from mixtune.data.weights import write_weights
+
+        print(f"proposal: {write_weights(args.out, fitted.proposal, swarm.domains)}")
+    return 0
+
+
 def cmd_config(args) -> int:
     from mixtune.docs import run_config_reference
 
@@ -345,6 +373,7 @@ def _chain_commands(command) -> None:
 
     command("config", "every key of a mixtune run YAML file, with its type, default and meaning",
             cmd_config)
+    _swarm_commands(command)
 
     tasks = command("tasks", "downstream task data: download it into the local cache, list it",
                     cmd_tasks_list).add_subparsers(dest="tasks_command", metavar="ACTION",
@@ -372,7 +401,7 @@ def _chain_commands(command) -> None:
 def _refuse_unknown(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:
     """argparse's 'unrecognized arguments', with the close match a mistyped YAML key gets."""
     sub = parser
-    for dest in ("command", "tasks_command"):  # down to the (sub)command that was run
+    for dest in ("command", "tasks_command", "swarm_command"):  # down to the command run
         actions = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
         if actions and getattr(args, dest, None) in actions[0].choices:
             sub = actions[0].choices[getattr(args, dest)]
@@ -381,6 +410,35 @@ def _refuse_unknown(parser: argparse.ArgumentParser, args, extra: list[str]) -> 
     hints = "".join(f" ({f}: did you mean {m[0]}?)" for f in flags
                     if (m := difflib.get_close_matches(f, known, n=1)))
     sub.error(f"unrecognized arguments: {' '.join(extra)}{hints}; see {sub.prog} --help")
+
+
+def _swarm_commands(command) -> None:
+    """RegMix on a swarm of runs someone already ran."""
+    swarm = command("swarm", "RegMix on a swarm of runs: fit mixture -> result, propose a "
+                    "mixture", cmd_swarm_fit).add_subparsers(
+        dest="swarm_command", metavar="ACTION", required=True,
+        help="fit (more to come: the swarm's training runs)")
+    p = swarm.add_parser("fit", help="fit a regressor on a swarm's mixtures and results; propose "
+                         "the mixture with the best predicted target, or predict given mixtures",
+                         description="fit a regressor on a swarm's mixtures and results (RegMix)")
+    p.set_defaults(func=cmd_swarm_fit, interrupted="interrupted; nothing was written.")
+    p.add_argument("--mixtures", required=True, metavar="M.csv",
+                   help="id column, then one weight column per training domain (or RegMix's "
+                   "train_<domain> columns)")
+    p.add_argument("--results", required=True, metavar="R.csv",
+                   help="the same ids, then one column per measured value (or RegMix's metric/...)")
+    p.add_argument("--target", default="average",
+                   help="average (of R.csv's columns), a column, or JSON {column: weight} "
+                   "(default: average)")
+    p.add_argument("--regressor", choices=["lightgbm", "loglinear"], default="lightgbm",
+                   help="LightGBM as RegMix, or the log-linear data-mixing law (default: lightgbm)")
+    p.add_argument("--predict", metavar="P.csv", default=None,
+                   help="predict these mixtures (M.csv's layout) instead of proposing one "
+                   "(default: none)")
+    p.add_argument("--out", default=None,
+                   help="the predictions (with --predict; default predicted.csv) or the proposal's "
+                   "weights file (default: printed only)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the fit and the search (default: 0)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,15 +84,10 @@ def read_swarm(mixtures_csv: Path | str, results_csv: Path | str) -> Swarm:
     Every problem is a one-line `UserError` naming the file, the row (1-based data row and id)
     and the column."""
     m_path, r_path = Path(mixtures_csv), Path(results_csv)
-    m_ids, domains, m_rows = _read_table(m_path)
+    m_ids, domains, weights = read_mixtures(m_path)
     r_ids, measures, r_rows = _read_table(r_path)
-    if all(d.startswith("train_") for d in domains):  # RegMix's published M.csv
-        domains = _unique([d.removeprefix("train_") for d in domains], m_path)
     measures = _unique([_measure_name(c) for c in measures], r_path)
     _check_same_ids(m_ids, r_ids, m_path, r_path)
-    weights = np.empty((len(m_ids), len(domains)))
-    for i, (rid, cells) in enumerate(zip(m_ids, m_rows, strict=True)):
-        weights[i] = _weight_row(cells, domains, _where(m_path, i, rid))
     if len(m_ids) < len(domains) + 1:
         raise UserError(f"{m_path}: {len(m_ids)} runs for {len(domains)} domains; a regression "
                         f"needs at least domains + 1 = {len(domains) + 1} runs.")
@@ -104,6 +99,19 @@ def read_swarm(mixtures_csv: Path | str, results_csv: Path | str) -> Swarm:
                      for c, name in zip(r_rows[j], measures, strict=True)]
     return Swarm(ids=m_ids, domains=domains, weights=weights,
                  measures={name: values[:, j].copy() for j, name in enumerate(measures)})
+
+
+def read_mixtures(path: Path | str) -> tuple[list[str], list[str], np.ndarray]:
+    """A mixtures CSV alone (M.csv's layout, or RegMix's `train_<domain>` columns): its ids, its
+    domains and the weights [n, k], each row summing to 1."""
+    path = Path(path)
+    ids, domains, rows = _read_table(path)
+    if all(d.startswith("train_") for d in domains):  # RegMix's published M.csv
+        domains = _unique([d.removeprefix("train_") for d in domains], path)
+    weights = np.empty((len(ids), len(domains)))
+    for i, (rid, cells) in enumerate(zip(ids, rows, strict=True)):
+        weights[i] = _weight_row(cells, domains, _where(path, i, rid))
+    return ids, domains, weights
 
 
 def _read_table(path: Path) -> tuple[list[str], list[str], list[list[str]]]:
@@ -421,3 +429,63 @@ def propose(model: Model, k_domains: int, prior: Sequence[float] | np.ndarray | 
     best = np.argsort(predicted, kind="stable")[:top]
     mixture = candidates[best].mean(axis=0)
     return mixture / mixture.sum()
+
+
+# ---- a swarm someone already ran: `mixtune swarm fit` ------------------------------------------
+
+
+@dataclass
+class SwarmFit:
+    """What `mixtune swarm fit` reports: the proposal for the target, its predicted value beside
+    the swarm's mean mixture's and uniform's, and how well the regressor ranks held-out runs."""
+
+    domains: list[str]
+    proposal: np.ndarray
+    predicted: dict[str, float]
+    """Predicted target of the proposal, the swarm's mean mixture and the uniform mixture."""
+    rank_correlation: float
+    """Spearman between out-of-fold predictions and the measured target."""
+    model: Model
+
+
+def fit_swarm(swarm: Swarm, target: str | Mapping[str, float], regressor: str = "lightgbm",
+              seed: int = 0) -> SwarmFit:
+    """Fit the regressor on the whole swarm and search around the swarm's mean mixture (the
+    prior it was drawn around, as near as the files tell)."""
+    y = target_values(swarm, target)
+    model = fit(swarm.weights, y, regressor, seed)
+    k = len(swarm.domains)
+    prior = swarm.weights.mean(axis=0)
+    proposal = propose(model, k, prior, seed=seed)
+    baselines = np.stack([proposal, prior / prior.sum(), np.full(k, 1.0 / k)])
+    values = model.predict(baselines)
+    return SwarmFit(
+        swarm.domains, proposal,
+        {"proposal": float(values[0]), "swarm mean": float(values[1]), "uniform": float(values[2])},
+        cross_validated_rank_correlation(swarm.weights, y, regressor, seed=seed), model)
+
+
+def parse_target(text: str) -> str | dict[str, float]:
+    """`average`, a measure's name, or JSON `{"measure": weight, ...}` (as the CLI takes it)."""
+    import json
+
+    if not text.lstrip().startswith("{"):
+        return text
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"--target {text}: not valid JSON ({e}).") from None
+    if not obj or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                          for v in obj.values()):
+        raise UserError(f"--target {text}: give {{measure: weight, ...}} with numeric weights.")
+    return {str(k): float(v) for k, v in obj.items()}
+
+
+def predict_file(model: Model, domains: list[str], path: Path | str) -> tuple[list[str], np.ndarray]:
+    """The ids of a mixtures CSV and the model's prediction for each row; its domains must be the
+    swarm's."""
+    ids, theirs, weights = read_mixtures(path)
+    if theirs != domains:
+        raise UserError(f"{path}: header: its domains {theirs} differ from the swarm's {domains} "
+                        "(the same columns, in the same order).")
+    return ids, model.predict(weights)

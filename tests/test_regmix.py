@@ -188,3 +188,35 @@ def test_refusals_outside_the_files():
         regmix.propose(model, K, prior=[0.5, 0.3, 0.2])
     with pytest.raises(UserError, match="positive"):
         regmix.propose(model, K, prior=[0.5, 0.5, 0.0, 0.0, 0.0])
+
+
+def test_swarm_fit_command_proposes_and_predicts(tmp_path, capsys):
+    """`mixtune swarm fit` on a planted log-linear swarm: the proposal is the planted optimum's
+    corner, and --predict writes one prediction per row of P.csv."""
+    import json
+
+    from mixtune.cli import main
+
+    rng = np.random.default_rng(0)
+    domains = ["web", "code", "books"]
+    w = rng.dirichlet(np.ones(3), size=40)
+    loss = 2.0 + 0.5 * np.exp(w @ np.array([-2.0, 0.5, 1.0]))
+    (tmp_path / "M.csv").write_text("id," + ",".join(domains) + "\n" + "".join(
+        f"r{i}," + ",".join(f"{x:.6f}" for x in row) + "\n" for i, row in enumerate(w)))
+    (tmp_path / "R.csv").write_text("id,valid\n" + "".join(
+        f"r{i},{v:.6f}\n" for i, v in enumerate(loss)))
+    args = ["swarm", "fit", "--mixtures", str(tmp_path / "M.csv"), "--results",
+            str(tmp_path / "R.csv"), "--regressor", "loglinear"]
+    assert main([*args, "--out", str(tmp_path / "proposal.json")]) == 0
+    out = capsys.readouterr().out
+    assert "out-of-fold rank correlation of the loglinear fit over 40 runs" in out
+    proposal = json.loads((tmp_path / "proposal.json").read_text())["train_domain_weights"]
+    assert proposal["web"] > 0.9
+    (tmp_path / "P.csv").write_text("id,web,code,books\na,1,0,0\nb,0,0,1\n")
+    assert main([*args, "--predict", str(tmp_path / "P.csv"), "--out", str(tmp_path / "p.csv")]) == 0
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert rows[0] == "id,predicted" and [r.split(",")[0] for r in rows[1:]] == ["a", "b"]
+    assert float(rows[1].split(",")[1]) < float(rows[2].split(",")[1])  # web is the good corner
+    (tmp_path / "P.csv").write_text("id,web,books,code\na,1,0,0\n")
+    assert main([*args, "--predict", str(tmp_path / "P.csv")]) == 2  # other domains: refused
+    assert "differ from the swarm's" in capsys.readouterr().err
