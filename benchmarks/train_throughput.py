@@ -1,11 +1,13 @@
 """Training throughput: tokens/s, achieved FLOP/s vs this machine's matmul rate, proxy/plain step time.
 
     python benchmarks/train_throughput.py [--data DATASET] [--steps 30] [--scales tiny small]
+        [--vocab 8192 --seq-len 512]    # the generated dataset's, when there is no dev corpus
 
 Runs the real loop (`mixtune.train.loop.run`) for a few steps per scale, once as a plain model and
 once as a DoReMi proxy against the plain run's model, and reads `step_time_s` and `mfu` from
 metrics.jsonl (medians after a warm-up). Without --data it prepares ../shared/corpora/dev if present (vocab 8192,
-seq_len 512), else generates a synthetic dataset.
+seq_len 512), else generates a synthetic dataset. On a GPU the loop trains in bf16 (precision auto)
+and the "of matmul" column compares with a bf16 8192³ matmul measured on that GPU.
 """
 
 from __future__ import annotations
@@ -31,27 +33,36 @@ from mixtune.train.loop import run
 DEV = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "dev"
 
 
-def matmul_flops(n: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
+def matmul_flops(device: torch.device, repeats: int = 20) -> float:
+    """The device's measured matmul rate in the precision training uses there (fp32 on a CPU, bf16
+    on a GPU), on a product large enough to reach it."""
+    cuda = device.type == "cuda"
+    n, dtype = (8192, torch.bfloat16) if cuda else (1024, torch.float32)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    if cuda:
+        torch.cuda.synchronize()
     t = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    if cuda:
+        torch.cuda.synchronize()
     return 2 * n**3 * repeats / (time.perf_counter() - t)
 
 
-def dataset(tmp: Path, data: str | None) -> Path:
+def dataset(tmp: Path, data: str | None, vocab: int, seq_len: int) -> Path:
     if data:
         return Path(data)
     if DEV.is_dir():
         from mixtune.data.prepare import PrepareOptions, prepare
 
-        return prepare(PrepareOptions(sources=[str(DEV)], out=str(tmp / "dev"), seq_len=512))
+        return prepare(PrepareOptions(sources=[str(DEV)], out=str(tmp / "dev"), vocab_size=vocab,
+                                      seq_len=seq_len))
     from mixtune.synthetic import write_dataset
 
-    return write_dataset(
-        tmp / "syn", train_tokens=400_000, validation_tokens=4096, seq_len=512, doc_len=256
-    )
+    return write_dataset(tmp / "syn", train_tokens=400_000, validation_tokens=4096,
+                         seq_len=seq_len, doc_len=256, vocab=vocab - 1)  # + EOS
 
 
 def median(run_dir: Path, key: str, warmup: int) -> float:
@@ -65,17 +76,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--scales", nargs="+", default=["tiny", "small"])
+    ap.add_argument("--vocab", type=int, default=8192)
+    ap.add_argument("--seq-len", type=int, default=512)
     args = ap.parse_args()
     hf_logging.disable_progress_bar()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
-    )
-    peak = matmul_flops()
-    print(f"measured fp32 matmul rate (1024^3): {peak / 1e9:.1f} GFLOP/s")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    where = torch.cuda.get_device_name() if device.type == "cuda" else \
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    print(f"machine: {where}, {os.cpu_count()} cores, torch {torch.__version__}")
+    peak = matmul_flops(device)
+    print(f"measured {'bf16 8192' if device.type == 'cuda' else 'fp32 1024'}^3 matmul rate: "
+          f"{peak / 1e9:.1f} GFLOP/s")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = dataset(tmp, args.data)
+        data = dataset(tmp, args.data, args.vocab, args.seq_len)
         ds = open_dataset(data)
         L = ds.seq_len
         print(
