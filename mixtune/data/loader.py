@@ -50,10 +50,12 @@ class DomainBatches(torch.utils.data.IterableDataset):
         steps: int | None = None,
         split: str = "train",
     ):
-        """`weights`: a spec (natural, uniform, temperature:T, a JSON file), a vector over
-        `domains`, or a function of the step giving one (an online method's schedule; it must be
-        a pure function of the step, as workers call it independently). `batch_size` is the
-        global batch in sequences; `steps` bounds the iteration (None: endless)."""
+        """`weights`: a spec (natural, uniform, temperature:T, unimax[:E], a JSON file), a
+        vector over `domains`, or a function of the step giving one (an online method's schedule;
+        it must be a pure function of the step, as workers call it independently). `batch_size`
+        is the global batch in sequences; `steps` bounds the iteration (None: endless) and, with
+        the batch and seq_len, makes the token budget a `unimax` spec is spread over, as
+        `mixtune train` does; so `unimax` needs `steps`."""
         self.dataset = dataset if isinstance(dataset, Dataset) else open_dataset(Path(dataset))
         self.domains = self.dataset.domains
         self.rank = int(os.environ.get("RANK", 0)) if rank is None else rank
@@ -61,7 +63,9 @@ class DomainBatches(torch.utils.data.IterableDataset):
         self.grad_accum, self.steps = grad_accum, steps
         check_layout(batch_size, self.world_size, grad_accum)
         counts = self.dataset.counts(split)
-        self._weights = (resolve_weights(weights, self.domains, counts)
+        budget = (steps * batch_size * (seq_len or self.dataset.seq_len)
+                  if steps is not None and steps > 0 else None)
+        self._weights = (resolve_weights(weights, self.domains, counts, budget)
                          if isinstance(weights, str) else weights)
         first = self._weights(0) if callable(self._weights) else self._weights
         self.sampler = DomainSampler(self.dataset, np.asarray(first, dtype=np.float64), batch_size,

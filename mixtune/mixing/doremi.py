@@ -315,8 +315,8 @@ class DoReMiConfig:
     """Reference run folder (mixtune train) or its final/: the frozen model whose per-token loss
     the proxy's is measured against."""
     proxy_sampling: str = setting("uniform", check=spec_problem)
-    """How the proxy samples domains (the paper: uniform): natural, uniform, temperature:T or a
-    JSON weights file."""
+    """How the proxy samples domains (the paper: uniform): natural, uniform, temperature:T,
+    unimax[:E] (for the proxy's own token budget) or a JSON weights file."""
     eta: float = setting(ETA, check=positive)
     """Step size η of the domain-weight update (the paper: 1)."""
     smoothing: float = setting(SMOOTHING, check=in_range(0, 1, hi_open=True))
@@ -342,7 +342,8 @@ class DoReMiMixer(OnlineMixer):
     def __init__(self, cfg: DoReMiConfig, ctx: MixerContext):
         ds = ctx.dataset
         self.amp = ctx.autocast_dtype
-        self.sampling = resolve_weights(cfg.proxy_sampling, ds.domains, ds.counts("train"))
+        self.sampling = resolve_weights(cfg.proxy_sampling, ds.domains, ds.counts("train"),
+                                        ctx.budget_tokens)
         self.doremi = DoReMi(ds.domains, eta=cfg.eta, smoothing=cfg.smoothing,
                              loss_normalization=cfg.loss_normalization, sampling=self.sampling)
         self.reference = load_reference(Path(cfg.reference), ds, ctx.device)

@@ -20,11 +20,13 @@ class StaticConfig:
 
     method: ClassVar[str] = "static"
     weights: str = setting("natural", check=spec_problem)
-    """Sampling mixture: natural, uniform, temperature:T or a JSON weights file."""
+    """Sampling mixture: natural, uniform, temperature:T, unimax[:E] (UniMax for this run's
+    token budget, at most E epochs per domain, default 4) or a JSON weights file."""
 
     def build(self, ctx: MixerContext) -> StaticMixer:
         ds = ctx.dataset
-        return StaticMixer(resolve_weights(self.weights, ds.domains, ds.counts("train")))
+        return StaticMixer(resolve_weights(self.weights, ds.domains, ds.counts("train"),
+                                           ctx.budget_tokens))
 
 
 class StaticMixer(OnlineMixer):

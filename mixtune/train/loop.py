@@ -59,7 +59,7 @@ def run(cfg: TrainConfig) -> Path:
         run_dir.say_complete()
         return run_dir.path
     amp = autocast_dtype_for(cfg.precision, dist.device)
-    mixer = cfg.mixing.build(MixerContext(ds, dist.device, amp))  # checks its inputs (a reference)
+    mixer = _mixer(cfg, ds, dist, amp, seq_len)  # checks its inputs (a reference)
     tasks = _downstream(cfg, ds, dist, amp)  # likewise: a task not installed fails here
     run_dir.start(cfg)
 
@@ -103,6 +103,12 @@ def run(cfg: TrainConfig) -> Path:
                                    cfg.steps, tokens)
     _finish(run_dir, model, mode, ds, cfg, seq_len, metrics, result, mixer.result(), downstream)
     return run_dir.path
+
+
+def _mixer(cfg: TrainConfig, ds, dist, amp, seq_len: int):
+    """The run's mixer, told the run's training tokens (what a `unimax` mixture is spread over)."""
+    budget = cfg.steps * cfg.batch_size * seq_len
+    return cfg.mixing.build(MixerContext(ds, dist.device, amp, budget))
 
 
 def _finish(run_dir: RunDir, model, mode, ds, cfg: TrainConfig, seq_len: int, metrics, result,

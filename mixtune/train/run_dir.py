@@ -128,10 +128,11 @@ def model_fields(ds: Dataset, cfg: TrainConfig, seq_len: int, proposal: np.ndarr
     o = cfg.optim
     params, _ = count_params(cfg.scale, ds.vocab_size)
     mixing = schema.to_flat(cfg.mixing)
-    if cfg.mixing.method == "static":
+    tokens = cfg.steps * cfg.batch_size * seq_len
+    if cfg.mixing.method == "static":  # the weights the loop's StaticMixer trained on
         spec = cfg.mixing.weights
-        mixture = {"name": mixture_name(spec), "spec": spec,
-                   "weights": as_dict(resolve_weights(spec, ds.domains, ds.counts("train")), ds.domains)}
+        weights = resolve_weights(spec, ds.domains, ds.counts("train"), tokens)
+        mixture = {"name": mixture_name(spec), "spec": spec, "weights": as_dict(weights, ds.domains)}
     else:  # a proxy: its result is a mixture; it trained on its own sampling
         mixture = {"name": f"{cfg.mixing.method} proxy", "spec": None,
                    "weights": as_dict(proposal, ds.domains) if proposal is not None else None}
@@ -142,7 +143,7 @@ def model_fields(ds: Dataset, cfg: TrainConfig, seq_len: int, proposal: np.ndarr
         "method": cfg.mixing.method,
         "mixture": mixture,
         "hyperparameters": {
-            "scale": cfg.scale, "params": params, "tokens": cfg.steps * cfg.batch_size * seq_len,
+            "scale": cfg.scale, "params": params, "tokens": tokens,
             "steps": cfg.steps, "global_bs": cfg.batch_size, "seq_len": seq_len, "seed": cfg.seed,
             "lr": o.lr, "wd": o.weight_decay, "beta2": o.beta2, "schedule": o.schedule,
             "warmup": o.warmup_steps if o.warmup_steps is not None else o.warmup_fraction,

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from mixtune.data.weights import resolve_weights
+from mixtune.data.weights import mixture_name, resolve_weights, spec_problem
 from mixtune.errors import UserError
 
 DOMAINS = ["a", "b", "c"]
@@ -59,6 +59,28 @@ def test_bad_weights_files(tmp_path, content, message):
 def test_bad_specs(spec):
     with pytest.raises(UserError):
         resolve_weights(spec, DOMAINS, TOKENS)
+
+
+def test_unimax_specs():
+    # Budget 1200, E = 4: a takes min(400, 400) = 400, b min(400, 1200) = 400, c the 400 left.
+    assert np.allclose(resolve_weights("unimax", DOMAINS, TOKENS, 1200), [1 / 3] * 3)
+    # E = 2: a takes min(600, 200) = 200, b min(500, 600) = 500, c the 500 left.
+    w = resolve_weights("unimax:2", DOMAINS, TOKENS, budget_tokens=1200)
+    assert np.allclose(w, np.array([200, 500, 500]) / 1200)
+    assert spec_problem("unimax") is None and spec_problem(" unimax:2.5 ") is None
+    assert mixture_name("unimax:2") == "unimax2"
+
+
+@pytest.mark.parametrize("spec", ["unimax:x", "unimax:0", "unimax:-1", "unimax:inf", "unimax:"])
+def test_bad_unimax_specs(spec):
+    assert "E must be a positive number" in spec_problem(spec)
+    with pytest.raises(UserError, match="E must be a positive number"):
+        resolve_weights(spec, DOMAINS, TOKENS, 1200)
+
+
+def test_unimax_without_the_runs_budget_is_refused():
+    with pytest.raises(UserError, match=r"weights 'unimax': needs the run's token budget"):
+        resolve_weights("unimax", DOMAINS, TOKENS)
 
 
 def test_invalid_json(tmp_path):

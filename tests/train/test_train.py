@@ -264,3 +264,40 @@ def test_a_failed_start_does_not_lock_the_run_folder(synthetic_dataset, referenc
     run(cfg(synthetic_dataset, stale, steps=2))
     assert "starting again with the new settings (steps: 99 -> 2)" in caplog.text
     assert [r["step"] for r in rows(stale)] == [1, 2]
+
+
+def test_train_with_unimax_samples_the_unimax_weights(tmp_path, monkeypatch):
+    """`mixtune train --weights unimax:E` spreads this run's tokens (steps × batch × seq_len) by
+    UniMax; the loop, the model record and `DomainBatches` over the same steps all agree."""
+    from mixtune.cli import main
+    from mixtune.data.loader import DomainBatches
+    from mixtune.data.sampler import DomainSampler
+    from mixtune.data.store import open_dataset
+    from mixtune.mixing.repetition import unimax_weights
+    from mixtune.provenance import model_record
+    from mixtune.synthetic import write_dataset
+
+    sizes = {"markov_easy": 200, "markov_hard": 2000, "markov_medium": 4000, "noise": 6000,
+             "repeat": 8000}  # unequal, so UniMax is neither uniform nor natural
+    data = write_dataset(tmp_path / "data", train_tokens=sizes, validation_tokens=200,
+                         doc_len=64, seq_len=32, seed=0)
+    ds = open_dataset(data)
+    counts = np.array([ds.counts("train")[d] for d in ds.domains], dtype=float)
+    expected = unimax_weights(counts, 4 * 8 * 32, 0.5)  # the smallest domain is held to 0.5 epochs
+    assert expected[0] < 0.2 and not np.allclose(expected, counts / counts.sum())
+
+    drawn = []
+    real_next = DomainSampler.next
+    monkeypatch.setattr(DomainSampler, "next",
+                        lambda self, w=None: drawn.append(np.array(w)) or real_next(self, w))
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--steps", "4",
+                 "--batch-size", "8", "--scale", "tiny", "--eval-max-tokens-per-domain", "64",
+                 "--weights", "unimax:0.5"]) == 0
+    assert len(drawn) == 4 and all(np.allclose(w, expected, rtol=0, atol=1e-15) for w in drawn)
+    mixture = model_record(tmp_path / "run")["mixture"]
+    assert mixture["name"] == "unimax0.5"
+    assert np.allclose(list(mixture["weights"].values()), expected, rtol=0, atol=1e-15)
+    assert np.allclose(DomainBatches(ds, "unimax:0.5", 8, steps=4).weights_at(0), expected,
+                       rtol=0, atol=1e-15)
+    with pytest.raises(UserError, match="needs the run's token budget"):
+        DomainBatches(ds, "unimax", 8)  # endless: no budget to spread
