@@ -5,6 +5,9 @@ stage is one executor depending on the previous one, all with their logging fold
 completion markers) under OUT.work/logs/<stage>/, so the same pipeline gives the same output on
 any of them, and a rerun skips the tasks that finished.
 
+`run_calls` runs independent calls (RegMix's swarm of proxy trainings) as one task each, in fresh
+processes that share the machine's cores.
+
 `ExecutorOptions` (where the tasks run) is importable without datatrove, which the functions
 below import when they run: checking a config stays fast and needs no optional extra.
 """
@@ -14,7 +17,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from mixtune.errors import UserError
@@ -75,7 +80,7 @@ class Stage:
 # traceback is in the task log. (Local executor only: Slurm and Ray tasks log to their files.)
 
 
-def _quiet_console() -> None:
+def quiet_console() -> None:
     from loguru import logger  # datatrove's logger
 
     logger.remove()
@@ -92,7 +97,7 @@ def _quiet_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
     logger.add(logfile, level="DEBUG", colorize=False,
                format="{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line}"
                       " - {message}\n{exception}")
-    _quiet_console()
+    quiet_console()
     logger.info(f"Launching pipeline for {rank=}")
     return logfile
 
@@ -101,28 +106,55 @@ def _quiet_close_task_logger(logfile) -> None:
     from loguru import logger
 
     logger.complete()
-    _quiet_console()
+    quiet_console()
     logfile.close()
 
 
-def execute(stages: list[Stage], opts: ExecutorOptions, logs) -> bool:
-    """Run (or submit) every stage in order; True when submitted to run later (Slurm)."""
+def execute(stages: list[Stage], opts: ExecutorOptions, logs, start_method: str = "fork") -> bool:
+    """Run (or submit) every stage in order; True when submitted to run later (Slurm).
+    `start_method` of local processes: fork (cheap: they inherit the loaded modules) or spawn."""
     if opts.executor == "slurm":
         return _slurm(stages, opts, logs)
     if opts.executor == "ray":
         _ray(stages, opts, logs)
         return False
-    _local(stages, opts, logs)
+    _local(stages, opts, logs, start_method)
     return False
 
 
-def _local(stages: list[Stage], opts: ExecutorOptions, logs) -> None:
+def run_calls(calls: Sequence[Callable[[], None]], opts: ExecutorOptions, logs: Path) -> list[int]:
+    """Run each call as one task (`opts.tasks` is ignored); return the indices of the calls that
+    finished, also when another one failed (its exception is raised after they are collected).
+
+    Local tasks start in fresh (spawned) processes: a process forked from one that has trained a
+    model can hang in its OpenMP thread pool. Each knows how many share the machine
+    (LOCAL_WORLD_SIZE, as under torchrun), so they split its cores instead of fighting over them.
+    The logs, completion markers included, are this call's alone: the calls are not the tasks of
+    an earlier call (the caller keeps its own record of what finished)."""
+    import shutil
+
+    from mixtune.call_task import CallTask
+
+    shutil.rmtree(logs, ignore_errors=True)
+    workers = min(opts.workers or os.cpu_count() or 1, len(calls))
+    stage = Stage("tasks", [CallTask(list(calls), workers, quiet_console)], len(calls))
+    task_opts = ExecutorOptions(**{**{f.name: getattr(opts, f.name) for f in fields(opts)},
+                                   "tasks": len(calls), "workers": workers})
+    try:
+        execute([stage], task_opts, logs, start_method="spawn")
+    finally:
+        done = logs / "tasks" / "completions"
+        finished = sorted(int(p.name) for p in done.iterdir()) if done.is_dir() else []
+    return finished
+
+
+def _local(stages: list[Stage], opts: ExecutorOptions, logs, start_method: str = "fork") -> None:
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.executor import base as executor_base
 
     executor_base.add_task_logger = _quiet_task_logger
     executor_base.close_task_logger = _quiet_close_task_logger
-    _quiet_console()
+    quiet_console()
     workers = opts.workers or min(opts.tasks, os.cpu_count() or 1)
     last = None
     for stage in stages:
@@ -130,7 +162,7 @@ def _local(stages: list[Stage], opts: ExecutorOptions, logs) -> None:
         last = LocalPipelineExecutor(stage.pipeline, tasks=stage.tasks,
                                      workers=min(workers, stage.tasks),
                                      logging_dir=str(logs / stage.name), depends=last,
-                                     start_method="fork")
+                                     start_method=start_method)
     last.run()
 
 
@@ -153,7 +185,7 @@ def _ray(stages: list[Stage], opts: ExecutorOptions, logs) -> None:
     import ray
     from datatrove.executor import RayPipelineExecutor
 
-    _quiet_console()
+    quiet_console()
     if not ray.is_initialized():
         ray.init(address=opts.ray_address, log_to_driver=False)
     last = None

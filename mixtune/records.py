@@ -326,6 +326,13 @@ class RunSummary:
     """Per mixture method of the run, its own record: an offline method's `Proposal.summary`
     (DoReMi: its rounds), {"online": true} for one whose main models trained with its mixer."""
     loss_floor: dict[str, float] | None = None
+    max_epochs: float | None = None
+    """The repetition cap on the methods' proposals (none: no cap)."""
+    capped: dict[str, dict] = field(default_factory=dict)
+    """The proposals the cap changed: name -> {"capped": {domain: {epochs_before, epochs_after}},
+    "feasible": ...}."""
+    epochs: dict[str, dict[str, float]] = field(default_factory=dict)
+    """How many times a main run repeats each domain, per fixed mixture."""
     format_version: int = SUMMARY_VERSION
 
     def to_json(self) -> dict:
@@ -338,6 +345,9 @@ class RunSummary:
             "main_runs": self.main_runs,
             "loss_floor": self.loss_floor,
             "dataset": self.dataset,
+            "max_epochs": self.max_epochs,
+            "capped": self.capped,
+            "epochs": self.epochs,
         }
 
     @classmethod
@@ -355,6 +365,9 @@ class RunSummary:
             dataset=obj.get("dataset", "?"),
             methods={n: r for n, r in methods.items() if isinstance(r, dict)},
             loss_floor=obj.get("loss_floor") or None,
+            max_epochs=finite(obj.get("max_epochs")),
+            capped={n: r for n, r in _dict(obj.get("capped")).items() if isinstance(r, dict)},
+            epochs={n: r for n, r in _dict(obj.get("epochs")).items() if isinstance(r, dict)},
         )
 
 

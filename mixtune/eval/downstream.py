@@ -79,8 +79,9 @@ def evaluate_resolved(model, tokenizer, resolved: list[tuple[suites.Entry, Task]
     progress.close()
     model.train(was_training)
     centred = {n: r.acc_centered for n, r in results.items() if r.acc_centered is not None}
+    bpb = {n: r.bpb for n, r in results.items() if r.bpb is not None}
     aggregates = {
-        name: suites.aggregate(name, centred).to_json()
+        name: suites.aggregate(name, centred, bpb).to_json()
         for name, members in suites.SUITES.items()
         if set(members) & set(results)
     }

@@ -215,16 +215,21 @@ class Aggregate:
     present: int
     total: int
     missing: list[str]
+    bpb: float | None = None
+    """Mean gold bits per byte over the entries scored that have one (RegMix's
+    `downstream:<suite>` target: smooth where accuracy is still at chance)."""
 
     def to_json(self) -> dict:
         return dict(vars(self))
 
 
-def aggregate(suite: str, centred: dict[str, float]) -> Aggregate:
-    """A suite's mean centred accuracy over the entries scored (`centred`: entry -> value)."""
+def aggregate(suite: str, centred: dict[str, float], bpb: dict[str, float] | None = None) -> Aggregate:
+    """A suite's mean centred accuracy over the entries scored (`centred`: entry -> value), and
+    its mean gold bits per byte (`bpb`: entry -> value)."""
     names = SUITES[suite]
     scored = [centred[n] for n in names if n in centred]
     missing = [n for n in names if n not in centred]
+    bits = [bpb[n] for n in names if n in (bpb or {})]
     label = {"core": "CORE", "extended": "EXTENDED", "doremi": "DoReMi QA"}[suite]
     return Aggregate(
         name=f"{label} ({len(scored)}/{len(names)})",
@@ -232,6 +237,7 @@ def aggregate(suite: str, centred: dict[str, float]) -> Aggregate:
         present=len(scored),
         total=len(names),
         missing=missing,
+        bpb=sum(bits) / len(bits) if bits else None,
     )
 
 

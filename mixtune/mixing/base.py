@@ -103,6 +103,9 @@ class MixerContext:
     dataset: Dataset
     device: torch.device
     autocast_dtype: torch.dtype | None = None
+    budget_tokens: int | None = None
+    """The run's training tokens, steps × global batch × seq_len (a `unimax` spec needs them);
+    None where no run is planned."""
 
 
 class OnlineMixer(ABC):
@@ -189,6 +192,11 @@ class OfflineMethod(ABC):
     def propose(self, ctx) -> Generator[Any, Any, Proposal]:
         """Yield stages (`ctx.train_stage(...)`), receive each one's output folder, return the
         proposal. `ctx` is the pipeline's `PlanContext`."""
+
+    def annotate(self, mixtures: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Entries to add to its record once every fixed mixture of the run is known (RegMix: its
+        predicted target of each); called after `propose`. Default: none."""
+        return {}
 
     @classmethod
     def report_section(cls, record: dict, output: Path, report_dir: Path) -> list[str]:

@@ -19,14 +19,14 @@ from typing import Any
 
 from mixtune import schema
 from mixtune.data.config import PrepareSettings
-from mixtune.data.weights import spec_problem
+from mixtune.data.weights import DEFAULT_MAX_EPOCHS, spec_problem
 from mixtune.errors import UserError
 from mixtune.eval.config import TaskSelection
 from mixtune.io import load_yaml
 from mixtune.mixing import METHOD_OPTIONS
 from mixtune.model.scales import DEFAULT_SCALE, get_scale, scale_problem
 from mixtune.process.config import ProcessSettings
-from mixtune.schema import at_least, named_sections, nonempty, setting
+from mixtune.schema import at_least, named_sections, nonempty, positive, setting
 from mixtune.synthetic import SyntheticConfig
 from mixtune.train.config import TrainSettings
 
@@ -133,7 +133,11 @@ class RunConfig:
     """Scale and steps of the model trained on each mixture."""
     mixtures: list[str] = setting(factory=lambda: ["reference", "uniform", "doremi"], check=nonempty)
     """Mixtures to compare: reference, a mixture method (doremi, ...; its options in the section
-    of its name), or any weights spec (natural, uniform, temperature:T, a file)."""
+    of its name), or any weights spec (natural, uniform, temperature:T, unimax[:E], a file)."""
+    max_epochs: float | None = setting(DEFAULT_MAX_EPOCHS, check=positive)
+    """Repetition cap of every method's proposal: no domain repeated more than this many times in
+    a main run, the rest spread over the others (none: no cap). About 4 costs little (Muennighoff
+    et al., arXiv 2305.16264); small proxies never see repetition, so they may ask for far more."""
     seeds: list[int] = setting(factory=lambda: [0], check=_seeds_problem)
     """Seeds of the main models (mean ± std over them in the report)."""
     methods: dict[str, Any] = named_sections(METHOD_OPTIONS)
@@ -161,6 +165,9 @@ class RunConfig:
         for m in self.mixtures:  # a method's defaults must do without a section (DoReMi's do)
             if m in methods and m not in self.methods:
                 self.methods[m] = schema.parse(METHOD_OPTIONS.get(m), {}, labels=label.nested(m))
+            check_run = getattr(self.methods.get(m), "check_run", None)
+            if check_run is not None:  # options that depend on the rest of the run (eval: tasks)
+                check_run(self, label.nested(m))
 
     def options(self, method: str):
         """The options of a method the run names (its section, or its defaults)."""

@@ -1,8 +1,10 @@
 """The plan of `mixtune run`: a run config turned into stages, in order.
 
     data                       prepare (or generate) the dataset        (unless data.dataset is given)
-    <offline methods>          e.g. iterated DoReMi: round-N/reference, round-N/proxy
-    summary.json               the mixtures to compare (written before the main runs)
+    <offline methods>          e.g. iterated DoReMi: round-N/reference, round-N/proxy; RegMix:
+                               regmix/proxy-NNN, a swarm run as tasks at once
+    summary.json               the mixtures to compare (written before the main runs); each
+                               method's proposal capped at max_epochs repetitions of any domain
     main/<mixture>/seed-S      a model per mixture and seed: fixed weights, or an online
                                method's mixer choosing them as the model trains
     report/                    always rewritten: it shows the runs as they are
@@ -19,6 +21,7 @@ import logging
 import os
 from collections.abc import Generator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,17 +34,18 @@ from mixtune.errors import UserError
 from mixtune.executors import EXECUTOR_SETTINGS
 from mixtune.io import write_json_atomic
 from mixtune.mixing import METHOD_OPTIONS, METHODS
+from mixtune.mixing.repetition import cap_repetition
 from mixtune.mixing.static import StaticConfig
 from mixtune.pipeline.config import DataConfig, RunConfig, StageSpec
 from mixtune.pipeline.names import baseline_name
-from mixtune.pipeline.stage import Stage
+from mixtune.pipeline.stage import Stage, StageGroup
 from mixtune.process.config import ProcessOptions
 from mixtune.records import RunSummary
 from mixtune.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-Plan = Generator[Stage, Path, Path]
+Plan = Generator[Stage | StageGroup, Path | list[Path], Path]
 
 
 @dataclass
@@ -61,8 +65,27 @@ class PlanContext:
     def domains(self) -> list[str]:
         return self.dataset.domains
 
+    @property
+    def tokens(self) -> np.ndarray:
+        """Training tokens per domain."""
+        counts = self.dataset.counts("train")
+        return np.array([float(counts[d]) for d in self.domains])
+
+    @property
+    def main_tokens(self) -> int:
+        """Tokens one main run trains on: what a mixture's repetition of a domain is counted in."""
+        main = self.cfg.main
+        return main.steps * main.global_batch * (self.cfg.train.seq_len or self.dataset.seq_len)
+
     def weights(self, spec: str) -> np.ndarray:
-        return resolve_weights(spec, self.domains, self.dataset.counts("train"))
+        return resolve_weights(spec, self.domains, self.dataset.counts("train"),
+                               budget_tokens=self.main_tokens)
+
+    def on_main(self, write) -> None:
+        """Call `write()` on rank 0 alone (a file every rank then reads), then wait for it."""
+        if self.dist.is_main:
+            write()
+        distributed.barrier()
 
     def write_weights(self, rel: str, weights: np.ndarray) -> Path:
         path = self.out / rel
@@ -87,15 +110,24 @@ class PlanContext:
     def train_stage(self, name: str, mixing, spec: StageSpec, *, seed: int | None = None,
                     deps: tuple[str, ...] = ()) -> Stage:
         """A stage training one model; its identity holds a weights file's numbers, not its path."""
-        from mixtune.train.loop import run
-
         tc = self.train_config(name, mixing, spec, seed)
         identity = tc.identity()
         if isinstance(mixing, StaticConfig) and mixing.weights.endswith(".json"):
             identity["weights"] = json.loads(Path(mixing.weights).read_text())
-        stage = Stage(name, identity, lambda _folder: run(tc), deps=self.data_deps + deps)
+        # A partial of a module function, not a closure: a swarm's stages run in other processes.
+        stage = Stage(name, identity, partial(_train, tc), deps=self.data_deps + deps)
         self.planned[name] = stage
         return stage
+
+    def train_group(self, stages: list[Stage], executor=None, logs: str = "tasks") -> StageGroup:
+        """Independent train stages the runner may run at once as tasks on `executor`."""
+        return StageGroup(stages, executor, logs)
+
+
+def _train(tc: TrainConfig, _folder: Path) -> None:
+    from mixtune.train.loop import run
+
+    run(tc)
 
 
 def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
@@ -114,19 +146,24 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
     ctx = PlanContext(cfg, out, ds, data, data_deps, dist)
     mixtures: dict[str, tuple[np.ndarray | None, tuple[str, ...]]] = {}
     methods: dict[str, dict] = {}  # each method's record, under its name in summary.json
+    capped: dict[str, dict] = {}  # the proposals the repetition cap changed
+    offline = {}
     for m in cfg.mixtures:
         if m == "reference":
             _add(mixtures, baseline_name(cfg), ctx.weights(cfg.reference_weights), ())
         elif METHOD_OPTIONS.is_offline(m):
-            proposal = yield from METHODS.get(m)(cfg.options(m)).propose(ctx)
-            _add(mixtures, m, proposal.weights, tuple(proposal.sources))
-            for name, w in proposal.extra.items():
-                _add(mixtures, name, w, tuple(proposal.sources))
+            offline[m] = METHODS.get(m)(cfg.options(m))
+            proposal = yield from offline[m].propose(ctx)
+            for name, w in {m: proposal.weights, **proposal.extra}.items():
+                _add(mixtures, name, _capped(ctx, name, w, capped), tuple(proposal.sources))
             methods[m] = proposal.summary
         elif METHOD_OPTIONS.get(m) is not None:  # online: its mixer trains the main models
             mixtures[m], methods[m] = (None, ()), {"online": True}
         else:
             _add(mixtures, mixture_name(m), ctx.weights(m), ())
+    fixed = {n: w for n, (w, _) in mixtures.items() if w is not None}
+    for m, method in offline.items():  # e.g. RegMix's predicted target of every mixture
+        methods[m].update(method.annotate(fixed))
 
     main, runs = _main_stages(ctx, mixtures)
     distributed.barrier()
@@ -134,6 +171,9 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
         domains=ds.domains, reference_mixture=baseline_name(cfg),
         mixtures={n: as_dict(w, ds.domains) if w is not None else {} for n, (w, _) in mixtures.items()},
         main_runs=runs, dataset=str(data), methods=methods, loss_floor=ds.manifest.loss_floors(),
+        max_epochs=cfg.max_epochs, capped=capped,
+        epochs={n: as_dict(w * ctx.main_tokens / np.maximum(ctx.tokens, 1), ds.domains)
+                for n, w in fixed.items()},
     )
     if dist.is_main:  # before the main runs, so that `mixtune report` works on a partial run
         write_json_atomic(out / "summary.json", summary.to_json())
@@ -170,6 +210,20 @@ def _main_stages(ctx: PlanContext, mixtures: dict) -> tuple[list[Stage], dict]:
                     (out / stage.name).unlink()  # no longer identical: it trains on its own
                 main.append(stage)
     return main, runs
+
+
+def _capped(ctx: PlanContext, name: str, w: np.ndarray, capped: dict) -> np.ndarray:
+    """A method's proposal with no domain repeated more than max_epochs times in a main run
+    (small proxies never see repetition, so nothing else stops them asking for it)."""
+    if ctx.cfg.max_epochs is None:
+        return w
+    cap = cap_repetition(w, ctx.tokens, ctx.main_tokens, ctx.cfg.max_epochs)
+    if cap.capped.any() or not cap.feasible:
+        capped[name] = cap.summary(ctx.domains)
+        log.warning("%s: capped at %g epochs of %s in a main run of %d tokens", name,
+                    ctx.cfg.max_epochs, ", ".join(np.asarray(ctx.domains)[cap.capped]),
+                    ctx.main_tokens)
+    return cap.weights
 
 
 def _add(mixtures: dict, name: str, w: np.ndarray, sources: tuple[str, ...]) -> None:

@@ -2,6 +2,8 @@
 
 A plan is a generator that yields `Stage`s and receives each one's output path back, so stages
 whose existence depends on earlier results (another DoReMi round) are planned as results arrive.
+It may yield a `StageGroup` of independent stages (RegMix's swarm) and receive their outputs as a
+list: those to do run as tasks on the group's executor, each decided and recorded as one stage.
 For each stage the runner decides from its `stage.json` (see stage.py):
 
     an input was redone since it ran         redo it (and so, in turn, what depends on it)
@@ -26,6 +28,7 @@ import json
 import logging
 import os
 from collections.abc import Generator, Sequence
+from functools import partial
 from pathlib import Path
 from uuid import uuid4
 
@@ -36,6 +39,7 @@ from mixtune.pipeline.stage import (
     FORMAT_VERSION,
     RECORD,
     Stage,
+    StageGroup,
     StageRecord,
     config_hash,
     matches,
@@ -60,7 +64,8 @@ class Runner:
         try:
             stage = next(plan)
             while True:
-                stage = plan.send(self.run(stage))
+                result = self.run_group(stage) if isinstance(stage, StageGroup) else self.run(stage)
+                stage = plan.send(result)
         except StopIteration as done:
             result = done.value
         if self.dist.is_main:
@@ -83,32 +88,68 @@ class Runner:
         distributed.barrier()
 
     def run(self, stage: Stage) -> Path:
+        if self._start(stage):
+            log.info("stage %s: running", stage.name)
+            if stage.all_ranks or self.dist.is_main:
+                stage.run(self.out / stage.name)
+            distributed.barrier()
+            self._complete(stage)
+        return self.out / stage.name / stage.output
+
+    def run_group(self, group: StageGroup) -> list[Path]:
+        """Run the stages of `group` that are not up to date, as tasks on its executor (one
+        process of several runs them one after the other, as `run` does)."""
+        todo = [stage for stage in group.stages if self._start(stage)]
+        tasks = group.executor is not None and self.dist.world_size == 1 and len(todo) > 1
+        if not tasks:
+            for stage in todo:
+                log.info("stage %s: running", stage.name)
+                if stage.all_ranks or self.dist.is_main:
+                    stage.run(self.out / stage.name)
+                distributed.barrier()
+                self._complete(stage)
+        elif todo:
+            from mixtune.executors import run_calls
+
+            log.info("stages %s: running as %d tasks (%s)", ", ".join(s.name for s in todo),
+                     len(todo), group.executor.executor)
+            finished = []
+            try:  # a task that failed stops the group; those that finished are recorded so
+                finished = run_calls([partial(s.run, self.out / s.name) for s in todo],
+                                     group.executor, self.out / group.logs)
+            finally:
+                for i in finished:
+                    self._complete(todo[i])
+        return [self.out / s.name / s.output for s in group.stages]
+
+    def _start(self, stage: Stage) -> bool:
+        """Decide what to do with `stage`; False when it is up to date (skipped), else its record
+        is written (incomplete) and it is to be run."""
         folder = self.out / stage.name
-        h = config_hash(stage.identity)
         inputs = {d: self.run_ids.get(d) for d in stage.deps}
         action, detail = distributed.on_main(lambda: self._decide(stage, folder, inputs))
         if action == "skip":
             log.info("stage %s: complete, skipped", stage.name)
             self.run_ids[stage.name] = detail
-            return folder / stage.output
+            return False
         if self.dist.is_main:
             if action == "restart":
                 log.warning("stage %s: %s", stage.name, detail)
                 remove(folder)
-            StageRecord(stage.name, h, stage.identity, inputs=inputs).write(folder)
+            StageRecord(stage.name, config_hash(stage.identity), stage.identity,
+                        inputs=inputs).write(folder)
         distributed.barrier()
-        log.info("stage %s: running", stage.name)
-        if stage.all_ranks or self.dist.is_main:
-            stage.run(folder)
-        distributed.barrier()
+        return True
 
+    def _complete(self, stage: Stage) -> None:
         def complete() -> str:
             run_id = uuid4().hex
-            StageRecord(stage.name, h, stage.identity, True, run_id, inputs).write(folder)
+            inputs = {d: self.run_ids.get(d) for d in stage.deps}
+            StageRecord(stage.name, config_hash(stage.identity), stage.identity, True, run_id,
+                        inputs).write(self.out / stage.name)
             return run_id
 
         self.run_ids[stage.name] = distributed.on_main(complete)
-        return folder / stage.output
 
     def _decide(self, stage: Stage, folder: Path, inputs: dict) -> tuple[str, str | None]:
         """("skip", run id), ("restart", why), ("resume", None) or ("run", None); rank 0 only."""

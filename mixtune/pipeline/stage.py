@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from mixtune.executors import ExecutorOptions
 from mixtune.io import read_json, write_json_atomic
 
 RECORD = "stage.json"
@@ -34,6 +35,20 @@ class Stage:
     """The path inside the folder that is handed back to the plan (e.g. the dataset)."""
     all_ranks: bool = True
     """Training runs on every rank; single-process work (data preparation) on rank 0 only."""
+
+
+@dataclass
+class StageGroup:
+    """Stages independent of each other (RegMix's swarm), which the runner may run at once as
+    tasks on an executor. Each keeps its own folder and record: a rerun skips those that finished.
+    The plan gets back the list of their outputs."""
+
+    stages: list[Stage]
+    executor: ExecutorOptions | None = None
+    """Where the tasks run (local processes, Ray); none, or one process of several (torchrun):
+    one stage after the other, in this process."""
+    logs: str = "tasks"
+    """The tasks' log folder, under the output."""
 
 
 FORMAT_VERSION = 2  # of stage.json: 2 records the inputs' run ids, always

@@ -280,7 +280,34 @@ def _weights_section(summary: RunSummary, names: list[str], have_plot: bool) -> 
     lines += md_table(["domain", *names], rows, "l" + "r" * len(names))
     if have_plot:
         lines += ["", "![Domain weights per mixture](weights.png)"]
-    return lines + [""]
+    return lines + [""] + _repetition_lines(summary)
+
+
+def _repetition_lines(summary: RunSummary) -> list[str]:
+    """Where a main run repeats a domain, and which proposals the repetition cap changed."""
+    cap = summary.max_epochs
+    lines = []
+    for name, record in summary.capped.items():
+        domains = record.get("capped") or {}
+        moved = ", ".join(f"{d} {fmt(finite(e.get('epochs_before')), 1)} → "
+                          f"{fmt(finite(e.get('epochs_after')), 1)} epochs"
+                          for d, e in domains.items() if isinstance(e, dict))
+        if record.get("feasible") is False:
+            lines.append(f"- **{name}**: a main run needs more than {cap:g} epochs of all the data; "
+                         "every domain repeated equally (natural weights) instead.")
+        else:
+            lines.append(f"- **{name}** capped at {cap:g} epochs per main run: {moved}; the rest "
+                         "went to the other domains in proportion.")
+    over = {n: max(e.values()) for n, e in summary.epochs.items() if n not in summary.capped
+            and e and cap is not None and max(e.values()) > cap}
+    lines += [f"- {n} repeats a domain {v:.1f} times in a main run (a fixed mixture: not capped)."
+              for n, v in over.items()]
+    if not lines:
+        return []
+    return ["Repetition: small proxies never see a domain repeated, so their proposals may ask a "
+            "main run to repeat a small domain many times; each method's proposal is capped at "
+            "`max_epochs` (about 4 epochs cost little: Muennighoff et al., arXiv 2305.16264).",
+            "", *lines, ""]
 
 
 # -- training and validation -----------------------------------------------------------------------

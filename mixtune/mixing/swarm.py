@@ -1,0 +1,337 @@
+"""RegMix, the offline method: a swarm of small proxies on random mixtures, a regression from
+mixture to target, and the mixture with the lowest predicted target (Liu et al., "RegMix: Data
+Mixture as Regression for Language Model Pre-training", arXiv 2407.01492).
+
+    regmix/proxy-NNN        N proxies at the proxy scale and steps, each on a mixture drawn from
+                            a Dirichlet around the domains' token shares with a varied
+                            concentration (near-prior and sparse mixtures both appear); run at
+                            once as tasks on an executor (local processes, Ray), each a stage
+                            with its own folder and record
+    regmix/swarm.csv        every proxy's mixture and measures: per-domain validation loss, and
+                            the downstream bits per byte when `eval:` has tasks (also as
+                            mixtures.csv + results.csv, the files `mixtune swarm fit` reads)
+    the fit                 LightGBM (or the log-linear mixing law) from mixture to the target,
+                            with its cross-validated rank correlation
+    the search              candidates around the prior, predicted; the top ones averaged
+
+The target is the user's (`regmix: {target: ...}`): `average` (mean per-domain validation loss), a
+domain, `{domain: weight}`, `downstream` (mean gold bits per byte of the tasks scored) or
+`downstream:<suite>` (of that suite's tasks, e.g. downstream:core). The fitting and the search are
+mixtune.regmix's; this file plans the swarm and reads it back.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from mixtune import regmix
+from mixtune.errors import UserError
+from mixtune.executors import ExecutorOptions
+from mixtune.io import write_text_atomic
+from mixtune.mixing.base import METHODS, OfflineMethod, Proposal
+from mixtune.mixing.static import StaticConfig
+from mixtune.model.flops import flops_per_token
+from mixtune.records import DownstreamResult, EvalFile, finite
+from mixtune.schema import at_least, setting
+from mixtune.tables import fmt
+
+log = logging.getLogger(__name__)
+
+PROXIES_PER_DOMAIN = 4
+"""Default swarm: 4 proxies per domain (at least MIN_PROXIES). RegMix ran 512 for 17 domains
+(30 per domain); fewer fit a coarser regressor, which the cross-validated rank correlation shows."""
+MIN_PROXIES = 8
+DOWNSTREAM = "downstream"
+
+
+def target_problem(target) -> str | None:
+    """What is wrong with a `regmix.target` before the dataset's domains are known."""
+    if isinstance(target, str):
+        return None if target.strip() else "name average, a domain, {domain: weight} or downstream"
+    if not target:
+        return "an empty mapping; give {domain: weight, ...}"
+    for name, w in target.items():
+        if isinstance(w, bool) or not isinstance(w, int | float) or not (math.isfinite(w) and w >= 0):
+            return f"weight of {name!r} is {w!r}; use numbers >= 0"
+    return None if sum(target.values()) > 0 else "the weights sum to 0"
+
+
+@dataclass
+class RegMixConfig:
+    """The `regmix:` section of a run: the swarm, the target, the fit and the search."""
+
+    proxies: int | None = setting(None, check=at_least(2))
+    """Proxy runs in the swarm (none: 4 per domain, at least 8); at least domains + 1."""
+    target: str | dict[str, float] = setting("average", check=target_problem)
+    """What the mixture is chosen for: average, a domain, {domain: weight}, downstream or
+    downstream:<suite> (eval: must score tasks)."""
+    regressor: Literal["lightgbm", "loglinear"] = "lightgbm"
+    """lightgbm (RegMix's) or loglinear, the data-mixing law L = c + k·exp(Σ t_j·w_j)."""
+    candidates: int = setting(100_000, check=at_least(1))
+    """Mixtures sampled in the search."""
+    top: int = setting(100, check=at_least(1))
+    """The proposal is the mean of this many best-predicted candidates."""
+    seed: int = setting(0, check=at_least(0))
+    """Seeds the swarm's mixtures, the regressor and the search."""
+    executor: Literal["local", "ray"] = ExecutorOptions.executor
+    """Where the proxies run: local processes, or a Ray cluster."""
+    workers: int | None = setting(None, check=at_least(1))
+    """Proxies trained at once (local: processes sharing the cores; none: one per CPU core, or
+    the cluster's); 1: one after the other in this process."""
+    ray_address: str | None = None
+    """Address of a running Ray cluster (none: start a local one)."""
+
+    def validate(self, label) -> None:
+        if self.top > self.candidates:
+            raise UserError(f"{label('top')} {self.top}: at most candidates ({self.candidates}).")
+
+    def check_run(self, cfg, label) -> None:
+        """Checks against the rest of the run config (called when it is loaded)."""
+        if isinstance(self.target, str) and self.target.startswith(DOWNSTREAM) \
+                and not cfg.eval.tasks:
+            raise UserError(f"{label('target')} {self.target!r}: the proxies score no tasks; "
+                            "set eval: {tasks: ...} (e.g. core), or use a validation target.")
+
+    def executor_options(self) -> ExecutorOptions | None:
+        if self.workers == 1 and self.executor == "local":
+            return None
+        return ExecutorOptions(executor=self.executor, workers=self.workers,
+                               ray_address=self.ray_address)
+
+
+@METHODS.register
+class RegMix(OfflineMethod):
+    method = "regmix"
+    Config = RegMixConfig
+    opts: RegMixConfig
+
+    def __init__(self, opts: RegMixConfig):
+        super().__init__(opts)
+        self.model: regmix.Model | None = None
+
+    def stage_names(self, cfg) -> list[str]:
+        # Every name a swarm of any size may take (--force regmix clears them all).
+        return [f"regmix/{proxy_name(i)}" for i in range(self.opts.proxies or 1000)]
+
+    def propose(self, ctx):
+        opts, domains = self.opts, ctx.domains
+        n = swarm_size(opts.proxies, len(domains))
+        target = check_target(opts.target, domains)
+        prior = ctx.tokens / ctx.tokens.sum()
+        weights = regmix.candidate_mixtures(len(domains), np.maximum(prior, 1e-12), n, opts.seed)
+        stages = []
+        for i, w in enumerate(weights):
+            file = ctx.write_weights(f"regmix/mixtures/{proxy_name(i)}.json", w)
+            stages.append(ctx.train_stage(f"regmix/{proxy_name(i)}",
+                                          StaticConfig(weights=str(file)), ctx.cfg.proxy))
+        folders = yield ctx.train_group(stages, opts.executor_options(), logs="regmix/logs")
+        swarm = read_swarm_runs([proxy_name(i) for i in range(n)], domains, weights, folders)
+        ctx.on_main(lambda: write_swarm(ctx.out / "regmix", swarm))
+        y = regmix.target_values(swarm, measure_weights(target, domains))
+        self.model = regmix.fit(swarm.weights, y, opts.regressor, opts.seed)
+        proposal = regmix.propose(self.model, len(domains), np.maximum(prior, 1e-12),
+                                  samples=opts.candidates, top=opts.top, seed=opts.seed + 1)
+        flat = bool(np.ptp(self.model.predict(swarm.weights)) == 0)
+        if flat:  # then the "best" candidates are an arbitrary few: say so, propose the prior
+            log.warning("regmix: the fit predicts the same target for every proxy (too few "
+                        "proxies, or the target does not depend on the mixture); proposing the "
+                        "token-share prior. Train more proxies (regmix.proxies).")
+            proposal = prior
+        summary = {
+            "flat_fit": flat,
+            "proxies": n, "target": opts.target, "regressor": opts.regressor,
+            "measures": list(swarm.measures), "swarm": "regmix/swarm.csv",
+            "rank_correlation": regmix.cross_validated_rank_correlation(
+                swarm.weights, y, opts.regressor, seed=opts.seed),
+            "swarm_best": {"id": swarm.ids[int(np.argmin(y))], "target": float(np.min(y))},
+            "flops": compute(ctx, n),
+        }
+        return Proposal(proposal, [s.name for s in stages], {}, summary)
+
+    def annotate(self, mixtures: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The predicted target of every fixed mixture of the run (the proposal as capped)."""
+        names = list(mixtures)
+        values = self.model.predict(np.stack([mixtures[n] for n in names]))
+        return {"predicted": {n: float(v) for n, v in zip(names, values, strict=True)}}
+
+    @classmethod
+    def report_section(cls, record: dict, output: Path, report_dir: Path) -> list[str]:
+        return report_lines(record, output)
+
+
+def proxy_name(i: int) -> str:
+    return f"proxy-{i:03d}"
+
+
+def swarm_size(proxies: int | None, k: int) -> int:
+    n = proxies if proxies is not None else max(MIN_PROXIES, PROXIES_PER_DOMAIN * k)
+    if n < k + 1:
+        raise UserError(f"regmix.proxies {n}: a regression over {k} domains needs at least "
+                        f"domains + 1 = {k + 1} proxies.")
+    return n
+
+
+def check_target(target, domains: list[str]):
+    """The target, checked against the dataset's domains before any proxy trains."""
+    names = [target] if isinstance(target, str) else list(target)
+    for name in names:
+        if name == "average" or name == DOWNSTREAM or name.startswith(DOWNSTREAM + ":"):
+            continue
+        if name not in domains:
+            raise UserError(f"regmix.target: no domain {name!r}; the dataset has "
+                            f"{', '.join(domains)} (or average, downstream[:suite]).")
+    return target
+
+
+def measure_weights(target, domains: list[str]) -> str | dict[str, float]:
+    """The target as measures and weights: `average` is the mean per-domain validation loss (not a
+    mean that would take the downstream measures in)."""
+    return dict.fromkeys(domains, 1.0) if target == "average" else target
+
+
+def target_value(measures: dict[str, float], target, domains: list[str]) -> float | None:
+    """The target of one run's measures (None when one it needs is missing)."""
+    mix = measure_weights(target, domains)
+    mix = {mix: 1.0} if isinstance(mix, str) else mix
+    if any(finite(measures.get(m)) is None for m, w in mix.items() if w > 0):
+        return None
+    total = sum(mix.values())
+    return sum(w / total * measures[m] for m, w in mix.items() if w > 0)
+
+
+def compute(ctx, n: int) -> dict[str, float]:
+    """Training FLOPs of the swarm and of one main run (6·N·D plus attention, as the model's MFU
+    counts them): the price of the method against what it is for."""
+    seq_len = ctx.cfg.train.seq_len or ctx.dataset.seq_len
+    vocab = ctx.dataset.vocab_size
+    proxy, main = ctx.cfg.proxy, ctx.cfg.main
+    swarm = n * proxy.steps * proxy.global_batch * seq_len * flops_per_token(proxy.scale, vocab, seq_len)
+    one_main = ctx.main_tokens * flops_per_token(main.scale, vocab, seq_len)
+    return {"swarm": swarm, "main_run": one_main}
+
+
+# -- the swarm's measures ------------------------------------------------------------------------
+
+def read_swarm_runs(ids: list[str], domains: list[str], weights: np.ndarray,
+                    folders: list[Path]) -> regmix.Swarm:
+    """Each proxy's final per-domain validation loss and downstream bits per byte. A measure
+    some proxy lacks is left out; none at all is an error naming a proxy."""
+    rows = [_measures(folder) for folder in folders]
+    names = [m for m in rows[0] if all(m in r for r in rows)]
+    if not names:
+        raise UserError(f"{folders[0]}: the proxy left no final evaluation (eval.json); rerun, or "
+                        f"redo it with --force regmix/{ids[0]}.")
+    return regmix.Swarm(ids, list(domains), weights,
+                        {m: np.array([r[m] for r in rows]) for m in names})
+
+
+def _measures(folder: Path) -> dict[str, float]:
+    path = folder / "eval.json"
+    if not path.is_file():
+        return {}
+    import json
+
+    final = EvalFile.from_json(json.loads(path.read_text()))
+    out = {d: v for d, v in final.result.log_ppl.items() if v is not None}
+    if final.downstream is not None:
+        result = DownstreamResult.from_json(final.downstream)
+        if result.mean_bpb is not None:
+            out[DOWNSTREAM] = result.mean_bpb
+        for suite, agg in result.aggregates.items():
+            if finite(agg.get("bpb")) is not None:
+                out[f"{DOWNSTREAM}:{suite}"] = finite(agg["bpb"])
+    return out
+
+
+def write_swarm(folder: Path, swarm: regmix.Swarm) -> None:
+    """swarm.csv (id, one weight column per domain, one column per measure), and the same as
+    mixtures.csv + results.csv, `mixtune swarm fit`'s layout."""
+    measures = list(swarm.measures)
+    table = np.column_stack([swarm.weights] + [swarm.measures[m] for m in measures])
+    _write_csv(folder / "swarm.csv", ["id", *(f"train_{d}" for d in swarm.domains), *measures],
+               swarm.ids, table)
+    k = len(swarm.domains)
+    _write_csv(folder / "mixtures.csv", ["id", *swarm.domains], swarm.ids, table[:, :k])
+    _write_csv(folder / "results.csv", ["id", *measures], swarm.ids, table[:, k:])
+
+
+def _write_csv(path: Path, header: list[str], ids: list[str], values: np.ndarray) -> None:
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for rid, row in zip(ids, values, strict=True):
+        writer.writerow([rid, *(repr(float(v)) for v in row)])
+    write_text_atomic(path, buf.getvalue())
+
+
+# -- the report's section ------------------------------------------------------------------------
+
+def report_lines(record: dict, output: Path) -> list[str]:
+    lines = ["## RegMix", ""]
+    if not record.get("proxies"):
+        return lines + ["The swarm has not finished yet.", ""]
+    rc = finite(record.get("rank_correlation"))
+    flops = record.get("flops") or {}
+    swarm, main = finite(flops.get("swarm")), finite(flops.get("main_run"))
+    lines += [
+        f"{record['proxies']} proxies on random mixtures (`regmix/swarm.csv`), a "
+        f"{record.get('regressor')} fit from mixture to the target **{_target_text(record)}**, "
+        f"and the mean of the best-predicted candidates as the proposal. Cross-validated rank "
+        f"correlation of the fit (Spearman, out-of-fold predictions against measured): "
+        f"{fmt(rc)}{' — too low to trust the ranking' if rc is not None and rc < 0.5 else ''}.",
+        "",
+    ]
+    if record.get("flat_fit"):
+        lines += ["**The fit learned nothing**: it predicts the same target for every proxy (too "
+                  "few proxies for the regressor, or a target the mixture does not move), so the "
+                  "proposal is the token-share prior. Train more proxies (`regmix.proxies`).", ""]
+    if swarm and main:
+        lines += [f"Compute: the swarm took {swarm:.3g} FLOPs, {swarm / main:.1%} of one main "
+                  f"run's {main:.3g}.", ""]
+    predicted = record.get("predicted") or {}
+    if predicted:
+        measured = measured_targets(record, output)
+        lines += ["| mixture | predicted target | measured (main runs, mean ± std) |",
+                  "| --- | ---: | ---: |"]
+        for name, value in sorted(predicted.items(), key=lambda kv: finite(kv[1]) or math.inf):
+            lines.append(f"| {name} | {fmt(finite(value))} | {measured.get(name, 'not yet')} |")
+        lines += ["", "The fit's prediction for each mixture of the run, at the proxies' scale, "
+                  "beside what its main runs measured at theirs: the order matters, not the "
+                  "values (a bigger model has lower losses).", ""]
+    return lines
+
+
+def measured_targets(record: dict, output: Path) -> dict[str, str]:
+    """Each mixture's target over its finished main runs, from summary.json and their eval.json."""
+    import json
+
+    from mixtune.tables import fmt_ms, mean_std
+
+    path = output / "summary.json"
+    if not path.is_file():
+        return {}
+    summary = json.loads(path.read_text())
+    domains, target = summary.get("domains") or [], record.get("target", "average")
+    out = {}
+    for name, seeds in (summary.get("main_runs") or {}).items():
+        values = [target_value(_measures(output / rel), target, domains) for rel in seeds.values()]
+        values = [v for v in values if v is not None]
+        if values:
+            out[name] = f"{fmt_ms(*mean_std(values))} ({len(values)} seed{'s' * (len(values) > 1)})"
+    return out
+
+
+def _target_text(record: dict) -> str:
+    target = record.get("target", "average")
+    if isinstance(target, dict):
+        return ", ".join(f"{w:g}·{d}" for d, w in target.items())
+    return str(target)
