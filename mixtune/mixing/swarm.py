@@ -89,8 +89,22 @@ class RegMixConfig:
     """Address of a running Ray cluster (none: start a local one)."""
 
     def validate(self, label) -> None:
+        import importlib.util
+
         if self.top > self.candidates:
             raise UserError(f"{label('top')} {self.top}: at most candidates ({self.candidates}).")
+        # Known before any proxy trains, not after the swarm.
+        if self.regressor == "lightgbm" and importlib.util.find_spec("lightgbm") is None:
+            raise UserError(f"{label('regressor')} lightgbm: not installed; pip install "
+                            "'mixtune[regmix]', or use regressor: loglinear.")
+        if self.executor_options() is not None and importlib.util.find_spec("datatrove") is None:
+            if self.workers is not None or self.executor != "local":
+                raise UserError(f"{label('workers' if self.workers else 'executor')}: the swarm's "
+                                "tasks run on datatrove's executors: pip install 'mixtune[regmix]' "
+                                "(or workers: 1, one proxy after the other).")
+            log.info("regmix: datatrove is not installed, so the proxies train one after the "
+                     "other; pip install 'mixtune[regmix]' to train several at once.")
+            self.workers = 1
 
     def check_run(self, cfg, label) -> None:
         """Checks against the rest of the run config (called when it is loaded)."""
