@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from mixtune.records import finite
+
 if TYPE_CHECKING:
     import torch
 
@@ -204,3 +206,14 @@ class OfflineMethod(ABC):
         (read leniently: a partial run's record may lack entries). It may draw figures into
         `report_dir` (and must remove its own stale ones). Default: no section."""
         return []
+
+
+def compute_lines(flops) -> list[str]:
+    """A method's training compute against one main run's (as the RegMix and DoReMi papers
+    report it), from its record's {"method": F, "main_run": F}."""
+    flops = flops if isinstance(flops, dict) else {}
+    method, main = finite(flops.get("method")), finite(flops.get("main_run"))
+    if not (method and main):
+        return []
+    return [f"Compute: {method:.3g} training FLOPs, {method / main:.1%} of one main run's "
+            f"{main:.3g} (6·N per token plus attention).", ""]

@@ -35,9 +35,8 @@ from mixtune import regmix
 from mixtune.errors import UserError
 from mixtune.executors import ExecutorOptions
 from mixtune.io import write_text_atomic
-from mixtune.mixing.base import METHODS, OfflineMethod, Proposal
+from mixtune.mixing.base import METHODS, OfflineMethod, Proposal, compute_lines
 from mixtune.mixing.static import StaticConfig
-from mixtune.model.flops import flops_per_token
 from mixtune.records import DownstreamResult, EvalFile, finite
 from mixtune.schema import at_least, setting
 from mixtune.tables import fmt
@@ -165,7 +164,8 @@ class RegMix(OfflineMethod):
             "rank_correlation": regmix.cross_validated_rank_correlation(
                 swarm.weights, y, opts.regressor, seed=opts.seed),
             "swarm_best": {"id": swarm.ids[int(np.argmin(y))], "target": float(np.min(y))},
-            "flops": compute(ctx, n),
+            "flops": {"method": n * ctx.train_flops(ctx.cfg.proxy),
+                      "main_run": ctx.train_flops(ctx.cfg.main)},
         }
         return Proposal(proposal, [s.name for s in stages], {}, summary)
 
@@ -218,17 +218,6 @@ def target_value(measures: dict[str, float], target, domains: list[str]) -> floa
         return None
     total = sum(mix.values())
     return sum(w / total * measures[m] for m, w in mix.items() if w > 0)
-
-
-def compute(ctx, n: int) -> dict[str, float]:
-    """Training FLOPs of the swarm and of one main run (6·N·D plus attention, as the model's MFU
-    counts them): the price of the method against what it is for."""
-    seq_len = ctx.cfg.train.seq_len or ctx.dataset.seq_len
-    vocab = ctx.dataset.vocab_size
-    proxy, main = ctx.cfg.proxy, ctx.cfg.main
-    swarm = n * proxy.steps * proxy.global_batch * seq_len * flops_per_token(proxy.scale, vocab, seq_len)
-    one_main = ctx.main_tokens * flops_per_token(main.scale, vocab, seq_len)
-    return {"swarm": swarm, "main_run": one_main}
 
 
 # -- the swarm's measures ------------------------------------------------------------------------
@@ -295,7 +284,6 @@ def report_lines(record: dict, output: Path) -> list[str]:
         return lines + ["The swarm has not finished yet.", ""]
     rc = finite(record.get("rank_correlation"))
     flops = record.get("flops") or {}
-    swarm, main = finite(flops.get("swarm")), finite(flops.get("main_run"))
     lines += [
         f"{record['proxies']} proxies on random mixtures (`regmix/swarm.csv`), a "
         f"{record.get('regressor')} fit from mixture to the target **{_target_text(record)}**, "
@@ -308,9 +296,7 @@ def report_lines(record: dict, output: Path) -> list[str]:
         lines += ["**The fit learned nothing**: it predicts the same target for every proxy (too "
                   "few proxies for the regressor, or a target the mixture does not move), so the "
                   "proposal is the token-share prior. Train more proxies (`regmix.proxies`).", ""]
-    if swarm and main:
-        lines += [f"Compute: the swarm took {swarm:.3g} FLOPs, {swarm / main:.1%} of one main "
-                  f"run's {main:.3g}.", ""]
+    lines += compute_lines(flops)
     predicted = record.get("predicted") or {}
     if predicted:
         measured = measured_targets(record, output)

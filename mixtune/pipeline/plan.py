@@ -77,6 +77,15 @@ class PlanContext:
         main = self.cfg.main
         return main.steps * main.global_batch * (self.cfg.train.seq_len or self.dataset.seq_len)
 
+    def train_flops(self, spec: StageSpec) -> float:
+        """Training FLOPs of one run of `spec` (6·N per token plus attention, as MFU counts them):
+        what a method's compute is compared with one main run's in."""
+        from mixtune.model.flops import flops_per_token
+
+        seq_len = self.cfg.train.seq_len or self.dataset.seq_len
+        tokens = spec.steps * spec.global_batch * seq_len
+        return tokens * flops_per_token(spec.scale, self.dataset.vocab_size, seq_len)
+
     def weights(self, spec: str) -> np.ndarray:
         return resolve_weights(spec, self.domains, self.dataset.counts("train"),
                                budget_tokens=self.main_tokens)
