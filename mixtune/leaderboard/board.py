@@ -4,6 +4,9 @@ Every row is one model identity: dataset, mixture, scale, tokens and recipe, all
 Seeds of the same identity are one row with mean ± std. A model's newest evaluation counts.
 Ranking follows DCLM: CORE first (higher is better), then mean downstream bits per byte, then
 average validation log-ppl (lower is better); a row without a measure ranks after those with it.
+Proxies (DoReMi's, RegMix's swarm) are trained to pick a mixture, not chosen by anyone: they are
+left out unless asked for. Beside a main run of a `mixtune run` that ran RegMix stands what
+RegMix predicted for its mixture, so the fit's ranking can be checked against the measured one.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mixtune.errors import UserError
+from mixtune.mixing.swarm import MIXTURES_DIR
 from mixtune.provenance import DATASET_RECORD, EVALS_DIR, MODEL_RECORD, read_record
 from mixtune.records import Metrics
 from mixtune.tables import NONE, fmt_ms, md_table, mean_curve, mean_std
@@ -30,6 +35,12 @@ RANK_BY = ("core", "mean_bpb", "avg_log_ppl")
 BETTER = {key: better for key, _, better in MEASURES}
 PIPELINE_DATASET = ("data", "dataset")
 """Where `mixtune run` prepares its dataset, under its output folder: OUTPUT/data/dataset."""
+SWARM_MIXTURES = Path(MIXTURES_DIR).parts
+"""Where RegMix's swarm writes its proxies' mixture specs, under a run's output folder: a static
+run whose spec lies there is a swarm proxy."""
+MAIN_RUNS, SUMMARY = "main", "summary.json"
+"""A `mixtune run` keeps its main runs at OUTPUT/main/<mixture>/seed-S, its summary beside them."""
+PREDICTED = "RegMix predicted ({})"
 
 
 def _stat(values: list[float | None]) -> dict | None:
@@ -40,6 +51,16 @@ def _stat(values: list[float | None]) -> dict | None:
     return {"mean": mean, "std": std or 0.0, "n": sum(v is not None for v in values)}
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """RegMix's predicted target for a run's mixture, and the summary.json that says so (one
+    prediction per run of the pipeline, however many seeds of it the row holds)."""
+
+    source: str
+    target: str
+    value: float
+
+
 @dataclass
 class Entry:
     """One model, its newest evaluation and its dataset."""
@@ -48,6 +69,7 @@ class Entry:
     evaluation: dict
     dataset: dict | None
     run: Path
+    prediction: Prediction | None = None
 
     def measures(self) -> dict[str, float | None]:
         e, m = self.evaluation, self.evaluation.get("eval_metrics", {})
@@ -78,6 +100,13 @@ class Row:
             key += [s is None, 0.0 if s is None else (-s["mean"] if BETTER[name] == "higher" else s["mean"])]
         return tuple(key)
 
+    def predicted(self, target: str) -> dict | None:
+        """RegMix's prediction for `target`, once per summary that made one (not once per seed,
+        which would show a spread of 0 that no measurement had)."""
+        found = {p.source: p.value for e in self.entries
+                 if (p := e.prediction) is not None and p.target == target}
+        return _stat(list(found.values()))
+
 
 def collect(paths: list[Path], proxies: bool = False) -> tuple[list[Row], list[str]]:
     """The ranked rows of every model under `paths`, and notes on what could not be joined."""
@@ -105,19 +134,74 @@ def collect(paths: list[Path], proxies: bool = False) -> tuple[list[Row], list[s
         if e["model_uuid"] not in newest or e["creation_date"] > newest[e["model_uuid"]]["creation_date"]:
             newest[e["model_uuid"]] = e
     rows: dict[str, Row] = {}
+    summaries: dict[Path, dict] = {}
     for model_uuid, e in newest.items():
         model = models[model_uuid]
-        if model["method"] != "static" and not proxies:
+        if is_proxy(model) and not proxies:
             continue
         ds = datasets.get(model.get("dataset_uuid")) or _dataset_at(model)
         if ds is None:
             notes.append(f"model {model['name']} ({model_uuid}): dataset "
                          f"{model.get('dataset_uuid') or model.get('dataset_path')} has no record here")
-        entry = Entry(model, e, ds, runs[model_uuid])
+        run = runs[model_uuid]
+        entry = Entry(model, e, ds, run, regmix_prediction(run, summaries))
         rows.setdefault(entry.identity(), Row()).entries.append(entry)
     for row in rows.values():
         row.entries.sort(key=lambda en: en.model["hyperparameters"]["seed"])
     return sorted(rows.values(), key=Row.rank_key), notes
+
+
+def is_proxy(model: dict) -> bool:
+    """Whether a model was trained to choose a mixture rather than on one chosen: DoReMi's proxies
+    train by a method of their own; RegMix's swarm are plain static runs, told apart only by
+    where their (random) mixtures lie."""
+    if model.get("method") != "static":
+        return True
+    spec = _dig(model, "mixture", "spec")
+    return isinstance(spec, str) and Path(spec).parent.parts[-2:] == SWARM_MIXTURES
+
+
+def regmix_prediction(run: Path, summaries: dict[Path, dict]) -> Prediction | None:
+    """What RegMix predicted for a main run of a `mixtune run` (OUTPUT/main/<mixture>/seed-S),
+    from OUTPUT/summary.json; None for any other run, and for a summary that is missing, damaged
+    or has no prediction for that mixture: a board is still worth showing without it.
+    `summaries` keeps each summary read once (None for one that could not be)."""
+    run = Path(run).absolute()
+    if run.parent.parent.name != MAIN_RUNS or not run.name.startswith("seed-"):
+        return None
+    path = run.parent.parent.parent / SUMMARY
+    if path not in summaries:
+        summaries[path] = _read_lenient(path)
+    regmix = _dig(summaries[path], "methods", "regmix")
+    value = _dig(regmix, "predicted", run.parent.name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return Prediction(str(path), target_label(_dig(regmix, "target")), float(value))
+
+
+def target_label(target) -> str:
+    """RegMix's target as its report writes it: `average`, a domain, `1·web, 2·code`, ..."""
+    if target is None:
+        return "average"  # RegMix's default, for a summary that does not say
+    if isinstance(target, dict):
+        return ", ".join(f"{w:g}·{d}" if isinstance(w, int | float) else f"{w}·{d}"
+                         for d, w in target.items())
+    return str(target)
+
+
+def _read_lenient(path: Path):
+    """The JSON in `path`, or None when it is missing, unreadable or not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _dig(value, *keys):
+    """value[k1][k2]..., or None as soon as a level is missing or not a mapping."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def _dataset_at(model: dict) -> dict | None:
@@ -156,8 +240,9 @@ def _fmt(stat: dict | None, digits: int = 4) -> str:
 
 def to_markdown(rows: list[Row], tasks: bool = False) -> str:
     head = ["#", "dataset", "mixture", "scale", "tokens", "seeds"] + [lab for _, lab, _ in MEASURES]
+    targets = predicted_targets(rows)
     task_names = _task_names(rows) if tasks else []
-    head += task_names
+    head += [PREDICTED.format(t) for t in targets] + task_names
     body = []
     for i, row in enumerate(rows, 1):
         d = _describe(row)
@@ -166,6 +251,7 @@ def to_markdown(rows: list[Row], tasks: bool = False) -> str:
             core += f" ({n})"
         cells = [str(i), d["dataset"], d["mixture"], d["scale"], f"{d['tokens']:,}", d["seeds"], core]
         cells += [_fmt(row.stat(k), 3 if "ppl" in k else 4) for k, _, _ in MEASURES[1:]]
+        cells += [_fmt(row.predicted(t), _target_digits(t)) for t in targets]
         cells += [_fmt(_task_stat(row, t)) for t in task_names]
         body.append(cells)
     return "\n".join(md_table(head, body, "l" * 6 + "r" * (len(head) - 6))) + "\n"
@@ -173,21 +259,36 @@ def to_markdown(rows: list[Row], tasks: bool = False) -> str:
 
 def to_csv(rows: list[Row], tasks: bool = False) -> str:
     buf = io.StringIO()
+    targets = predicted_targets(rows)
     task_names = _task_names(rows) if tasks else []
     w = csv.writer(buf)
     w.writerow(["rank", "dataset", "mixture", "scale", "tokens", "seeds", "n"]
-               + [f"{k}{s}" for k, _, _ in MEASURES for s in ("", "_std")] + task_names
+               + [f"{k}{s}" for k, _, _ in MEASURES for s in ("", "_std")]
+               + [PREDICTED.format(t) for t in targets] + task_names
                + ["model_uuids", "eval_uuids", "dataset_uuid"])
     for i, row in enumerate(rows, 1):
         d = _describe(row)
         stats = [row.stat(k) for k, _, _ in MEASURES]
         w.writerow([i, d["dataset"], d["mixture"], d["scale"], d["tokens"], d["seeds"], len(row.entries)]
                    + [x for s in stats for x in ((s["mean"], s["std"]) if s else ("", ""))]
+                   + [(s["mean"] if (s := row.predicted(t)) else "") for t in targets]
                    + [(s["mean"] if (s := _task_stat(row, t)) else "") for t in task_names]
                    + [" ".join(e.model["uuid"] for e in row.entries),
                       " ".join(e.evaluation["uuid"] for e in row.entries),
                       row.first.model.get("dataset_uuid") or ""])
     return buf.getvalue()
+
+
+def predicted_targets(rows: list[Row]) -> list[str]:
+    """The RegMix targets with a prediction in some row, as they first appear: one column each,
+    since runs with different targets predict different things (none at all: no column)."""
+    seen = [e.prediction.target for r in rows for e in r.entries if e.prediction is not None]
+    return list(dict.fromkeys(seen))
+
+
+def _target_digits(target: str) -> int:
+    """As many digits as the measure the target is made of: log-ppl 3, bits per byte 4."""
+    return 4 if target.startswith("downstream") else 3
 
 
 def _task_names(rows: list[Row]) -> list[str]:
@@ -210,10 +311,14 @@ def to_board(rows: list[Row], title: str = "mixtune leaderboard", curves: dict |
                {"key": "seeds", "label": "seeds", "kind": "text"}]
     columns += [{"key": k, "label": lab, "kind": "number", "digits": 3 if "ppl" in k else 4,
                  "better": better} for k, lab, better in MEASURES]
+    targets = predicted_targets(rows)
+    columns += [{"key": f"regmix_predicted:{t}", "label": PREDICTED.format(t), "kind": "number",
+                 "digits": _target_digits(t), "better": "lower"} for t in targets]
     out_rows = []
     for i, row in enumerate(rows):
         values = _describe(row)
         values.update({k: row.stat(k) for k, _, _ in MEASURES})
+        values.update({f"regmix_predicted:{t}": _one(row.predicted(t)) for t in targets})
         tasks = {t: s["mean"] for t in _task_names([row]) if (s := _task_stat(row, t))}
         first = row.first
         out_rows.append({
@@ -229,6 +334,12 @@ def to_board(rows: list[Row], title: str = "mixtune leaderboard", curves: dict |
         })
     return {"title": title, "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "columns": columns, "rows": out_rows, "curves": curves or {}}
+
+
+def _one(stat: dict | None) -> dict | float | None:
+    """A stat for the page, as a bare number when there is one value: its cell then shows no
+    'mean ± std over n = 1' tooltip, which would suggest seeds where there was one prediction."""
+    return stat["mean"] if stat is not None and stat["n"] == 1 else stat
 
 
 def curves(rows: list[Row]) -> dict:

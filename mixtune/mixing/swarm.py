@@ -48,6 +48,9 @@ PROXIES_PER_DOMAIN = 4
 (30 per domain); fewer fit a coarser regressor, which the cross-validated rank correlation shows."""
 MIN_PROXIES = 8
 DOWNSTREAM = "downstream"
+MIXTURES_DIR = "regmix/mixtures"
+"""Where the swarm's mixtures are written, under the output: what marks a model as a swarm
+proxy (the leaderboard lists those only when asked)."""
 
 
 def target_problem(target) -> str | None:
@@ -141,7 +144,7 @@ class RegMix(OfflineMethod):
         weights = regmix.candidate_mixtures(len(domains), np.maximum(prior, 1e-12), n, opts.seed)
         stages = []
         for i, w in enumerate(weights):
-            file = ctx.write_weights(f"regmix/mixtures/{proxy_name(i)}.json", w)
+            file = ctx.write_weights(f"{MIXTURES_DIR}/{proxy_name(i)}.json", w)
             stages.append(ctx.train_stage(f"regmix/{proxy_name(i)}",
                                           StaticConfig(weights=str(file)), ctx.cfg.proxy))
         folders = yield ctx.train_group(stages, opts.executor_options(), logs="regmix/logs")
