@@ -369,7 +369,7 @@ def _chain_commands(command) -> None:
                    help="md (a Markdown table), csv, or html (one self-contained page) (default: md)")
     p.add_argument("--out", help="write to this file (default: standard output)")
     p.add_argument("--tasks", action="store_true", help="a column per downstream task (default: off)")
-    p.add_argument("--proxies", action="store_true", help="list DoReMi's and RegMix's proxies too")
+    p.add_argument("--proxies", action="store_true", help="list DoReMi's, RegMix's proxies (default: off)")
 
     command("config", "every key of a mixtune run YAML file, with its type, default and meaning",
             cmd_config)
