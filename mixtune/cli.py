@@ -470,6 +470,13 @@ def main(argv: list[str] | None = None) -> int:
         # /dev/null so that the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as e:  # a full disk under a writer that is not mixtune's (datatrove's, ...)
+        from mixtune.io import NO_SPACE, no_space_message
+
+        if e.errno not in NO_SPACE:
+            raise
+        print(f"mixtune: error: {no_space_message(e.filename, e)}", file=sys.stderr)
+        return 2
     finally:
         if "torch" in sys.modules:  # only then can a process group exist
             from mixtune.distributed import teardown

@@ -18,6 +18,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -163,7 +164,89 @@ def _local(stages: list[Stage], opts: ExecutorOptions, logs, start_method: str =
                                      workers=min(workers, stage.tasks),
                                      logging_dir=str(logs / stage.name), depends=last,
                                      start_method=start_method)
-    last.run()
+    with _helpers_die_with_us():
+        last.run()
+
+
+# -- helper processes die with this one ---------------------------------------------------------
+# datatrove's local executor starts a Manager (a server process) and a Pool of workers. Killed
+# with SIGKILL, this process cannot stop them: they lived on, re-parented to PID 1, holding the
+# terminal's stdout and stderr (so `mixtune process ... | tee log` never ended). On Linux each
+# now asks the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG); datatrove takes no
+# initializer for them, so it is handed a `multiprocess` whose Manager and Pool start theirs
+# with one.
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """In a helper process: be killed when the process that started it dies (Linux; elsewhere
+    nothing). A parent already gone by now is not waited for: exit at once."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    import multiprocess
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return  # refused (a sandbox): the helper lives as long as it did before
+    parent = multiprocess.parent_process()
+    if parent is not None and not parent.is_alive():
+        os._exit(1)
+
+
+def _init_worker(initializer: Callable | None, initargs: tuple) -> None:
+    die_with_parent()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+class _MortalContext:
+    """A multiprocess context whose Pool workers die with their parent."""
+
+    def __init__(self, ctx) -> None:
+        self._ctx = ctx
+
+    def __getattr__(self, name: str):
+        return getattr(self._ctx, name)
+
+    def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None):
+        return self._ctx.Pool(processes, _init_worker, (initializer, initargs), maxtasksperchild)
+
+
+class _MortalMultiprocess:
+    """The `multiprocess` module, but its Manager and its contexts' Pools start helpers that
+    die with their parent."""
+
+    def __init__(self, module) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str):
+        return getattr(self._module, name)
+
+    def get_context(self, method=None):
+        return _MortalContext(self._module.get_context(method))
+
+    def Manager(self):
+        from multiprocess.managers import SyncManager
+
+        manager = SyncManager(ctx=self._module.get_context())
+        manager.start(die_with_parent)
+        return manager
+
+
+@contextmanager
+def _helpers_die_with_us():
+    from datatrove.executor import local
+
+    real = local.multiprocess
+    local.multiprocess = _MortalMultiprocess(real)
+    try:
+        yield
+    finally:
+        local.multiprocess = real
 
 
 def _slurm(stages: list[Stage], opts: ExecutorOptions, logs) -> bool:

@@ -13,11 +13,18 @@
   what differs, for its messages.
 
 Files and folders follow the umask like any other output (mkstemp/mkdtemp would make them
-owner-only), so results written on a shared cluster stay readable by the team.
+owner-only, and so do some writers: safetensors), so results written on a shared cluster stay
+readable by the team: `follow_umask`, which `staged_dir` applies before publishing.
+
+A full disk (or quota) met while writing is the user's to fix, not a bug: `writing(path)` turns
+that OSError into a UserError naming the file ("no space left on the device writing PATH"), in
+every writer here and in the token and shard writers; `no_space_message` says it for an error
+caught higher up (the CLI, for writers that are not ours).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -36,21 +43,46 @@ from mixtune.errors import UserError
 log = logging.getLogger(__name__)
 
 
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+"""The errnos of a full file system or an exhausted quota."""
+
+
+def no_space_message(path: str | os.PathLike | None, err: OSError | None = None) -> str:
+    """What a full disk while writing `path` (None: not known) is called, and what to do."""
+    quota = " (disk quota exceeded)" if err is not None and err.errno == errno.EDQUOT else ""
+    where = f" writing {path}" if path is not None else ""
+    return (f"no space left on the device{quota}{where}; free some space or write the output "
+            "elsewhere, then run again.")
+
+
+@contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Inside the block, a full disk or quota (ENOSPC, EDQUOT) is a UserError naming `path`;
+    any other OSError stays what it is. The caller removes what it had half written."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in NO_SPACE:
+            raise
+        raise UserError(no_space_message(path, err)) from None
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write `data` to a temp file beside `path`, fsync, then rename it over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -75,12 +107,13 @@ def staged_dir(final: Path) -> Iterator[Path]:
     """Build a folder in a staging place beside `final`; publish it there only if the block
     finishes, else remove it: `final` is either absent, the old version, or complete."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # Same file system as `final`, so that the publishing rename is atomic.
-    staged = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    staged.chmod(0o777 & ~_umask())
+    with writing(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # Same file system as `final`, so that the publishing rename is atomic.
+        staged = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
         yield staged
+        follow_umask(staged)
         publish(staged, final)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
@@ -141,6 +174,22 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def follow_umask(folder: Path) -> None:
+    """Give `folder` and everything in it the modes the umask gives new files and folders
+    (executables stay executable): writers that make their files owner-only (safetensors,
+    mkstemp) do not decide who may read a run's results."""
+    mask = _umask()
+    folder = Path(folder)
+    folder.chmod(0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                continue  # chmod would change what it points to, outside the folder
+            executable = os.stat(path).st_mode & 0o111  # folders are: they are searched
+            os.chmod(path, (0o777 if executable else 0o666) & ~mask)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -187,14 +236,18 @@ class JsonlAppender:
     """Appends one JSON object per line and flushes it, so a crash loses at most the last line."""
 
     def __init__(self, path: Path):
-        self._f = open(path, "a")
+        self.path = Path(path)
+        with writing(self.path):
+            self._f = open(path, "a")
 
     def write(self, row: Mapping) -> None:
-        self._f.write(json.dumps(row) + "\n")
-        self._f.flush()
+        with writing(self.path):
+            self._f.write(json.dumps(row) + "\n")
+            self._f.flush()
 
     def close(self) -> None:
-        self._f.close()
+        with writing(self.path):  # what a full disk did not take is flushed once more here
+            self._f.close()
 
 
 # -- identities of outputs ---------------------------------------------------------------------

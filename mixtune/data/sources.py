@@ -112,17 +112,17 @@ def read_documents(
 
 def check_layout(
     sources: Sequence[str | os.PathLike], *, domain_field: str | None = None
-) -> None:
+) -> list[str] | None:
     """Check the layout of `sources` without reading any file: paths exist, domain folders are
     named well and hold a file each, nothing lies where a domain is expected, file types are
     known. What a sharded read cannot check (a shard may hold nothing of a domain) is checked
-    here once, before the tasks start."""
+    here once, before the tasks start. Returns the domains the folders name, sorted (None with
+    `domain_field`: the domains are then in the records, known only once they are read)."""
     if domain_field is not None:
         _check_field_path(domain_field, "--domain-field")
     reader = _Reader("text", domain_field, False, None, layout_only=True)
-    for source in sources:
-        for _ in reader.read_source(Path(source)):
-            pass
+    domains = {doc.domain for source in sources for doc in reader.read_source(Path(source))}
+    return None if domain_field is not None else sorted(domains)
 
 
 def domain_name_problem(name: str) -> str | None:

@@ -15,6 +15,7 @@ A training sequence is the window `tokens[i*seq_len : i*seq_len + seq_len + 1]` 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mixtune.errors import UserError
-from mixtune.io import read_json
+from mixtune.io import read_json, writing
 from mixtune.records import FORMAT_VERSION, DomainCounts, Manifest
 
 SPLITS = ("train", "validation")
@@ -53,12 +54,14 @@ def tokenizer_hash(tokenizer_dir: Path) -> str:
 
 
 class TokenWriter:
-    """Appends token arrays to one flat file; counts documents and tokens as it goes."""
+    """Appends token arrays to one flat file; counts documents and tokens as it goes. A full disk
+    is a UserError naming the file (the staging folder it lies in is then removed)."""
 
     def __init__(self, path: Path, dtype: np.dtype):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.dtype = path, dtype
-        self._f = open(path, "wb")
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = open(path, "wb")
         self.documents = 0
         self.tokens = 0
 
@@ -66,7 +69,7 @@ class TokenWriter:
         ids = np.asarray(ids)
         if ids.size and int(ids.max()) > np.iinfo(self.dtype).max:
             raise ValueError(f"token id {int(ids.max())} does not fit {self.dtype}")
-        self._f.write(ids.astype(self.dtype, copy=False).tobytes())
+        self._write(ids.astype(self.dtype, copy=False).tobytes())
         self.documents += documents
         self.tokens += int(ids.size)
 
@@ -78,15 +81,36 @@ class TokenWriter:
             chunk = src.read(min(left, 1 << 20))
             if not chunk:
                 raise ValueError(f"{src.name}: ends {left} bytes early")
-            self._f.write(chunk)
+            self._write(chunk)
             left -= len(chunk)
         self.documents += documents
         self.tokens += tokens
 
+    def _write(self, data: bytes) -> None:
+        try:
+            with writing(self.path):
+                self._f.write(data)
+        except UserError:
+            self._drop()
+            raise
+
     def close(self) -> None:
-        self._f.flush()
-        os.fsync(self._f.fileno())  # on disk before the manifest that vouches for it is published
-        self._f.close()
+        if self._f.closed:  # given up on a full disk already; a `finally` closes it again
+            return
+        try:
+            with writing(self.path):
+                self._f.flush()
+                os.fsync(self._f.fileno())  # on disk before the manifest vouching for it
+                self._f.close()
+        except UserError:
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        """Close the file, giving up the bytes the disk did not take: otherwise closing it later
+        (or the garbage collector) tries to write them again and fails once more."""
+        with contextlib.suppress(OSError):
+            self._f.close()  # closes the file even when its last flush fails
 
 
 @dataclass

@@ -181,8 +181,11 @@ def read_weights(path: str | Path, domains: Sequence[str]) -> np.ndarray:
         obj = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"weights file {path}: not valid JSON ({e}).") from None
-    if isinstance(obj, dict) and isinstance(obj.get("train_domain_weights"), dict):
+    if isinstance(obj, dict) and "train_domain_weights" in obj:  # the doremi layout
         obj = obj["train_domain_weights"]
+        if not isinstance(obj, dict):
+            raise UserError(f"weights file {path}: train_domain_weights is {obj!r}; it must be "
+                            "an object {domain: weight}.")
     if not isinstance(obj, dict) or not obj:
         raise UserError(f"weights file {path}: expected a JSON object {{domain: weight}}.")
     return weights_from_mapping(obj, domains, where=f"weights file {path}")
@@ -217,12 +220,15 @@ def weights_from_mapping(
 
 def normalise(w: np.ndarray, where: str) -> np.ndarray:
     w = np.asarray(w, dtype=np.float64)
-    total = w.sum()
-    if not (total > 0 and math.isfinite(total)):
+    top = w.max() if w.size else 0.0
+    if not (top > 0 and math.isfinite(top)):
         raise UserError(
             f"{where}: all weights are zero; at least one domain needs a positive weight."
         )
-    return w / total
+    # Scaled by the largest first: the sum of weights near the float maximum (1e308 each)
+    # overflows to inf.
+    w = w / top
+    return w / w.sum()
 
 
 def as_dict(weights: np.ndarray, domains: Sequence[str]) -> dict[str, float]:

@@ -142,14 +142,26 @@ def _no_gguf_bar():
 
 
 def dataset_of(run_dir: Path) -> str:
-    """The dataset a run was trained on, from its config.yaml."""
+    """The dataset a run was trained on. config.yaml keeps `data` as given, relative to the
+    folder training ran in; final/mixtune.json records it resolved, so the run can be evaluated
+    from any folder."""
     import yaml
 
     cfg_file = run_dir / "config.yaml"
     data = (yaml.safe_load(cfg_file.read_text()) or {}).get("data")
     if not data:
         raise UserError(f"{cfg_file}: names no dataset; pass --data DATASET.")
-    return data
+    if Path(data).is_absolute():
+        return data
+    info = run_dir / "final" / "mixtune.json"
+    recorded = json.loads(info.read_text()).get("dataset") if info.is_file() else None
+    if recorded and Path(recorded).is_dir():
+        return recorded
+    if Path(data).is_dir():  # no record of it (or it moved): as given, from here
+        return data
+    where = f" (recorded as {recorded} in {info})" if recorded else ""
+    raise UserError(f"{cfg_file}: its dataset {data}{where} is not found from {Path.cwd()}; "
+                    "pass --data DATASET.")
 
 
 def format_results(out: dict) -> str:

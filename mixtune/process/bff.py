@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import regex
@@ -40,11 +42,39 @@ _MASK64 = np.uint64(2**64 - 1)
 _PRIME = np.uint64(0x100000001B3)  # mixes token hashes into an n-gram hash (FNV's prime)
 
 
+def bloom_bits(expected: int, fp_rate: float) -> int:
+    """Bits of a Bloom filter holding `expected` keys at false-positive rate `fp_rate` (the
+    optimal m = -n ln p / ln² 2: 9.6 bits, 1.2 bytes, per key at 1%)."""
+    return max(64, math.ceil(-expected * math.log(fp_rate) / math.log(2) ** 2))
+
+
+def memory_bytes() -> int | None:
+    """The memory a process here may use: the machine's, or its container's (cgroup v2) limit
+    when lower; None where the system does not say."""
+    try:
+        sizes = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    except (ValueError, OSError, AttributeError):  # no such sysconf name on this system
+        sizes = []
+    limit = Path("/sys/fs/cgroup/memory.max")
+    text = limit.read_text().strip() if limit.is_file() else "max"
+    if text.isdigit():
+        sizes.append(int(text))
+    return min(sizes, default=None)
+
+
+def _size(n: float) -> str:
+    units = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    i = 0
+    while n >= 1024 and i < len(units) - 1:
+        n, i = n / 1024, i + 1
+    return f"{n:.3g} {units[i]}"
+
+
 class BloomFilter:
     """A Bloom filter of 64-bit keys, `k` bit positions per key by double hashing."""
 
     def __init__(self, expected: int, fp_rate: float) -> None:
-        bits = max(64, math.ceil(-expected * math.log(fp_rate) / math.log(2) ** 2))
+        bits = bloom_bits(expected, fp_rate)
         self.size = bits
         self.k = max(1, round(bits / expected * math.log(2)))
         self.bits = np.zeros((bits + 7) // 8, dtype=np.uint8)
@@ -103,6 +133,15 @@ class BFFDedup(PipelineStep):
             raise ValueError("ngram and expected_ngrams must be at least 1")
         if not (0 < fp_rate < 1 and 0 <= threshold <= 1):
             raise ValueError("fp_rate must lie in (0, 1) and threshold in [0, 1]")
+        need, have = bloom_bits(expected_ngrams, fp_rate) / 8, memory_bytes()
+        if have is not None and need > have:
+            # Refused here, when the pipeline is read: in a task, the allocation fails (or the
+            # machine swaps) after the earlier stages have run.
+            raise ValueError(
+                f"expected_ngrams {expected_ngrams} at fp_rate {fp_rate} needs a Bloom filter of "
+                f"{_size(need)} in each task, more than this machine's {_size(have)} of memory; "
+                "give the n-grams one task's shard holds (about 1.2 bytes each at fp_rate 0.01), "
+                "or raise fp_rate")
         self.ngram, self.threshold = ngram, threshold
         self.expected_ngrams, self.fp_rate = expected_ngrams, fp_rate
 

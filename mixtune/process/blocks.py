@@ -7,6 +7,7 @@ document carries its domain and split in `metadata`, from the source to the outp
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -21,6 +22,8 @@ from datatrove.pipeline.filters.base_filter import BaseFilter, get_filter_result
 from datatrove.pipeline.formatters.base import BaseFormatter
 
 from mixtune.data.sources import read_documents
+from mixtune.errors import UserError
+from mixtune.io import writing
 
 DOMAIN, SPLIT = "domain", "split"
 SKIPPED = "skipped"  # stats label of records skipped as empty or bad at reading
@@ -70,22 +73,37 @@ class SourceReader(PipelineStep):
 
 class JsonlZstWriter:
     """JSON lines, zstd-compressed, into PATH.tmp; `publish()` renames it to PATH once closed, so
-    a file present is complete (a rerun task rewrites it)."""
+    a file present is complete (a rerun task rewrites it). A full disk is a UserError naming
+    PATH, and the temp file is removed."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.tmp = path, path.with_name(path.name + ".tmp")
-        self._text = io.TextIOWrapper(zstandard.ZstdCompressor().stream_writer(open(self.tmp, "wb")),
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._raw = open(self.tmp, "wb")
+        self._text = io.TextIOWrapper(zstandard.ZstdCompressor().stream_writer(self._raw),
                                       encoding="utf-8")
 
     def write(self, record: dict) -> None:
-        self._text.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._guarded(self._text.write, json.dumps(record, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
-        self._text.close()  # closes the compressor and the file beneath
+        if not self._raw.closed:
+            self._guarded(self._text.close)  # closes the compressor and the file beneath
 
     def publish(self) -> None:
         os.replace(self.tmp, self.path)
+
+    def _guarded(self, call, *args) -> None:
+        try:
+            with writing(self.path):
+                call(*args)
+        except UserError:
+            # Give up what the disk did not take (closing again would retry it) and the file.
+            with contextlib.suppress(OSError):
+                self._raw.close()
+            self.tmp.unlink(missing_ok=True)
+            raise
 
 
 class ShardWriter(PipelineStep):

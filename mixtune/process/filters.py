@@ -9,7 +9,10 @@ document if more than 5% of its words were removed (it was mostly boilerplate).
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import struct
+from pathlib import Path
 
 import numpy as np
 from datatrove.data import Document
@@ -161,7 +164,11 @@ class FastTextQualityFilter(FastTextClassifierFilter):
         if self._model is None:
             import fasttext
 
-            self._model = fasttext.load_model(self.model_url)
+            try:
+                self._model = fasttext.load_model(self.model_url)
+            except ValueError as err:  # fastText's "has wrong file format!": a file, not a bug
+                raise UserError(f"{self.model_url}: fastText cannot load it ({err}); give the "
+                                "path of a fastText classifier .bin.") from None
             labels = [x.removeprefix("__label__") for x in self._model.labels]
             if self.label not in labels:
                 raise UserError(f"{self.model_url}: the fastText model has no label "
@@ -171,3 +178,28 @@ class FastTextQualityFilter(FastTextClassifierFilter):
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         return super().filter(doc) or (False, f"{self.label} below {self.threshold:g}")
+
+
+# A fastText model file starts with its magic number and format version (fastText's
+# src/fasttext.cc: 793712314, version <= 12), then its Args: dim, ws, epoch, minCount, neg,
+# wordNgrams, loss, model (3: supervised, a classifier), ... as little-endian int32.
+_FASTTEXT_MAGIC, _FASTTEXT_VERSION, _SUPERVISED = 793712314, 12, 3
+
+
+def fasttext_model_problem(path: str) -> str | None:
+    """What keeps `path` from being the classifier of the quality filter, read from its header
+    before any work (loading the model itself may take gigabytes), or None."""
+    if importlib.util.find_spec("fasttext") is None:
+        return "needs the fasttext package: pip install 'mixtune[fasttext]'"
+    if not Path(path).is_file():
+        return "no such file. Give the path of a fastText .bin model"
+    with open(path, "rb") as f:
+        head = f.read(40)
+    if len(head) < 40 or struct.unpack_from("<i", head)[0] != _FASTTEXT_MAGIC:
+        return "not a fastText model (its first bytes are not fastText's magic number)"
+    version = struct.unpack_from("<i", head, 4)[0]
+    if version > _FASTTEXT_VERSION:
+        return f"fastText model format {version}, newer than this fasttext package reads"
+    if struct.unpack_from("<i", head, 36)[0] != _SUPERVISED:
+        return "a fastText word-vector model, not a classifier (train it with train_supervised)"
+    return None

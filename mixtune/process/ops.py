@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mixtune.errors import UserError
@@ -163,14 +162,7 @@ def parse_step(raw: Any, where: str) -> Step:
         _check_value(where, name, key, value, allowed[key])
     step = Step(name, raw, domains)
     if name == "fasttext_quality":
-        model = raw.get("model")
-        if model is None:
-            raise UserError(f"{where}: fasttext_quality needs `model: PATH`, a fastText "
-                            "classifier file (DCLM's is openlm-research's "
-                            "fasttext_oh_eli5.bin; download it once and give its path).")
-        if not Path(model).is_file():
-            raise UserError(f"{where}: fasttext_quality model {model}: no such file. Give the "
-                            "path of a fastText .bin model.")
+        _check_fasttext_model(where, raw.get("model"))
     try:
         step.block()  # the block checks its own values (language codes, ranges, ...)
     except (TypeError, ValueError, re.error, UserError) as err:
@@ -180,6 +172,19 @@ def parse_step(raw: Any, where: str) -> Step:
         if isinstance(value, (int, float)) and not lo <= value <= hi:
             raise UserError(f"{where}: {name} {key}: {value} is outside [{lo}, {hi}].")
     return step
+
+
+def _check_fasttext_model(where: str, model: Any) -> None:
+    """The model file is read in the tasks: a wrong one is named now, before any work."""
+    from mixtune.process.filters import fasttext_model_problem
+
+    if model is None:
+        raise UserError(f"{where}: fasttext_quality needs `model: PATH`, a fastText "
+                        "classifier file (DCLM's is openlm-research's "
+                        "fasttext_oh_eli5.bin; download it once and give its path).")
+    problem = fasttext_model_problem(str(model))
+    if problem is not None:
+        raise UserError(f"{where}: fasttext_quality model {model}: {problem}.")
 
 
 _RANGES = {"sample": {"rate": (0.0, 1.0)}, "language": {"threshold": (0.0, 1.0)},
@@ -214,6 +219,19 @@ def _check_annotated(where: str, op: str, key: str, value: Any) -> None:
         return  # an annotation we do not read: the block checks the value itself
     if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
         raise UserError(f"{where}: {op} {key}: want {str(annotation)}, got {value!r}.")
+
+
+def domains_problem(steps: list[dict], domains: Collection[str]) -> str | None:
+    """What is wrong with the `domains:` of `steps` (as `Step.to_dict` gives them) for a corpus
+    of `domains`, or None: a domain the corpus lacks would make its step filter nothing of it,
+    silently (a misspelt name)."""
+    for i, step in enumerate(steps):
+        unknown = [d for d in step.get("domains") or () if d not in domains]
+        if unknown:
+            return (f"step {i + 1} ({step['op']}): domains: {', '.join(unknown)}: not "
+                    f"{'a domain' if len(unknown) == 1 else 'domains'} of the corpus, whose "
+                    f"domains are {', '.join(sorted(domains))}; correct the name or remove it.")
+    return None
 
 
 def describe() -> list[tuple[str, str, str]]:

@@ -43,7 +43,7 @@ from mixtune.process.blocks import (
     SourceReader,
 )
 from mixtune.process.config import ProcessOptions
-from mixtune.process.ops import Step
+from mixtune.process.ops import Step, domains_problem
 from mixtune.process.pipelines import load_pipeline
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,9 @@ class Publish(PipelineStep):
             return  # published already: this is a rerun of the task (a Slurm requeue)
         merged = process_stats.merge([work / "logs" / name for name in self.stage_names],
                                      [process_stats.READ, *self.labels])
+        problem = domains_problem(self.recorded["steps"], merged["domains"])
+        if problem is not None:  # with --domain-field, known only now: the work is kept
+            log.warning("%s", problem)
         if not any(c["docs_out"] for c in merged["domains"].values()):
             raise UserError(f"no document passed the pipeline (statistics in {work}/logs/); "
                             f"nothing was published to {out}.")
@@ -132,7 +135,11 @@ def process(opts: ProcessOptions) -> Path | None:
     recorded = opts.recorded([s.to_dict() for s in steps])
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; --out names the folder to write. Choose another.")
-    check_layout(opts.sources, domain_field=opts.domain_field)  # tasks read shards: check once
+    # Tasks read shards: the layout is checked once, here, and a step's domains against it.
+    domains = check_layout(opts.sources, domain_field=opts.domain_field)
+    problem = domains_problem(recorded["steps"], domains) if domains is not None else None
+    if problem is not None:
+        raise UserError(f"--pipeline {opts.pipeline}: {problem}")
     # With --overwrite the old record is not read at all: a damaged one must be replaceable.
     done = (out / RECORD).is_file() and not opts.overwrite
     old = read_json(out / RECORD, f"delete {out} to redo it.") if done else None
