@@ -26,6 +26,7 @@ import torch
 from mixtune import distributed, schema
 from mixtune.data.sampler import DomainSampler, check_layout
 from mixtune.data.store import open_dataset
+from mixtune.errors import UserError
 from mixtune.eval.perplexity import evaluate, format_table
 from mixtune.mixing.base import MixerContext
 from mixtune.model.build import build_model
@@ -70,7 +71,7 @@ def run(cfg: TrainConfig) -> Path:
     ddp = parallel.parallelize(model, mode, dist)  # before the optimizer: FSDP swaps in shards
     opt = build_optimizer(model, cfg.optim)
     sampler = DomainSampler(ds, mixer.sampling_weights(0), cfg.batch_size, cfg.seed, seq_len=seq_len)
-    start, tokens = _restore(run_dir, model, opt, sampler, mixer, mode)
+    start, tokens = _restore(run_dir, model, opt, sampler, mixer, mode, cfg.steps)
     run_dir.forget_after(start, cfg.steps)
     k, per_step = len(ds.domains), cfg.batch_size * seq_len
     metrics = MetricsLog(run_dir.path, cfg, ds.domains, start, per_step) if dist.is_main else None
@@ -123,18 +124,53 @@ def _finish(run_dir: RunDir, model, mode, ds, cfg: TrainConfig, seq_len: int, me
     distributed.barrier()
 
 
-def _restore(run_dir: RunDir, model, opt, sampler, mixer, mode) -> tuple[int, int]:
-    """(step, tokens seen) of the newest checkpoint, its state loaded; (0, 0) without one."""
-    ckpt = checkpoint.latest(run_dir.path)
+def _restore(run_dir: RunDir, model, opt, sampler, mixer, mode, steps: int) -> tuple[int, int]:
+    """(step, tokens seen) of the newest usable checkpoint, its state loaded; (0, 0) without one.
+    Rank 0 checks and chooses: every rank must load the same one."""
+    sharded = mode == "fsdp"
+    ckpt = distributed.on_main(lambda: _usable(run_dir.path, model, opt, steps, sharded))
     if ckpt is None:
         return 0, 0
-    load = checkpoint.load_sharded if mode == "fsdp" else checkpoint.load
+    load = checkpoint.load_sharded if sharded else checkpoint.load
     saved = load(ckpt, model, opt)
     sampler.load_state_dict(saved["sampler"])
     mixer.load_state_dict(saved.get("mixer", {}))
     if run_dir.dist.is_main:
         log.info("resuming %s from %s", run_dir.path, ckpt.name)
     return int(saved["step"]), int(saved["tokens"])
+
+
+def _usable(path: Path, model, opt, steps: int, sharded: bool) -> Path | None:
+    """The newest checkpoint that `checkpoint.verify` passes. A damaged one (cut short, edited,
+    another run's) is named with what is wrong and set aside as damaged-step-N/ (nothing is
+    deleted), and the one before is tried: a crash costs one checkpoint interval more, not the run.
+    With none left the run starts over with a warning, unless its last step's checkpoint is among
+    the damaged: training had finished, and redoing all of it is the user's call."""
+    damaged, found = [], None
+    for step in reversed(checkpoint.list_steps(path)):
+        ckpt = checkpoint.step_dir(path, step)
+        try:
+            checkpoint.verify(ckpt, steps, model, opt, sharded=sharded)
+        except checkpoint.Damaged as e:
+            damaged.append((ckpt, e))
+            continue
+        found = ckpt
+        break
+    last = [e for ckpt, e in damaged if ckpt.name == f"step-{steps}"]
+    if found is None and last:
+        raise UserError(
+            f"{path}: the last step's checkpoint is damaged ({last[0]}) and no earlier one is "
+            f"usable; training had finished, and starting over would redo all {steps} steps. "
+            f"Repair it, or move step-{steps} out of {path / 'checkpoints'} to train again from "
+            "step 0."
+        )
+    for ckpt, e in damaged:
+        kept = checkpoint.set_aside(ckpt)
+        log.warning("checkpoint %s is damaged, not resumed (kept as %s/): %s", ckpt.name,
+                    kept.name, e)
+    if found is None and damaged:
+        log.warning("%s: no usable checkpoint left; starting over from step 0.", path)
+    return found
 
 
 def _save(run_dir: RunDir, step, tokens, model, opt, sampler, mixer, keep: int, mode) -> None:
