@@ -3,6 +3,8 @@
 **Online** methods choose the mixture while one model trains. The training step calls a mixer
 as follows, on every rank, with global-batch statistics (all micro-batches, all ranks):
 
+    if mixer.wants_losses(step):            # only methods that ask (Aioli): held-out losses
+        mixer.observe_losses(step, l, n)    # per domain of the model before this step (all ranks)
     w = mixer.sampling_weights(step)        # the sampler draws this step's global batch from w
     if mixer.scores_batch:                  # statistics of the batch before any backward pass
         s = Σ over micro-batches of mixer.score(x, token_losses, domain_ids); all-reduce s
@@ -11,9 +13,9 @@ as follows, on every rank, with global-batch statistics (all micro-batches, all 
     mixer.observe(loss_sums, token_counts)  # the step's per-domain training loss
     mixer.state_dict() / load_state_dict()  # saved in every checkpoint: resume is exact
 
-Static weights (`static.py`) and DoReMi's proxy (`doremi.py`) are the two built in. A method is a
-config dataclass (its options, with `method` naming it and `build` making the mixer) registered
-with `@MIXERS.register`, plus its `OnlineMixer`: one file, no change to the loop.
+Static weights (`static.py`), DoReMi's proxy (`doremi.py`) and Aioli (`aioli.py`) are built in.
+A method is a config dataclass (its options, with `method` naming it and `build` making the mixer)
+registered with `@MIXERS.register`, plus its `OnlineMixer`: one file, no change to the loop.
 
 **Offline** methods plan whole runs (train a reference, then a proxy, ...) and then propose a
 mixture: `propose(ctx)` is a generator that yields the pipeline stages it needs, receives each
@@ -134,6 +136,20 @@ class OnlineMixer(ABC):
 
     def observe(self, loss_sums: np.ndarray, token_counts: np.ndarray) -> None:  # noqa: B027 (optional)
         """The step's global per-domain sums of token losses and token counts, after the step."""
+
+    heldout_tokens: int = 0
+    """Target tokens per domain of the held-out text `observe_losses` reports on (the training
+    loop's `heldout.feed` picks the text: `mixtune/train/heldout.py`)."""
+
+    def wants_losses(self, step: int) -> bool:
+        """Whether to measure the held-out per-domain losses of the model before `step` (trained
+        by steps 0..step-1). Default never: a method that does not ask pays nothing."""
+        return False
+
+    def observe_losses(self, step: int, losses: np.ndarray, token_counts: np.ndarray) -> None:  # noqa: B027
+        """[k] mean token loss per domain on the held-out text (0 where a domain has none) and [k]
+        target tokens scored, global over ranks, for a step `wants_losses` asked about; called at
+        the top of that step, before `sampling_weights(step)`, on every rank."""
 
     def metrics(self) -> dict[str, np.ndarray]:
         """Per-domain vectors to add to this step's metrics row, e.g. {"domain_weights": α_t}."""

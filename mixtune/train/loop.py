@@ -34,7 +34,7 @@ from mixtune.model.flops import flops_per_token, peak_flops
 from mixtune.model.loss import autocast_dtype_for
 from mixtune.model.scales import count_params
 from mixtune.records import EvalRow, TrainRow
-from mixtune.train import checkpoint, parallel
+from mixtune.train import checkpoint, heldout, parallel
 from mixtune.train.config import TrainConfig
 from mixtune.train.metrics import MetricsLog
 from mixtune.train.optim import build_optimizer, lr_at, set_lr
@@ -80,6 +80,7 @@ def run(cfg: TrainConfig) -> Path:
     model.train()
     for step in range(start, cfg.steps):
         t0 = time.perf_counter()
+        heldout.feed(mixer, step, model, mode, ds, seq_len, cfg, dist, amp)  # if it asks (Aioli)
         lr = set_lr(opt, lr_at(step, cfg.optim, cfg.steps))
         plan = sampler.next(mixer.sampling_weights(step))
         batches = micro_batches(sampler, plan, dist.rank, dist.world_size, cfg.grad_accum, dist.device)
@@ -90,9 +91,8 @@ def run(cfg: TrainConfig) -> Path:
         mixer.observe(result.loss_sums, counts.numpy())
         tokens, done, dt = tokens + per_step, step + 1, time.perf_counter() - t0
         if metrics is not None:
-            row = _train_row(done, lr, tokens, dt, flops / dt / peak, result, counts, plan, mixer,
-                             metrics)
-            metrics.train(row, mixer.history())
+            metrics.train(_train_row(done, lr, tokens, dt, flops / dt / peak, result, counts, plan,
+                                     mixer, metrics), mixer.history())
         last_step = done == cfg.steps
         if cfg.eval.every and done % cfg.eval.every == 0 and not last_step:
             _evaluate(model, mode, ds, seq_len, cfg, dist, amp, tasks, metrics, done, tokens)
