@@ -276,3 +276,32 @@ def test_two_processes_give_the_weights_of_one(synthetic_dataset, tmp_path):
     assert [r["loss"] for r in rows(one)] == pytest.approx([r["loss"] for r in rows(two)], abs=1e-5)
     # the held-out windows were split between the ranks and their sums added: the same tokens
     assert rows(one)[-1]["domain_heldout_tokens"] == rows(two)[-1]["domain_heldout_tokens"]
+
+
+@pytest.mark.slow
+def test_mixtune_run_trains_aiolis_main_models_beside_the_others(tmp_path):
+    import yaml
+
+    from mixtune.pipeline import run_pipeline
+
+    cfg = {
+        "output": str(tmp_path / "out"),
+        "data": {"synthetic": {"train_tokens": 12_000, "validation_tokens": 1_000,
+                               "doc_len": 64, "seq_len": 32}},
+        "proxy": {"scale": "tiny", "steps": 6, "batch_size": 8},
+        "main": {"scale": "tiny", "steps": 24, "batch_size": 8},
+        "mixtures": ["reference", "uniform", "doremi", "aioli"],
+        "aioli": {"round_steps": 12, "sweep_steps": 1, "heldout_tokens": 256},
+        "train": {"eval_max_tokens_per_domain": 128},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    out = run_pipeline(tmp_path / "run.yaml")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["methods"]["aioli"] == {"online": True}
+    for name in ("natural", "uniform", "doremi", "aioli"):
+        for rel in summary["main_runs"][name].values():
+            assert (out / rel / "eval.json").is_file()
+    weights = history(out / summary["main_runs"]["aioli"]["seed-0"])
+    assert len({tuple(w) for w in weights}) > 1  # the mixture moved during the main run
+    report = (out / "report" / "report.md").read_text()
+    assert "aioli (online, in the main runs)" in report and "| aioli |" in report
