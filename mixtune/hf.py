@@ -42,6 +42,7 @@ from mixtune.mixing.doremi import ETA, SMOOTHING, DoReMi
 from mixtune.model.loss import token_losses
 
 STATE_FILE = "doremi_state.json"
+TRAINER_STATE = "trainer_state.json"  # transformers' TRAINER_STATE_NAME: the last file it saves
 HISTORY_FILE = "weights_history.jsonl"
 WEIGHTS_FILE = "domain_weights.json"
 
@@ -103,6 +104,16 @@ class DoReMiTrainer(Trainer):
         return as_dict(self.doremi.average, self.domains)
 
     # -- training -----------------------------------------------------------------------------
+
+    def _save_checkpoint(self, model, trial) -> None:
+        # The DoReMi state goes in before the Trainer saves the rest and then deletes older
+        # checkpoints (save_total_limit): written in `on_save`, after the deletion, a kill in
+        # between left no resumable checkpoint with save_total_limit=1. A checkpoint counts as
+        # resumable once the Trainer's own state, written last, is there too (`_resumable`).
+        if self.args.should_save:
+            ckpt = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            _write_state(ckpt, self)
+        super()._save_checkpoint(model, trial)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
         out = Path(self.args.output_dir)
@@ -196,16 +207,6 @@ class _DoReMiFiles(TrainerCallback):
             weights = as_dict(self.trainer.doremi.weights, self.trainer.domains)
             self.history.write({"step": state.global_step, "weights": weights})
 
-    def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            write_json_atomic(ckpt / STATE_FILE, {
-                "step": state.global_step,
-                "domains": self.trainer.domains,
-                "doremi": self.trainer.doremi.state_dict(),
-                "batches": self.trainer._consumed,
-            })
-
     def on_train_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             if self.history is not None:
@@ -235,8 +236,20 @@ def _batches(data, sampling: str, args: TrainingArguments) -> DomainBatches:
     return data
 
 
+def _write_state(ckpt: Path, trainer: DoReMiTrainer) -> None:
+    """The DoReMi weights' state and the loader's position, into checkpoint folder `ckpt`."""
+    write_json_atomic(ckpt / STATE_FILE, {
+        "step": trainer.state.global_step,
+        "domains": trainer.domains,
+        "doremi": trainer.doremi.state_dict(),
+        "batches": trainer._consumed,
+    })
+
+
 def _resumable(out: Path) -> Path | None:
-    """The newest checkpoint-N in `out` whose DoReMi state was written."""
+    """The newest complete checkpoint-N in `out`: its DoReMi state, and the Trainer's own state,
+    which the Trainer writes after everything else of the checkpoint."""
     found = [(int(m.group(1)), p) for p in out.glob("checkpoint-*")
-             if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)) and (p / STATE_FILE).is_file()]
+             if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)) and (p / STATE_FILE).is_file()
+             and (p / TRAINER_STATE).is_file()]
     return max(found)[1] if found else None

@@ -17,7 +17,8 @@ from tests.conftest import PROXY
 pytestmark = pytest.mark.slow
 
 
-def trainer(data, reference, out, callbacks=(), save_steps=4, weights_layout="doremi", **overrides):
+def trainer(data, reference, out, callbacks=(), save_steps=4, weights_layout="doremi",
+            save_total_limit=None, **overrides):
     """A Trainer configured like the CLI proxy of `cli_proxy` (model, optimizer, schedule)."""
     p = {**PROXY, **overrides}
     ds = open_dataset(data)
@@ -26,7 +27,7 @@ def trainer(data, reference, out, callbacks=(), save_steps=4, weights_layout="do
         output_dir=str(out), max_steps=p["steps"], seed=p["seed"], use_cpu=True,
         per_device_train_batch_size=p["batch_size"] // p["grad_accum"],
         gradient_accumulation_steps=p["grad_accum"], save_steps=save_steps, logging_steps=1,
-        report_to="none", disable_tqdm=True,
+        report_to="none", disable_tqdm=True, save_total_limit=save_total_limit,
     )
     optim = OptimConfig.for_scale("tiny")
     opt = build_optimizer(model, optim)
@@ -99,6 +100,32 @@ def test_resume_after_a_kill_continues_the_weights(synthetic_dataset, cli_proxy,
     assert [s for s, _ in ours] == list(range(1, 9))  # steps 5.. rewritten once, not twice
     assert np.allclose([w for _, w in ours], [w for _, w in history(proxy / "weights_history.jsonl")],
                        rtol=0, atol=1e-9)
+    assert np.allclose(weights(tmp_path / "hf" / "domain_weights.json"),
+                       weights(proxy / "domain_weights.json"), rtol=0, atol=1e-9)
+
+
+class KillAfterSave(TrainerCallback):
+    """Stops the process right after the Trainer saved checkpoint-`at` and deleted older ones."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.at:
+            raise KeyboardInterrupt
+
+
+def test_a_kill_after_the_save_with_one_checkpoint_kept_still_resumes(synthetic_dataset, cli_proxy,
+                                                                      tmp_path):
+    # save_total_limit=1 deletes checkpoint-2 when checkpoint-4 is saved: checkpoint-4 alone must
+    # hold everything a resume needs, DoReMi's state included, whenever the process dies.
+    ref, proxy = cli_proxy
+    with pytest.raises(KeyboardInterrupt):
+        trainer(synthetic_dataset, ref, tmp_path / "hf", callbacks=[KillAfterSave(4)],
+                save_steps=2, save_total_limit=1).train()
+    assert [p.name for p in (tmp_path / "hf").glob("checkpoint-*")] == ["checkpoint-4"]
+    trainer(synthetic_dataset, ref, tmp_path / "hf", save_steps=2,
+            save_total_limit=1).train(resume_from_checkpoint=True)
     assert np.allclose(weights(tmp_path / "hf" / "domain_weights.json"),
                        weights(proxy / "domain_weights.json"), rtol=0, atol=1e-9)
 
