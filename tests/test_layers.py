@@ -9,8 +9,8 @@ PACKAGE = Path(__file__).parents[1] / "mixtune"
 
 LAYERS = [  # bottom first: a part may import its own layer and those below it
     ["errors"],
-    ["io", "schema", "progress", "tables", "records", "distributed", "executors", "call_task",
-     "provenance"],
+    ["io", "lock", "schema", "progress", "tables", "records", "distributed", "executors",
+     "call_task", "provenance"],
     ["data"],
     ["model"],
     ["mixing", "regmix"],

@@ -10,7 +10,7 @@ corpus:
    and domain: here, or as N tasks on an executor (`tokenize_tasks.py`), byte for byte the same.
 
 Everything is written into a staging folder beside `--out` and renamed into place at the end, so
-`--out` is either absent or complete.
+`--out` is either absent or complete. One prepare at a time into an `--out` (lock.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mixtune import schema
+from mixtune import lock, schema
 from mixtune.data import store, tokenize
 from mixtune.data.config import PrepareOptions
 from mixtune.errors import UserError
@@ -29,8 +29,14 @@ log = logging.getLogger(__name__)
 
 
 def prepare(opts: PrepareOptions) -> Path:
-    out = Path(opts.out)
     _check_options(opts)
+    # Locked beside `out`, not in it: publishing replaces the folder (and what is in it).
+    with lock.hold(opts.out, beside=True):
+        return _prepare(opts)
+
+
+def _prepare(opts: PrepareOptions) -> Path:
+    out = Path(opts.out)
     # With --overwrite the old dataset is not read at all: a damaged one must be replaceable.
     done = (out / store.MANIFEST).is_file() and not opts.overwrite
     found = verdict(store.open_dataset(out).manifest.options or {} if done else None,

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mixtune import lock
 from mixtune.errors import UserError
 from mixtune.pipeline.config import RunConfig, load_run_config
 from mixtune.pipeline.names import check_plan, stage_names
@@ -27,10 +28,13 @@ def run_pipeline(config_path: str | Path, force: list[str] | None = None) -> Pat
     from mixtune.pipeline.runner import Runner
 
     Path(cfg.output).mkdir(parents=True, exist_ok=True)
-    if cfg.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return _relaunch(cfg, Path(config_path), force)
-    dist = distributed.setup(cfg.train.device)
-    return Runner(Path(cfg.output), dist, force, stage_names(cfg)).drive(plan(cfg, dist))
+    # A second run into this output would redo its stages and replace its models: it refuses.
+    # The relaunch's ranks inherit the parent's lock (lock.py).
+    with lock.hold(cfg.output):
+        if cfg.nproc > 1 and "WORLD_SIZE" not in os.environ:
+            return _relaunch(cfg, Path(config_path), force)
+        dist = distributed.setup(cfg.train.device)
+        return Runner(Path(cfg.output), dist, force, stage_names(cfg)).drive(plan(cfg, dist))
 
 
 def _relaunch(cfg: RunConfig, config_path: Path, force: list[str]) -> Path:

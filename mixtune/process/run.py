@@ -11,7 +11,8 @@ stage and adds its own (signatures, a global search), and the next stage starts 
     publish:  merge the statistics, write the record, rename the output to OUT   (1 task)
 
 Everything lives in OUT.work/ until the end: datatrove's completion markers there make a rerun
-skip finished tasks, and OUT appears only when complete.
+skip finished tasks, and OUT appears only when complete. One process at a time into an OUT
+(lock.py); work submitted to Slurm runs after it has returned, unlocked.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
+from mixtune import lock
 from mixtune.data.sources import check_layout
 from mixtune.errors import UserError
 from mixtune.executors import Stage
@@ -128,8 +130,6 @@ class Publish(PipelineStep):
 
 def process(opts: ProcessOptions) -> Path | None:
     """Run the pipeline; the output folder, or None when the work was submitted (Slurm)."""
-    from mixtune.executors import execute
-
     out = Path(opts.out)
     steps = load_pipeline(opts.pipeline, opts.quality_model)
     recorded = opts.recorded([s.to_dict() for s in steps])
@@ -140,6 +140,15 @@ def process(opts: ProcessOptions) -> Path | None:
     problem = domains_problem(recorded["steps"], domains) if domains is not None else None
     if problem is not None:
         raise UserError(f"--pipeline {opts.pipeline}: {problem}")
+    # Locked beside OUT, not in it: publishing replaces the folder (and what is in it).
+    with lock.hold(out, beside=True):
+        return _run(opts, out, steps, recorded)
+
+
+def _run(opts: ProcessOptions, out: Path, steps: list[Step], recorded: dict) -> Path | None:
+    """Skip, refuse or (re)do the work into `out`, under its lock."""
+    from mixtune.executors import execute
+
     # With --overwrite the old record is not read at all: a damaged one must be replaceable.
     done = (out / RECORD).is_file() and not opts.overwrite
     old = read_json(out / RECORD, f"delete {out} to redo it.") if done else None

@@ -9,6 +9,8 @@
 
 A folder holding finished work (a checkpoint or final/) refuses other settings; a folder whose
 earlier start failed before its first checkpoint takes the corrected settings with a notice.
+One run at a time in a folder: a second one refuses, naming the first (lock.py), from `check`
+(or `start`, which creates the folder) until `finish`, or until the run ends otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixtune import distributed, schema
+from mixtune import distributed, lock, schema
 from mixtune.data.store import Dataset
 from mixtune.data.tokenizer import copy_tokenizer_files, load_tokenizer
 from mixtune.data.weights import as_dict, mixture_name, resolve_weights, write_weights
@@ -46,6 +48,7 @@ HISTORY = "weights_history.jsonl"
 class RunDir:
     def __init__(self, path: Path, dist: distributed.Dist):
         self.path, self.dist = Path(path), dist
+        self._lock: lock.Lock | None = None  # rank 0's, while it runs in the folder
 
     @property
     def complete(self) -> bool:
@@ -60,7 +63,12 @@ class RunDir:
 
     def check(self, cfg: TrainConfig) -> None:
         """Refuse settings that differ from those of the work already in the folder."""
-        changes = distributed.on_main(lambda: self._changes(cfg))  # every rank, one decision
+        def decide() -> str:
+            if self.path.is_dir():  # (a folder that start() is to create holds nothing yet)
+                self._hold()
+            return self._changes(cfg)
+
+        changes = distributed.on_main(decide)  # every rank, one decision
         if changes and self.dist.is_main:
             log.warning("%s: an earlier start failed before its first checkpoint; starting "
                         "again with the new settings (%s).", self.path, changes)
@@ -90,10 +98,16 @@ class RunDir:
 
     def start(self, cfg: TrainConfig) -> None:
         """Record the settings (after everything that can fail on bad input has been checked)."""
+        distributed.on_main(self._hold)
         if self.dist.is_main:
             write_text_atomic(self.path / CONFIG, cfg.to_yaml())
             checkpoint.clean_partial(self.path)
         distributed.barrier()
+
+    def _hold(self) -> None:
+        """Lock the folder (once): a UserError naming the process already running in it."""
+        if self._lock is None:
+            self._lock = lock.Lock(self.path).acquire()
 
     def forget_after(self, step: int, steps: int) -> None:
         """Drop log rows of steps after the checkpoint resumed from: they will be recomputed. The
@@ -119,6 +133,8 @@ class RunDir:
         model_rec = write_model_record(self.path, **model_fields(ds, cfg, seq_len, proposal))
         write_eval_record(self.path, model_rec, step=cfg.steps, **eval_metrics(result, downstream))
         save_final(model, ds, cfg, self.path / "final", seq_len)
+        if self._lock is not None:  # complete: another process may only skip it now
+            self._lock.release()
 
 
 def model_fields(ds: Dataset, cfg: TrainConfig, seq_len: int, proposal: np.ndarray | None) -> dict:
