@@ -20,6 +20,17 @@ from mixtune.errors import UserError
 RESUME = "rerun the same command to continue from the last checkpoint."
 
 
+def _peer_gone(e: RuntimeError) -> bool:
+    """Whether `e` is a collective failing because its peer process is gone (gloo: the connection
+    reset or closed; nccl: the communicator aborted), with a process group in place."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return False
+    text = str(e)
+    return any(m in text for m in ("Connection reset by peer", "Connection closed by peer",
+                                   "communicator was aborted"))
+
+
 def cmd_prepare(args) -> int:
     from mixtune import schema
     from mixtune.data.config import PrepareOptions
@@ -470,6 +481,12 @@ def main(argv: list[str] | None = None) -> int:
         # /dev/null so that the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except RuntimeError as e:  # under torchrun: a collective failed because another rank died?
+        if not _peer_gone(e):
+            raise
+        print("mixtune: error: another process of this torchrun job stopped (its error is above, "
+              f"or it was killed); {RESUME}", file=sys.stderr)
+        return 1
     except OSError as e:  # a full disk under a writer that is not mixtune's (datatrove's, ...)
         from mixtune.io import NO_SPACE, no_space_message
 

@@ -284,6 +284,7 @@ def test_a_killed_worker_ends_the_job_and_a_rerun_resumes(synthetic_dataset, tmp
             launcher.kill()
     assert launcher.returncode != 0
     assert "Signal 9 (SIGKILL)" in err
+    assert "another process of this torchrun job stopped" in err  # the survivor says what happened
     assert not (out / "final").exists()
     ran = subprocess.run(torchrun(synthetic_dataset, out, steps=steps), env=ENV,
                          capture_output=True, text=True, timeout=600)
