@@ -184,10 +184,9 @@ def cmd_leaderboard(args) -> int:
     text, notes = leaderboard_text([Path(p) for p in args.paths], args.format, tasks=args.tasks,
                                    proxies=args.proxies)
     if args.out:
-        from mixtune.io import write_text_atomic
+        from mixtune.leaderboard.write import write_board
 
-        write_text_atomic(Path(args.out), text)
-        print(f"leaderboard: {args.out}")
+        print(f"leaderboard: {write_board(args.out, text, args.format)}")
     else:
         sys.stdout.write(text)
     for note in notes:
@@ -378,7 +377,7 @@ def _chain_commands(command) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders holding runs (searched below)")
     p.add_argument("--format", choices=["md", "csv", "html"], default="md",
                    help="md (a Markdown table), csv, or html (one self-contained page) (default: md)")
-    p.add_argument("--out", help="write to this file (default: standard output)")
+    p.add_argument("--out", help="a file, or a folder to write leaderboard.<format> into (default: stdout)")
     p.add_argument("--tasks", action="store_true", help="a column per downstream task (default: off)")
     p.add_argument("--proxies", action="store_true", help="list DoReMi's, RegMix's proxies (default: off)")
 

@@ -208,16 +208,16 @@ def read_json(path: Path, fix: str):
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """The JSON objects of a JSON-lines file ([] if absent); a line cut short by a crash, or one
-    that is not an object, is skipped."""
+    """The JSON objects of a JSON-lines file ([] if absent); a line cut short by a crash, one that
+    is not UTF-8 or not an object, is skipped."""
     path = Path(path)
     if not path.is_file():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    for line in path.read_bytes().splitlines():
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:  # JSONDecodeError: cut short; UnicodeDecodeError: not UTF-8
             continue
         if isinstance(row, dict):
             rows.append(row)

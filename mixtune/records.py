@@ -13,6 +13,7 @@ unreadable number becomes None, never an exception, and the report says what is 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -284,7 +285,7 @@ class Metrics:
     @classmethod
     def read(cls, path: Path) -> Metrics:
         m = cls()
-        for row in read_jsonl(path):
+        for row in _jsonl_rows(path):
             step = _int(row.get("step"))
             if step is None:
                 continue
@@ -304,6 +305,23 @@ class Metrics:
                 if isinstance(row.get("downstream"), dict):
                     m.downstream[step] = DownstreamResult.from_json(row["downstream"])
         return m
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    """`read_jsonl`'s rows; a line with bytes that are not UTF-8 is skipped as a torn line is,
+    instead of the whole file failing to decode (read_jsonl decodes the file as one text)."""
+    try:
+        return read_jsonl(path)
+    except UnicodeDecodeError:
+        rows = []
+        for line in Path(path).read_bytes().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:  # JSONDecodeError, UnicodeDecodeError
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+        return rows
 
 
 # -- summary.json ------------------------------------------------------------------------------

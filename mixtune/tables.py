@@ -3,6 +3,8 @@ methods' report sections, the CLI and the benchmarks, so that every table looks 
 
     fmt, fmt_ms, NONE     numbers at fixed digits, mean ± std over seeds, '—' where none exists
     md_table              a Markdown table
+    md_text, md_code, Md  names in Markdown: escaped, so a name cannot add columns or markup
+    csv_cell              a CSV cell a spreadsheet will not run as a formula
     aligned, from_dicts   a plain-text table for the terminal (names left, numbers right)
     mean_std, mean_curve  the statistics over seeds every comparison is made with
 """
@@ -27,10 +29,59 @@ def fmt_ms(mean: float | None, std: float | None, digits: int = 4) -> str:
     return fmt(mean, digits) + ("" if std is None else f" ± {std:.{digits}f}")
 
 
+class Md(str):
+    """Text that is Markdown already (formatting such as **bold** around names that went through
+    `md_text` or `md_code`): `md_table` keeps such a cell as it is."""
+
+
+_MD_ESCAPES = {"\\": "\\\\", "&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "`": "\\`"}
+
+
+def md_text(value: object) -> Md:
+    """A name (a folder's, a YAML key, a task's) as Markdown text, in a table cell or in prose:
+    `< > &` as entities (a viewer that passes HTML through gets no tag from it), `|` and the
+    backtick backslash-escaped (no new column, no code span), line breaks as spaces (no new
+    row or paragraph). Rendered, it reads as the name."""
+    text = " ".join(str(value).splitlines())
+    return Md("".join(_MD_ESCAPES.get(c, c) for c in text))
+
+
+def md_code(value: object) -> Md:
+    """A name (a path) as a code span, `like/this`; one that holds a character Markdown reads
+    (`< > & | \\`, a backtick, a line break) as `md_text` instead, so that no raw `<` or `|`
+    ever stands in the page (a code span could not escape them in every viewer)."""
+    text = md_text(value)
+    return Md(f"`{text}`") if text == str(value) else text
+
+
 def md_table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
-    """A Markdown table; `align` has one letter per column: l(eft) or r(ight)."""
-    rule = ["---" if a == "l" else "---:" for a in align]
-    return ["| " + " | ".join(cells) + " |" for cells in [header, rule, *rows]]
+    """A Markdown table; `align` has one letter per column: l(eft) or r(ight). A cell that is
+    plain text is escaped here (`md_text`: a name cannot add a column or markup); a cell that
+    is `Md` is Markdown already and kept as it is."""
+    rule = [Md("---" if a == "l" else "---:") for a in align]
+    return ["| " + " | ".join(c if isinstance(c, Md) else md_text(c) for c in cells) + " |"
+            for cells in [header, rule, *rows]]
+
+
+CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+"""How a spreadsheet knows a cell for a formula (OWASP, "CSV injection")."""
+
+
+def csv_cell(value):
+    """A CSV cell a spreadsheet will not run: text starting with `= + - @`, a tab or a carriage
+    return gets a leading ' (OWASP's advice); numbers, and text that is one number (-1.5), are
+    data and stay as they are."""
+    if isinstance(value, str) and value.startswith(CSV_FORMULA) and not _is_number(value):
+        return "'" + value
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def aligned(rows: Sequence[Sequence[str]]) -> list[str]:

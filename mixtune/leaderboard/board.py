@@ -7,6 +7,8 @@ average validation log-ppl (lower is better); a row without a measure ranks afte
 Proxies (DoReMi's, RegMix's swarm) are trained to pick a mixture, not chosen by anyone: they are
 left out unless asked for. Beside a main run of a `mixtune run` that ran RegMix stands what
 RegMix predicted for its mixture, so the fit's ranking can be checked against the measured one.
+Every record is checked as it is read (provenance.FIELDS): a damaged one (not JSON, a field missing
+or of the wrong type) is left out with a note naming its file and field; the rest still ranks.
 """
 
 from __future__ import annotations
@@ -20,9 +22,16 @@ from pathlib import Path
 
 from mixtune.errors import UserError
 from mixtune.mixing.swarm import MIXTURES_DIR
-from mixtune.provenance import DATASET_RECORD, EVALS_DIR, MODEL_RECORD, read_record
+from mixtune.provenance import (
+    DATASET_KINDS,
+    DATASET_RECORD,
+    EVALS_DIR,
+    MODEL_RECORD,
+    RecordError,
+    read_record,
+)
 from mixtune.records import Metrics
-from mixtune.tables import NONE, fmt_ms, md_table, mean_curve, mean_std
+from mixtune.tables import NONE, csv_cell, fmt_ms, md_table, mean_curve, mean_std
 
 MEASURES = [  # key, label, better
     ("core", "CORE", "higher"),
@@ -72,7 +81,7 @@ class Entry:
     prediction: Prediction | None = None
 
     def measures(self) -> dict[str, float | None]:
-        e, m = self.evaluation, self.evaluation.get("eval_metrics", {})
+        e, m = self.evaluation, self.evaluation.get("eval_metrics") or {}
         return {"core": e.get("Core"), "extended": e.get("Extended"), "mean_bpb": m.get("mean_bpb"),
                 "avg_log_ppl": m.get("average_log_ppl"), "worst_log_ppl": m.get("worst_log_ppl")}
 
@@ -109,46 +118,94 @@ class Row:
 
 
 def collect(paths: list[Path], proxies: bool = False) -> tuple[list[Row], list[str]]:
-    """The ranked rows of every model under `paths`, and notes on what could not be joined."""
-    models, runs, datasets, evals, notes = {}, {}, {}, [], []
-    for root in paths:
-        root = Path(root)
+    """The ranked rows of every model under `paths`, and notes on what could not be joined or
+    was skipped as damaged."""
+    found = Records()
+    for root in map(Path, paths):
         if not root.exists():
             raise UserError(f"{root}: no such folder; give folders holding runs or datasets.")
-        for path in sorted(root.rglob(DATASET_RECORD)):
-            rec = read_record(path)
-            datasets[rec["uuid"]] = rec
-        for path in sorted(root.rglob(MODEL_RECORD)):
-            rec = read_record(path)
-            models[rec["uuid"]] = rec
-            runs[rec["uuid"]] = path.parent
-        evals += [read_record(p) for p in sorted(root.rglob(f"{EVALS_DIR}/*.json"))]
-    newest: dict[str, dict] = {}
-    for e in evals:
-        if e.get("kind") != "eval":
-            continue
-        if e["model_uuid"] not in models:
-            notes.append(f"evaluation {e['uuid']}: its model {e['model_uuid']} is not under the "
-                         "given folders (a run trained again since, or not collected)")
-            continue
-        if e["model_uuid"] not in newest or e["creation_date"] > newest[e["model_uuid"]]["creation_date"]:
-            newest[e["model_uuid"]] = e
+        found.gather(root)
     rows: dict[str, Row] = {}
     summaries: dict[Path, dict] = {}
-    for model_uuid, e in newest.items():
-        model = models[model_uuid]
+    for model_uuid, e in found.newest_evals().items():
+        model = found.models[model_uuid]
         if is_proxy(model) and not proxies:
             continue
-        ds = datasets.get(model.get("dataset_uuid")) or _dataset_at(model)
+        ds = found.datasets.get(model.get("dataset_uuid")) or found.dataset_at(model)
         if ds is None:
-            notes.append(f"model {model['name']} ({model_uuid}): dataset "
-                         f"{model.get('dataset_uuid') or model.get('dataset_path')} has no record here")
-        run = runs[model_uuid]
+            found.notes.append(f"model {model['name']} ({model_uuid}): dataset "
+                               f"{model.get('dataset_uuid') or model.get('dataset_path')} has no "
+                               "record here")
+        run = found.runs[model_uuid]
         entry = Entry(model, e, ds, run, regmix_prediction(run, summaries))
         rows.setdefault(entry.identity(), Row()).entries.append(entry)
     for row in rows.values():
         row.entries.sort(key=lambda en: en.model["hyperparameters"]["seed"])
-    return sorted(rows.values(), key=Row.rank_key), notes
+    return sorted(rows.values(), key=Row.rank_key), found.notes
+
+
+BOARD_MODEL = {"mixture": "mapping", "dataset_name": "text", "hyperparameters.scale": "text",
+               "hyperparameters.tokens": "int", "hyperparameters.seed": "int"}
+"""What a row needs of a model record beyond what every model record has (provenance.FIELDS)."""
+
+
+class Records:
+    """The records under some folders, each checked as it is read: a damaged one is skipped with
+    a note naming its file and field, never the end of the whole board."""
+
+    def __init__(self):
+        self.models: dict[str, dict] = {}
+        self.runs: dict[str, Path] = {}
+        self.datasets: dict[str, dict] = {}
+        self.evals: list[tuple[Path, dict]] = []
+        self.notes: list[str] = []
+        self.damaged_runs: set[Path] = set()
+        """Run folders whose model record was skipped: their evaluations need no note of their own."""
+
+    def read(self, path: Path, kind, require: dict[str, str] | None = None) -> dict | None:
+        try:
+            return read_record(path, kind, require)
+        except RecordError as e:
+            note = f"skipped {e.path}: {e.problem}"
+            if note not in self.notes:
+                self.notes.append(note)
+            return None
+
+    def gather(self, root: Path) -> None:
+        for path in sorted(root.rglob(DATASET_RECORD)):
+            if (rec := self.read(path, DATASET_KINDS)) is not None:
+                self.datasets[rec["uuid"]] = rec
+        for path in sorted(root.rglob(MODEL_RECORD)):
+            if (rec := self.read(path, "model", BOARD_MODEL)) is None:
+                self.damaged_runs.add(path.parent)
+            else:
+                self.models[rec["uuid"]] = rec
+                self.runs[rec["uuid"]] = path.parent
+        for path in sorted(root.rglob(f"{EVALS_DIR}/*.json")):
+            if (rec := self.read(path, "eval")) is not None:
+                self.evals.append((path, rec))
+
+    def newest_evals(self) -> dict[str, dict]:
+        """Each model's newest evaluation, by its model's uuid."""
+        newest: dict[str, dict] = {}
+        for path, e in self.evals:
+            model = e["model_uuid"]
+            if model not in self.models:
+                if path.parent.parent not in self.damaged_runs:
+                    self.notes.append(f"evaluation {e['uuid']}: its model {model} is not under the "
+                                      "given folders (a run trained again since, or not collected)")
+                continue
+            if model not in newest or e["creation_date"] > newest[model]["creation_date"]:
+                newest[model] = e
+        return newest
+
+    def dataset_at(self, model: dict) -> dict | None:
+        """The dataset record where the model says its dataset is, if it is the same dataset."""
+        path = Path(model.get("dataset_path") or "") / DATASET_RECORD
+        if not model.get("dataset_uuid") or not path.is_file():
+            return None
+        rec = self.read(path, DATASET_KINDS)
+        return rec if rec is not None and rec["uuid"] == model["dataset_uuid"] else None
 
 
 def is_proxy(model: dict) -> bool:
@@ -204,15 +261,6 @@ def _dig(value, *keys):
     return value
 
 
-def _dataset_at(model: dict) -> dict | None:
-    """The dataset record where the model says its dataset is, if it is the same dataset."""
-    path = Path(model.get("dataset_path") or "") / DATASET_RECORD
-    if not model.get("dataset_uuid") or not path.is_file():
-        return None
-    rec = read_record(path)
-    return rec if rec["uuid"] == model["dataset_uuid"] else None
-
-
 # -- output ---------------------------------------------------------------------------------------
 
 def dataset_name(model: dict) -> str:
@@ -261,21 +309,22 @@ def to_csv(rows: list[Row], tasks: bool = False) -> str:
     buf = io.StringIO()
     targets = predicted_targets(rows)
     task_names = _task_names(rows) if tasks else []
-    w = csv.writer(buf)
-    w.writerow(["rank", "dataset", "mixture", "scale", "tokens", "seeds", "n"]
-               + [f"{k}{s}" for k, _, _ in MEASURES for s in ("", "_std")]
-               + [PREDICTED.format(t) for t in targets] + task_names
-               + ["model_uuids", "eval_uuids", "dataset_uuid"])
+    table = [["rank", "dataset", "mixture", "scale", "tokens", "seeds", "n"]
+             + [f"{k}{s}" for k, _, _ in MEASURES for s in ("", "_std")]
+             + [PREDICTED.format(t) for t in targets] + task_names
+             + ["model_uuids", "eval_uuids", "dataset_uuid"]]
     for i, row in enumerate(rows, 1):
         d = _describe(row)
         stats = [row.stat(k) for k, _, _ in MEASURES]
-        w.writerow([i, d["dataset"], d["mixture"], d["scale"], d["tokens"], d["seeds"], len(row.entries)]
-                   + [x for s in stats for x in ((s["mean"], s["std"]) if s else ("", ""))]
-                   + [(s["mean"] if (s := row.predicted(t)) else "") for t in targets]
-                   + [(s["mean"] if (s := _task_stat(row, t)) else "") for t in task_names]
-                   + [" ".join(e.model["uuid"] for e in row.entries),
-                      " ".join(e.evaluation["uuid"] for e in row.entries),
-                      row.first.model.get("dataset_uuid") or ""])
+        table.append([i, d["dataset"], d["mixture"], d["scale"], d["tokens"], d["seeds"], len(row.entries)]
+                     + [x for s in stats for x in ((s["mean"], s["std"]) if s else ("", ""))]
+                     + [(s["mean"] if (s := row.predicted(t)) else "") for t in targets]
+                     + [(s["mean"] if (s := _task_stat(row, t)) else "") for t in task_names]
+                     + [" ".join(e.model["uuid"] for e in row.entries),
+                        " ".join(e.evaluation["uuid"] for e in row.entries),
+                        row.first.model.get("dataset_uuid") or ""])
+    # Names come from folders and YAML: a cell like `=cmd|...` must not run in a spreadsheet.
+    csv.writer(buf).writerows([[csv_cell(c) for c in cells] for cells in table])
     return buf.getvalue()
 
 
@@ -291,13 +340,17 @@ def _target_digits(target: str) -> int:
     return 4 if target.startswith("downstream") else 3
 
 
+def _icl(evaluation: dict) -> dict:
+    """An evaluation's score per downstream task ({} where it scored none)."""
+    return (evaluation.get("eval_metrics") or {}).get("icl") or {}
+
+
 def _task_names(rows: list[Row]) -> list[str]:
-    return sorted({t for r in rows for e in r.entries
-                   for t in e.evaluation.get("eval_metrics", {}).get("icl", {})})
+    return sorted({t for r in rows for e in r.entries for t in _icl(e.evaluation)})
 
 
 def _task_stat(row: Row, task: str) -> dict | None:
-    return _stat([e.evaluation.get("eval_metrics", {}).get("icl", {}).get(task) for e in row.entries])
+    return _stat([_icl(e.evaluation).get(task) for e in row.entries])
 
 
 def to_board(rows: list[Row], title: str = "mixtune leaderboard", curves: dict | None = None) -> dict:
@@ -364,8 +417,8 @@ def curves(rows: list[Row]) -> dict:
     for row, measured in per_row:
         steps, values = mean_curve(measured[metric])
         h, d = row.first.model["hyperparameters"], _describe(row)
-        per_step = h["global_bs"] * h["seq_len"]
-        if steps:
+        per_step = (h.get("global_bs") or 0) * (h.get("seq_len") or 0)
+        if steps and per_step:  # a record without its batch's tokens has no place on the axis
             series.append({
                 "label": f"{d['mixture']} · {d['scale']}" + (f" · {d['dataset']}" if several else ""),
                 "points": [[s * per_step, v] for s, v in zip(steps, values, strict=True)],

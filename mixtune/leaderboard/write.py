@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from mixtune.errors import UserError
 from mixtune.io import write_text_atomic
 from mixtune.leaderboard.board import Row, collect, curves, to_board, to_csv, to_markdown
 
@@ -24,6 +26,27 @@ def render(rows: list[Row], fmt: str = "md", *, tasks: bool = False,
 
         return render_html(to_board(rows, title, curves(rows)))
     return to_markdown(rows, tasks=tasks)
+
+
+def write_board(out: str | os.PathLike, text: str, fmt: str = "md") -> Path:
+    """`mixtune leaderboard --out OUT`: the board written to the file OUT, or, where OUT is a
+    folder (one that exists, or a path ending in /), to OUT/leaderboard.<md|csv|html>; the file
+    written. A path that cannot hold a file is a UserError naming it, not a traceback."""
+    target = Path(out)
+    if os.fspath(out).endswith(("/", os.sep)) or target.is_dir():
+        target = target / f"leaderboard.{fmt}"
+    if target.is_dir():
+        raise UserError(f"{target}: a folder; give --out a file name, or a folder without a "
+                        f"folder named leaderboard.{fmt} in it.")
+    blocked = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise UserError(f"{target}: {blocked} is a file, not a folder; give --out another path.")
+    try:
+        write_text_atomic(target, text)
+    except PermissionError as e:
+        raise UserError(f"{target}: cannot be written ({e.strerror}); give --out another "
+                        "path.") from None
+    return target
 
 
 def write_leaderboard(output: Path, report_dir: Path) -> tuple[str, list[str]]:

@@ -186,6 +186,8 @@ def weight_history(output_dir: Path, rnd: RoundRecord) -> dict[int, dict]:
 
 def trajectory_section(rounds: list[RoundRecord], histories: list[dict[int, dict]],
                        have_plot: bool) -> list[str]:
+    from mixtune.tables import md_code
+
     lines = ["## DoReMi weight trajectory", ""]
     if not rounds:
         return lines + ["No DoReMi round has finished yet.", ""]
@@ -208,7 +210,7 @@ def trajectory_section(rounds: list[RoundRecord], histories: list[dict[int, dict
             lines += [
                 "",
                 f"Round {rnd.round}: no weight history at "
-                f"`{rnd.proxy_run}/weights_history.jsonl` (proxy not run yet?).",
+                f"{md_code(f'{rnd.proxy_run}/weights_history.jsonl')} (proxy not run yet?).",
             ]
             continue
         lines += ["", _stability_line(rnd.round, history)]
@@ -233,6 +235,8 @@ def weights_stability(history: dict[int, dict], drop: float = 0.2) -> tuple[floa
 
 
 def _stability_line(round_: int, history: dict[int, dict]) -> str:
+    from mixtune.tables import md_text
+
     found = weights_stability(history)
     if found is None:
         return f"Round {round_}: too few proxy steps to judge how settled ᾱ is."
@@ -242,7 +246,7 @@ def _stability_line(round_: int, history: dict[int, dict]) -> str:
                "(a smaller η settles ᾱ too, but in the README's DoReMi study a settled ᾱ was not "
                "the better one)")
     return (f"Round {round_} stability: leaving out the last 20% of the proxy run would move ᾱ by "
-            f"up to {shift:.3f} ({domain}); {verdict}.")
+            f"up to {shift:.3f} ({md_text(domain)}); {verdict}.")
 
 
 def plot_trajectory(rounds: list[RoundRecord], histories: list[dict[int, dict]], path: Path) -> None:

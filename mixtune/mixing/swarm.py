@@ -282,14 +282,19 @@ def _write_csv(path: Path, header: list[str], ids: list[str], values: np.ndarray
 # -- the report's section ------------------------------------------------------------------------
 
 def report_lines(record: dict, output: Path) -> list[str]:
+    """RegMix's section of the report; every name in it (mixtures, the target's domains, the
+    regressor) escaped for Markdown."""
+    from mixtune.tables import md_table, md_text
+
     lines = ["## RegMix", ""]
     if not record.get("proxies"):
         return lines + ["The swarm has not finished yet.", ""]
     rc = finite(record.get("rank_correlation"))
     flops = record.get("flops") or {}
     lines += [
-        f"{record['proxies']} proxies on random mixtures (`regmix/swarm.csv`), a "
-        f"{record.get('regressor')} fit from mixture to the target **{_target_text(record)}**, "
+        f"{md_text(record['proxies'])} proxies on random mixtures (`regmix/swarm.csv`), a "
+        f"{md_text(record.get('regressor'))} fit from mixture to the target "
+        f"**{md_text(_target_text(record))}**, "
         f"and the mean of the best-predicted candidates as the proposal. Cross-validated rank "
         f"correlation of the fit (Spearman, out-of-fold predictions against measured): "
         f"{fmt(rc)}{' — too low to trust the ranking' if rc is not None and rc < 0.5 else ''}.",
@@ -303,10 +308,10 @@ def report_lines(record: dict, output: Path) -> list[str]:
     predicted = record.get("predicted") or {}
     if predicted:
         measured = measured_targets(record, output)
-        lines += ["| mixture | predicted target | measured (main runs, mean ± std) |",
-                  "| --- | ---: | ---: |"]
-        for name, value in sorted(predicted.items(), key=lambda kv: finite(kv[1]) or math.inf):
-            lines.append(f"| {name} | {fmt(finite(value))} | {measured.get(name, 'not yet')} |")
+        ranked = sorted(predicted.items(), key=lambda kv: finite(kv[1]) or math.inf)
+        lines += md_table(["mixture", "predicted target", "measured (main runs, mean ± std)"],
+                          [[name, fmt(finite(value)), measured.get(name, "not yet")]
+                           for name, value in ranked], "lrr")
         lines += ["", "The fit's prediction for each mixture of the run, at the proxies' scale, "
                   "beside what its main runs measured at theirs: the order matters, not the "
                   "values (a bigger model has lower losses).", ""]

@@ -23,7 +23,7 @@ from mixtune.report import downstream
 from mixtune.report.collect import LOSS_FLOOR, OutputFolder, mixture_weights
 from mixtune.report.plots import draw_plots
 from mixtune.report.tables import fmt_speedup, label
-from mixtune.tables import NONE, fmt, fmt_ms, md_table
+from mixtune.tables import NONE, Md, fmt, fmt_ms, md_code, md_table, md_text
 
 REPORT_DIR = "report"
 
@@ -69,7 +69,7 @@ def _processing_section(output: Path, report_dir: Path) -> list[str]:
     rows = stats.rows(merged)
     shutil.copyfile(corpus / "process_stats.png", report_dir / "process_stats.png")
     return ["## Processing", "",
-            f"The raw sources went through `mixtune process` into `{corpus}`; per step, the "
+            f"The raw sources went through `mixtune process` into {md_code(corpus)}; per step, the "
             "documents in and out and the commonest reasons for dropping one (per domain in "
             "`process_stats.json` there).", "",
             *md_table(list(rows[0]), [[str(v) for v in r.values()] for r in rows],
@@ -85,7 +85,7 @@ def _leaderboard_section(output: Path, report_dir: Path) -> list[str]:
             "The main models ranked as `mixtune leaderboard` ranks them (CORE, then mean downstream "
             "BPB, then average log-ppl), each row joined to its model and dataset records; "
             "`leaderboard.html` beside this file is the sortable page.", "", table,
-            *(f"- note: {n}" for n in notes), ""]
+            *(f"- note: {md_text(n)}" for n in notes), ""]
 
 
 def _intro(summary: RunSummary, output_dir: Path, table: list[dict]) -> list[str]:
@@ -94,10 +94,11 @@ def _intro(summary: RunSummary, output_dir: Path, table: list[dict]) -> list[str
     return [
         "# mixtune report",
         "",
-        f"Output folder `{output_dir}`; dataset `{summary.dataset}`; "
-        f"{len(domains)} domains ({', '.join(domains)}); {len(table)} mixtures; "
+        f"Output folder {md_code(output_dir)}; dataset {md_code(summary.dataset)}; "
+        f"{len(domains)} domains ({', '.join(map(md_text, domains))}); {len(table)} mixtures; "
         f"{_methods_text(summary)}up to {seeds} seed(s) per mixture. "
-        f"Every mixture is compared with the reference mixture **{summary.reference_mixture}**.",
+        f"Every mixture is compared with the reference mixture "
+        f"**{md_text(summary.reference_mixture)}**.",
         "",
     ]
 
@@ -106,7 +107,7 @@ def _methods_text(summary: RunSummary) -> str:
     if not summary.methods:
         return "every mixture fixed in advance; "
     return "mixture methods " + ", ".join(
-        f"{n} ({'online, in the main runs' if r.get('online') else 'offline'})"
+        f"{md_text(n)} ({'online, in the main runs' if r.get('online') else 'offline'})"
         for n, r in summary.methods.items()) + "; "
 
 
@@ -124,7 +125,8 @@ def _method_sections(summary: RunSummary, output: Path, report_dir: Path) -> lis
         if method is not None:
             lines += method.report_section(record, output, report_dir)
         elif not record.get("online"):
-            lines += [f"## {name}", "", f"The method {name!r} is not registered in this process "
+            lines += [f"## {md_text(name)}", "", f"The method {md_text(repr(name))} is not "
+                      "registered in this process "
                       "(import the module that defines it), so its section is left out.", ""]
     return lines
 
@@ -133,7 +135,7 @@ def _method_sections(summary: RunSummary, output: Path, report_dir: Path) -> lis
 
 
 def _headline(summary: RunSummary, table: list[dict]) -> list[str]:
-    ref = summary.reference_mixture
+    ref = md_text(summary.reference_mixture)  # in prose; a table's header cells escape it
     k = len(summary.domains)
     lines = [
         "## Headline: which mixture is best",
@@ -150,7 +152,7 @@ def _headline(summary: RunSummary, table: list[dict]) -> list[str]:
     if base:
         lines += [
             f"*Worst-case excess* is what DoReMi minimises: the largest per-domain log-ppl above "
-            f"{base}{'' if base == LOSS_FLOOR else ' of the same seed'} (the average excess "
+            f"{md_text(base)}{'' if base == LOSS_FLOOR else ' of the same seed'} (the average excess "
             "beside it); a mixture can win here and lose on the average.",
             "",
         ]
@@ -161,8 +163,8 @@ def _headline(summary: RunSummary, table: list[dict]) -> list[str]:
         "average log-ppl",
         "worst-case log-ppl",
         "worst domain",
-        f"domains improved vs {ref}",
-        f"speed-up to {ref}'s final average",
+        f"domains improved vs {summary.reference_mixture}",
+        f"speed-up to {summary.reference_mixture}'s final average",
     ]
     align = "rlrrrlrr"
     if base:
@@ -170,7 +172,7 @@ def _headline(summary: RunSummary, table: list[dict]) -> list[str]:
         align += "rr"
     lines += md_table(header, [_headline_cells(r, bool(base)) for r in table], align)
     lines += _noise_note(table)
-    lines += _speedup_note(ref, table)
+    lines += _speedup_note(summary.reference_mixture, table)
     lines += _missing(table)
     return lines + [""]
 
@@ -203,9 +205,9 @@ def _where(domain: str | None) -> str:
     return f" ({domain})" if domain else ""
 
 
-def noise_verdict(table: list[dict], key: str = "average") -> str | None:
+def noise_verdict(table: list[dict], key: str = "average", name=str) -> str | None:
     """Whether the ranking on `key` can be told from seed noise, in one sentence (None: nothing
-    ranked)."""
+    ranked); the mixtures' names as `name` writes them (Markdown: md_text)."""
     ranked = [r for r in table if r[key] is not None]
     if len(ranked) < 2:
         return None
@@ -216,7 +218,7 @@ def noise_verdict(table: list[dict], key: str = "average") -> str | None:
     for a, b in zip(ranked, ranked[1:], strict=False):
         spread = max(a[f"{key}_std"] or 0.0, b[f"{key}_std"] or 0.0)
         if abs(b[key] - a[key]) <= spread:
-            close.append(f"{a['mixture']} and {b['mixture']}")
+            close.append(f"{name(a['mixture'])} and {name(b['mixture'])}")
     if not close:
         return "Each step of the ranking is larger than the seed-to-seed standard deviation."
     return (f"Within one seed-to-seed standard deviation of each other on the {key}: "
@@ -224,11 +226,12 @@ def noise_verdict(table: list[dict], key: str = "average") -> str | None:
 
 
 def _noise_note(table: list[dict]) -> list[str]:
-    verdict = noise_verdict(table)
+    verdict = noise_verdict(table, name=md_text)
     return ["", verdict] if verdict else []
 
 
 def _speedup_note(ref: str | None, table: list[dict]) -> list[str]:
+    ref = md_text(ref)
     if table and table[0]["reference_step"] is not None:
         return [
             "",
@@ -250,9 +253,10 @@ def _missing(table: list[dict]) -> list[str]:
     lines = ["", "Not available (left out of every number above and below):", ""]
     for name, m in missing:
         if m is None:
-            lines.append(f"- {name}: no main runs listed in summary.json")
+            lines.append(f"- {md_text(name)}: no main runs listed in summary.json")
         else:
-            lines.append(f"- {name} {m['seed']} (`{m['path']}`): {m['problem']}")
+            lines.append(f"- {md_text(name)} {md_text(m['seed'])} ({md_code(m['path'])}): "
+                         f"{md_text(m['problem'])}")
     return lines
 
 
@@ -269,7 +273,7 @@ def _weights_section(summary: RunSummary, names: list[str], have_plot: bool) -> 
     ]
     online = [n for n, r in summary.methods.items() if r.get("online")]
     if online:
-        lines += [f"{', '.join(online)} chose the mixture while the main model trained: its "
+        lines += [f"{', '.join(map(md_text, online))} chose the mixture while the main model trained: its "
                   "column is the share of each domain in what its main runs trained on (mean "
                   "over seeds).", ""]
     weights = {n: mixture_weights(summary, n) for n in names}
@@ -289,18 +293,18 @@ def _repetition_lines(summary: RunSummary) -> list[str]:
     lines = []
     for name, record in summary.capped.items():
         domains = record.get("capped") or {}
-        moved = ", ".join(f"{d} {fmt(finite(e.get('epochs_before')), 1)} → "
+        moved = ", ".join(f"{md_text(d)} {fmt(finite(e.get('epochs_before')), 1)} → "
                           f"{fmt(finite(e.get('epochs_after')), 1)} epochs"
                           for d, e in domains.items() if isinstance(e, dict))
         if record.get("feasible") is False:
-            lines.append(f"- **{name}**: a main run needs more than {cap:g} epochs of all the data; "
+            lines.append(f"- **{md_text(name)}**: a main run needs more than {cap:g} epochs of all the data; "
                          "every domain repeated equally (natural weights) instead.")
         else:
-            lines.append(f"- **{name}** capped at {cap:g} epochs per main run: {moved}; the rest "
+            lines.append(f"- **{md_text(name)}** capped at {cap:g} epochs per main run: {moved}; the rest "
                          "went to the other domains in proportion.")
     over = {n: max(e.values()) for n, e in summary.epochs.items() if n not in summary.capped
             and e and cap is not None and max(e.values()) > cap}
-    lines += [f"- {n} repeats a domain {v:.1f} times in a main run (a fixed mixture: not capped)."
+    lines += [f"- {md_text(n)} repeats a domain {v:.1f} times in a main run (a fixed mixture: not capped)."
               for n, v in over.items()]
     if not lines:
         return []
@@ -362,12 +366,12 @@ def _validation_table(domains: list[str], floors: dict | None, rows: list[dict])
     full = floors and len(known) == len(domains)
     # Floors of the summary rows: the uniform average of floors, and the largest floor.
     body.append(
-        ["*average*"]
+        [Md("*average*")]
         + ([fmt(float(np.mean(known)) if full else None)] if floors else [])
         + _best_in_bold([(r["average"], r["average_std"]) for r in rows])
     )
     body.append(
-        ["*worst-case*"]
+        [Md("*worst-case*")]
         + ([fmt(max(known) if full else None)] if floors else [])
         + _best_in_bold([(r["worst"], r["worst_std"]) for r in rows])
     )
@@ -379,11 +383,12 @@ def _best_in_bold(values: list[tuple[float | None, float | None]]) -> list[str]:
     present = [m for m, _ in values if m is not None]
     best = min(present) if present else None
     return [
-        f"**{fmt_ms(m, s)}**" if m is not None and m == best else fmt_ms(m, s) for m, s in values
+        Md(f"**{fmt_ms(m, s)}**") if m is not None and m == best else fmt_ms(m, s) for m, s in values
     ]
 
 
 def _validation_plots(ref: str | None, floors: dict | None) -> list[str]:
+    ref = md_text(ref)
     return [
         "",
         "Average log-ppl at every evaluation during training (seed mean); the dashed line is "

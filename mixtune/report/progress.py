@@ -10,7 +10,7 @@ from pathlib import Path
 from mixtune.errors import UserError
 from mixtune.io import load_yaml, read_json, read_jsonl, write_bytes_atomic
 from mixtune.records import Metrics
-from mixtune.tables import md_table
+from mixtune.tables import md_code, md_table
 
 RECORD = "stage.json"  # pipeline/stage.py writes it; read here as the documented JSON
 
@@ -23,7 +23,7 @@ def write_progress(output: Path, report_dir: Path) -> Path:
                         f"{RECORD}); point the report at the output folder of a run.")
     rows = [_row(output, path) for path in records]
     lines = ["# mixtune report (the run is under way)", "",
-             f"Output folder `{output}`. `summary.json` is written once the mixture methods have "
+             f"Output folder {md_code(output)}. `summary.json` is written once the mixture methods have "
              "proposed their mixtures; until then this page shows the stages so far. The main "
              "models, their comparison and the plots follow; run `mixtune report` again (or let "
              "`mixtune run` finish, which writes the full report).", "",
@@ -38,7 +38,7 @@ def _row(output: Path, record: Path) -> list[str]:
     folder = record.parent
     stage = read_json(record, f"delete {folder} to redo the stage.")
     state = "complete" if stage.get("complete") else "started"
-    return [f"`{folder.relative_to(output)}`", state, _progress(folder)]
+    return [md_code(folder.relative_to(output)), state, _progress(folder)]
 
 
 def _progress(folder: Path) -> str:
