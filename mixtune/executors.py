@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -123,9 +123,11 @@ def execute(stages: list[Stage], opts: ExecutorOptions, logs, start_method: str 
     return False
 
 
-def run_calls(calls: Sequence[Callable[[], None]], opts: ExecutorOptions, logs: Path) -> list[int]:
-    """Run each call as one task (`opts.tasks` is ignored); return the indices of the calls that
-    finished, also when another one failed (its exception is raised after they are collected).
+def run_calls(calls: Sequence[Callable[[], None]], opts: ExecutorOptions, logs: Path,
+              on_finished: Callable[[int], None]) -> None:
+    """Run each call as one task (`opts.tasks` is ignored), then call `on_finished(i)` for each
+    call i that finished: also when another one failed, whose exception is raised once they are
+    reported (so that work done beside a failure is recorded, not redone on the next run).
 
     Local tasks start in fresh (spawned) processes: a process forked from one that has trained a
     model can hang in its OpenMP thread pool. Each knows how many share the machine
@@ -139,14 +141,15 @@ def run_calls(calls: Sequence[Callable[[], None]], opts: ExecutorOptions, logs: 
     shutil.rmtree(logs, ignore_errors=True)
     workers = min(opts.workers or os.cpu_count() or 1, len(calls))
     stage = Stage("tasks", [CallTask(list(calls), workers, quiet_console)], len(calls))
-    task_opts = ExecutorOptions(**{**{f.name: getattr(opts, f.name) for f in fields(opts)},
-                                   "tasks": len(calls), "workers": workers})
     try:
-        execute([stage], task_opts, logs, start_method="spawn")
+        execute([stage], replace(opts, tasks=len(calls), workers=workers), logs,
+                start_method="spawn")
     finally:
-        done = logs / "tasks" / "completions"
+        # The executor tells which tasks finished only by their completion markers.
+        done = logs / stage.name / "completions"
         finished = sorted(int(p.name) for p in done.iterdir()) if done.is_dir() else []
-    return finished
+        for i in finished:
+            on_finished(i)
 
 
 def _local(stages: list[Stage], opts: ExecutorOptions, logs, start_method: str = "fork") -> None:

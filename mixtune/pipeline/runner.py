@@ -34,6 +34,7 @@ from uuid import uuid4
 
 from mixtune import distributed
 from mixtune.errors import UserError
+from mixtune.executors import ExecutorOptions, run_calls
 from mixtune.io import read_json, remove, verdict, write_json_atomic
 from mixtune.pipeline.stage import (
     FORMAT_VERSION,
@@ -89,38 +90,37 @@ class Runner:
 
     def run(self, stage: Stage) -> Path:
         if self._start(stage):
-            log.info("stage %s: running", stage.name)
-            if stage.all_ranks or self.dist.is_main:
-                stage.run(self.out / stage.name)
-            distributed.barrier()
-            self._complete(stage)
+            self._run_here(stage)
         return self.out / stage.name / stage.output
 
     def run_group(self, group: StageGroup) -> list[Path]:
         """Run the stages of `group` that are not up to date, as tasks on its executor (one
         process of several runs them one after the other, as `run` does)."""
         todo = [stage for stage in group.stages if self._start(stage)]
-        tasks = group.executor is not None and self.dist.world_size == 1 and len(todo) > 1
-        if not tasks:
+        if group.executor is not None and self.dist.world_size == 1 and len(todo) > 1:
+            self._run_tasks(todo, group.executor, self.out / group.logs)
+        else:
             for stage in todo:
-                log.info("stage %s: running", stage.name)
-                if stage.all_ranks or self.dist.is_main:
-                    stage.run(self.out / stage.name)
-                distributed.barrier()
-                self._complete(stage)
-        elif todo:
-            from mixtune.executors import run_calls
-
-            log.info("stages %s: running as %d tasks (%s)", ", ".join(s.name for s in todo),
-                     len(todo), group.executor.executor)
-            finished = []
-            try:  # a task that failed stops the group; those that finished are recorded so
-                finished = run_calls([partial(s.run, self.out / s.name) for s in todo],
-                                     group.executor, self.out / group.logs)
-            finally:
-                for i in finished:
-                    self._complete(todo[i])
+                self._run_here(stage)
         return [self.out / s.name / s.output for s in group.stages]
+
+    def _run_here(self, stage: Stage) -> None:
+        """Run a started stage in this process (every rank, or rank 0 alone) and record it
+        complete."""
+        log.info("stage %s: running", stage.name)
+        if stage.all_ranks or self.dist.is_main:
+            stage.run(self.out / stage.name)
+        distributed.barrier()
+        self._complete(stage)
+
+    def _run_tasks(self, todo: list[Stage], executor: ExecutorOptions, logs: Path) -> None:
+        """Run started stages as tasks on `executor` (a single process: no barrier to keep)."""
+        log.info("stages %s: running as %d tasks (%s)", ", ".join(s.name for s in todo),
+                 len(todo), executor.executor)
+        # A task that fails stops the group: those that finished beside it are still recorded
+        # complete, so that a rerun skips them.
+        run_calls([partial(s.run, self.out / s.name) for s in todo], executor, logs,
+                  on_finished=lambda i: self._complete(todo[i]))
 
     def _start(self, stage: Stage) -> bool:
         """Decide what to do with `stage`; False when it is up to date (skipped), else its record

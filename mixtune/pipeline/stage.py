@@ -40,8 +40,8 @@ class Stage:
 @dataclass
 class StageGroup:
     """Stages independent of each other (RegMix's swarm), which the runner may run at once as
-    tasks on an executor. Each keeps its own folder and record: a rerun skips those that finished.
-    The plan gets back the list of their outputs."""
+    tasks on an executor. Each keeps its own folder and record: a rerun skips those that finished,
+    also beside one that failed. The plan gets back the list of their outputs."""
 
     stages: list[Stage]
     executor: ExecutorOptions | None = None
