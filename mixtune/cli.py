@@ -182,7 +182,7 @@ def cmd_leaderboard(args) -> int:
     from mixtune.leaderboard.write import leaderboard_text
 
     text, notes = leaderboard_text([Path(p) for p in args.paths], args.format, tasks=args.tasks,
-                                   proxies=args.proxies)
+                                   proxies=args.proxies, rank_by=args.rank_by)
     if args.out:
         from mixtune.leaderboard.write import write_board
 
@@ -372,15 +372,7 @@ def _chain_commands(command) -> None:
                 "interrupted; the report is written atomically, rerun to write it.")
     p.add_argument("output", help="output folder of mixtune run")
 
-    p = command("leaderboard", "rank the evaluated models under folders: CORE, mean BPB, log-ppl; "
-                "each row linked to its model and dataset records", cmd_leaderboard)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="folders holding runs (searched below)")
-    p.add_argument("--format", choices=["md", "csv", "html"], default="md",
-                   help="md (a Markdown table), csv, or html (one self-contained page) (default: md)")
-    p.add_argument("--out", help="a file, or a folder to write leaderboard.<format> into (default: stdout)")
-    p.add_argument("--tasks", action="store_true", help="a column per downstream task (default: off)")
-    p.add_argument("--proxies", action="store_true", help="list DoReMi's, RegMix's proxies (default: off)")
-
+    _leaderboard_command(command)
     command("config", "every key of a mixtune run YAML file, with its type, default and meaning",
             cmd_config)
     _swarm_commands(command)
@@ -406,6 +398,22 @@ def _chain_commands(command) -> None:
     p.set_defaults(func=cmd_tasks_list)
     p.add_argument("--dir", default=None, help="the task cache (default: $MIXTUNE_TASKS or "
                    "~/.cache/mixtune/tasks)")
+
+
+def _leaderboard_command(command) -> None:
+    """mixtune leaderboard."""
+    p = command("leaderboard", "rank the evaluated models under folders (CORE where it stands out "
+                "of noise, else mean BPB, else log-ppl); each row linked to its model and dataset "
+                "records", cmd_leaderboard)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="folders holding runs (searched below)")
+    p.add_argument("--format", choices=["md", "csv", "html"], default="md",
+                   help="md (a Markdown table), csv, or html (one self-contained page) (default: md)")
+    p.add_argument("--out", help="a file, or a folder to write leaderboard.<format> into (default: stdout)")
+    p.add_argument("--tasks", action="store_true", help="a column per downstream task (default: off)")
+    p.add_argument("--proxies", action="store_true", help="list DoReMi's, RegMix's proxies (default: off)")
+    p.add_argument("--rank-by", choices=["auto", "core", "mean_bpb", "avg_log_ppl"], default="auto",
+                   help="the measure that ranks; auto: CORE where the best row's is above chance "
+                   "beyond its seeds' spread, else mean BPB, else avg log-ppl (default: auto)")
 
 
 def _refuse_unknown(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:

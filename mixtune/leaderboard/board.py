@@ -1,9 +1,14 @@
 """Collect eval records under folders, join them to their models and datasets, rank them.
 
-Every row is one model identity: dataset, mixture, scale, tokens and recipe, all but the seed.
-Seeds of the same identity are one row with mean ± std. A model's newest evaluation counts.
-Ranking follows DCLM: CORE first (higher is better), then mean downstream bits per byte, then
-average validation log-ppl (lower is better); a row without a measure ranks after those with it.
+Every row is one model identity: dataset, mixture (its name and weights, not the path of the file
+they were read from), scale, tokens and recipe, all but the seed. Seeds of the same identity are
+one row with mean ± std. A model's newest evaluation counts. Links to run folders are followed: a
+`mixtune run` links a main run identical to its DoReMi reference to that run (there, the main run's
+own folder names its mixture).
+The caller chooses the measure that ranks (`rank_by`): CORE (higher is better), mean downstream
+bits per byte or average validation log-ppl (lower is better), the others breaking ties in that
+order; a row without the measure ranks after those with it. `auto` ranks by CORE only where it
+stands out of noise above chance, as it does not at laptop scale (`ranking`).
 Proxies (DoReMi's, RegMix's swarm) are trained to pick a mixture, not chosen by anyone: they are
 left out unless asked for. Beside a main run of a `mixtune run` that ran RegMix stands what
 RegMix predicted for its mixture, so the fit's ranking can be checked against the measured one.
@@ -17,6 +22,7 @@ import csv
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +37,7 @@ from mixtune.provenance import (
     read_record,
 )
 from mixtune.records import Metrics
-from mixtune.tables import NONE, csv_cell, fmt_ms, md_table, mean_curve, mean_std
+from mixtune.tables import NONE, csv_cell, fmt_ms, md_table, md_text, mean_curve, mean_std
 
 MEASURES = [  # key, label, better
     ("core", "CORE", "higher"),
@@ -41,7 +47,10 @@ MEASURES = [  # key, label, better
     ("worst_log_ppl", "worst log-ppl", "lower"),
 ]
 RANK_BY = ("core", "mean_bpb", "avg_log_ppl")
+"""The measures a board may rank by, in the order they break ties."""
+RANK_CHOICES = ("auto", *RANK_BY)
 BETTER = {key: better for key, _, better in MEASURES}
+LABELS = {key: label for key, label, _ in MEASURES}
 PIPELINE_DATASET = ("data", "dataset")
 """Where `mixtune run` prepares its dataset, under its output folder: OUTPUT/data/dataset."""
 SWARM_MIXTURES = Path(MIXTURES_DIR).parts
@@ -85,10 +94,27 @@ class Entry:
         return {"core": e.get("Core"), "extended": e.get("Extended"), "mean_bpb": m.get("mean_bpb"),
                 "avg_log_ppl": m.get("average_log_ppl"), "worst_log_ppl": m.get("worst_log_ppl")}
 
+    @property
+    def mixture(self) -> str:
+        """The mixture's name: for a main run of a `mixtune run`, the name the run gave it (its
+        folder, OUTPUT/main/<mixture>/seed-S), also where the run is reused from an earlier stage
+        whose record names another file (a DoReMi reference of an older mixtune, trained on
+        `reference_weights.json`); else the model record's."""
+        if is_main_run(self.run) and (Path(self.run).parent.parent.parent / SUMMARY).is_file():
+            return Path(self.run).parent.name
+        return self.model["mixture"]["name"]
+
     def identity(self) -> str:
         h = {k: v for k, v in self.model["hyperparameters"].items() if k != "seed"}
+        mixture = self.model["mixture"]
+        if self.model.get("method") == "static" and isinstance(h.get("mixing"), dict):
+            # The weights, not the file they were read from: a main run reused from a DoReMi
+            # reference read the same numbers from round-1/, the other seeds from mixtures/.
+            h["mixing"] = {k: v for k, v in h["mixing"].items() if k != "weights"}
+            weights = mixture.get("weights") or {}
+            h["weights"] = {d: round(w, 12) if isinstance(w, float) else w for d, w in weights.items()}
         return json.dumps([self.model.get("dataset_uuid") or self.model.get("dataset_path"),
-                           self.model["mixture"]["name"], h], sort_keys=True, default=str)
+                           self.mixture, h], sort_keys=True, default=str)
 
 
 @dataclass
@@ -102,9 +128,11 @@ class Row:
     def stat(self, key: str) -> dict | None:
         return _stat([e.measures()[key] for e in self.entries])
 
-    def rank_key(self) -> tuple:
+    def rank_key(self, by: str = RANK_BY[0]) -> tuple:
+        """Best first by the measure `by`, ties broken by the other measures (RANK_BY's order);
+        a row without a measure after those with it."""
         key = []
-        for name in RANK_BY:
+        for name in (by, *(m for m in RANK_BY if m != by)):
             s = self.stat(name)
             key += [s is None, 0.0 if s is None else (-s["mean"] if BETTER[name] == "higher" else s["mean"])]
         return tuple(key)
@@ -117,9 +145,69 @@ class Row:
         return _stat(list(found.values()))
 
 
-def collect(paths: list[Path], proxies: bool = False) -> tuple[list[Row], list[str]]:
-    """The ranked rows of every model under `paths`, and notes on what could not be joined or
-    was skipped as damaged."""
+@dataclass(frozen=True)
+class Ranking:
+    """The measure a board ranks by, and why where `auto` passed CORE over."""
+
+    key: str
+    note: str | None = None
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.key]
+
+    def sentence(self) -> str:
+        """What the board says of its order: 'Ranked by mean BPB (lower is better).' and the note."""
+        text = f"Ranked by {self.label} ({BETTER[self.key]} is better)."
+        return f"{text} {self.note}" if self.note else text
+
+
+def ranking(rows: list[Row], rank_by: str = "auto") -> Ranking:
+    """The measure that ranks `rows`: the one asked for, or with `auto` CORE where the best row's
+    stands out of noise above chance (CORE is centred: 0 is chance; mean − std > 0 over two seeds
+    or more, never with one), else mean downstream BPB where a row has it, else average log-ppl."""
+    _check_rank_by(rank_by)
+    if rank_by != "auto":
+        present = [k for k in (rank_by, *RANK_BY) if any(r.stat(k) for r in rows)]
+        if not present or present[0] == rank_by:
+            return Ranking(rank_by)
+        return Ranking(present[0], f"No model here has {LABELS[rank_by]}, so the board ranks on "
+                                   f"{LABELS[present[0]]}.")
+    cores = [s for r in rows if (s := r.stat("core")) is not None]
+    best = max(cores, key=lambda s: s["mean"], default=None)
+    if best is not None and best["n"] >= 2 and best["mean"] - best["std"] > 0:
+        return Ranking("core")
+    key = "mean_bpb" if any(r.stat("mean_bpb") for r in rows) else "avg_log_ppl"
+    if best is None:
+        return Ranking(key)
+    if best["n"] >= 2:
+        why = f"CORE is within noise of chance at this scale (0 is chance; best row {_fmt(best)})"
+    else:
+        why = (f"CORE cannot be told from noise with one seed per row (0 is chance; best row "
+               f"{_fmt(best)}), and at this scale it is within noise of chance")
+    return Ranking(key, f"{why}, so the board ranks on {_MEANING[key]}; --rank-by core ranks on "
+                        "CORE anyway.")
+
+
+def _check_rank_by(rank_by: str) -> None:
+    if rank_by not in RANK_CHOICES:
+        raise UserError(f"rank_by {rank_by!r}: one of {', '.join(RANK_CHOICES)}.")
+
+
+_MEANING = {"mean_bpb": "mean bits per byte", "avg_log_ppl": "average validation log-ppl"}
+
+
+def rank(rows: list[Row], rank_by: str = "auto") -> list[Row]:
+    """`rows`, best first by `ranking(rows, rank_by)`."""
+    by = ranking(rows, rank_by).key
+    return sorted(rows, key=lambda r: r.rank_key(by))
+
+
+def collect(paths: list[Path], proxies: bool = False,
+            rank_by: str = "auto") -> tuple[list[Row], list[str]]:
+    """The rows of every model under `paths`, ranked by `rank_by` (one of RANK_CHOICES; see
+    `ranking`), and notes on what could not be joined or was skipped as damaged."""
+    _check_rank_by(rank_by)  # before reading every record
     found = Records()
     for root in map(Path, paths):
         if not root.exists():
@@ -141,7 +229,7 @@ def collect(paths: list[Path], proxies: bool = False) -> tuple[list[Row], list[s
         rows.setdefault(entry.identity(), Row()).entries.append(entry)
     for row in rows.values():
         row.entries.sort(key=lambda en: en.model["hyperparameters"]["seed"])
-    return sorted(rows.values(), key=Row.rank_key), found.notes
+    return rank(list(rows.values()), rank_by), found.notes
 
 
 BOARD_MODEL = {"mixture": "mapping", "dataset_name": "text", "hyperparameters.scale": "text",
@@ -172,17 +260,22 @@ class Records:
             return None
 
     def gather(self, root: Path) -> None:
-        for path in sorted(root.rglob(DATASET_RECORD)):
-            if (rec := self.read(path, DATASET_KINDS)) is not None:
+        folders = list(_folders(root))
+        for path in (f / DATASET_RECORD for f in folders):
+            if path.exists() and (rec := self.read(path, DATASET_KINDS)) is not None:
                 self.datasets[rec["uuid"]] = rec
-        for path in sorted(root.rglob(MODEL_RECORD)):
+        for path in (f / MODEL_RECORD for f in folders):
+            if not path.exists():
+                continue
             if (rec := self.read(path, "model", BOARD_MODEL)) is None:
                 self.damaged_runs.add(path.parent)
-            else:
+            elif rec["uuid"] not in self.runs or _place(path.parent) > _place(self.runs[rec["uuid"]]):
                 self.models[rec["uuid"]] = rec
                 self.runs[rec["uuid"]] = path.parent
-        for path in sorted(root.rglob(f"{EVALS_DIR}/*.json")):
-            if (rec := self.read(path, "eval")) is not None:
+        seen = {e["uuid"] for _, e in self.evals}
+        for path in (p for f in folders if f.name == EVALS_DIR for p in sorted(f.glob("*.json"))):
+            if (rec := self.read(path, "eval")) is not None and rec["uuid"] not in seen:
+                seen.add(rec["uuid"])
                 self.evals.append((path, rec))
 
     def newest_evals(self) -> dict[str, dict]:
@@ -208,12 +301,44 @@ class Records:
         return rec if rec is not None and rec["uuid"] == model["dataset_uuid"] else None
 
 
+def _folders(root: Path):
+    """`root` and every folder below it, in name order, through links to folders too (a
+    `mixtune run` links main/natural/seed-0 to round-1/reference where they are one model), but
+    never round a circle of links."""
+    stack = [(Path(root), frozenset())]
+    while stack:
+        folder, above = stack.pop()
+        real = os.path.realpath(folder)
+        if real in above:
+            continue
+        yield folder
+        try:
+            children = sorted(p for p in folder.iterdir() if p.is_dir())
+        except OSError:  # unreadable, or gone meanwhile: nothing below it to rank
+            continue
+        stack += [(child, above | {real}) for child in reversed(children)]
+
+
+def _place(run: Path) -> tuple[bool, bool]:
+    """Which folder a run found twice (through a link) is listed at, the greater first: a main run
+    (its folder names its mixture, and finds RegMix's prediction), then the folder itself rather
+    than a link to it (main/uniform/seed-0 -> main/natural/seed-0 where the two mixtures are one)."""
+    return is_main_run(run), os.path.realpath(run) == os.path.abspath(run)
+
+
+def is_main_run(run: Path) -> bool:
+    """Whether `run` is where a `mixtune run` keeps a main run: OUTPUT/main/<mixture>/seed-S."""
+    run = Path(run).absolute()
+    return run.parent.parent.name == MAIN_RUNS and run.name.startswith("seed-")
+
+
 def is_proxy(model: dict) -> bool:
     """Whether a model was trained to choose a mixture rather than on one chosen: DoReMi's proxies
-    train by a method of their own; RegMix's swarm are plain static runs, told apart only by
-    where their (random) mixtures lie."""
+    train by a method of their own (mixture "doremi proxy"; an online method's main models, as
+    Aioli's, are named after the method and are no proxies); RegMix's swarm are plain static
+    runs, told apart only by where their (random) mixtures lie."""
     if model.get("method") != "static":
-        return True
+        return _dig(model, "mixture", "name") != model.get("method")
     spec = _dig(model, "mixture", "spec")
     return isinstance(spec, str) and Path(spec).parent.parts[-2:] == SWARM_MIXTURES
 
@@ -224,7 +349,7 @@ def regmix_prediction(run: Path, summaries: dict[Path, dict]) -> Prediction | No
     or has no prediction for that mixture: a board is still worth showing without it.
     `summaries` keeps each summary read once (None for one that could not be)."""
     run = Path(run).absolute()
-    if run.parent.parent.name != MAIN_RUNS or not run.name.startswith("seed-"):
+    if not is_main_run(run):
         return None
     path = run.parent.parent.parent / SUMMARY
     if path not in summaries:
@@ -234,6 +359,20 @@ def regmix_prediction(run: Path, summaries: dict[Path, dict]) -> Prediction | No
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return Prediction(str(path), target_label(_dig(regmix, "target")), float(value))
+
+
+def run_verdicts(rows: list[Row]) -> list[str]:
+    """"<run>: <verdict>" for each `mixtune run` whose main models are on the board: the sentence
+    its report wrote into OUTPUT/summary.json (none before its report has run)."""
+    found: dict[Path, str | None] = {}
+    for row in rows:
+        for e in row.entries:
+            run = Path(e.run).absolute()
+            path = run.parent.parent.parent / SUMMARY
+            if is_main_run(run) and path not in found:
+                sentence = _dig(_read_lenient(path), "verdict", "sentence")
+                found[path] = sentence if isinstance(sentence, str) else None
+    return [f"{p.parent.name}: {s}" for p, s in found.items() if s]
 
 
 def target_label(target) -> str:
@@ -275,7 +414,7 @@ def dataset_name(model: dict) -> str:
 def _describe(row: Row) -> dict:
     m = row.first.model
     h = m["hyperparameters"]
-    return {"dataset": dataset_name(m), "mixture": m["mixture"]["name"], "scale": h["scale"],
+    return {"dataset": dataset_name(m), "mixture": row.first.mixture, "scale": h["scale"],
             "tokens": h["tokens"], "seeds": ",".join(str(e.model["hyperparameters"]["seed"])
                                                      for e in row.entries)}
 
@@ -286,7 +425,11 @@ def _fmt(stat: dict | None, digits: int = 4) -> str:
     return fmt_ms(stat["mean"], stat["std"] if stat["n"] > 1 else None, digits)
 
 
-def to_markdown(rows: list[Row], tasks: bool = False) -> str:
+def to_markdown(rows: list[Row], tasks: bool = False, rank_by: str = "auto") -> str:
+    """The board as a Markdown table, ranked by `rank_by`, and a line below it that says by
+    which measure (and, where `auto` passed CORE over, why)."""
+    order = ranking(rows, rank_by)
+    rows = rank(rows, order.key)
     head = ["#", "dataset", "mixture", "scale", "tokens", "seeds"] + [lab for _, lab, _ in MEASURES]
     targets = predicted_targets(rows)
     task_names = _task_names(rows) if tasks else []
@@ -302,10 +445,14 @@ def to_markdown(rows: list[Row], tasks: bool = False) -> str:
         cells += [_fmt(row.predicted(t), _target_digits(t)) for t in targets]
         cells += [_fmt(_task_stat(row, t)) for t in task_names]
         body.append(cells)
-    return "\n".join(md_table(head, body, "l" * 6 + "r" * (len(head) - 6))) + "\n"
+    table = "\n".join(md_table(head, body, "l" * 6 + "r" * (len(head) - 6)))
+    verdicts = "".join(f"Verdict, {md_text(v)}\n\n" for v in run_verdicts(rows))
+    return f"{verdicts}{table}\n\n{order.sentence()}\n"
 
 
-def to_csv(rows: list[Row], tasks: bool = False) -> str:
+def to_csv(rows: list[Row], tasks: bool = False, rank_by: str = "auto") -> str:
+    """The board as CSV, ranked by `rank_by` (its `rank` column)."""
+    rows = rank(rows, rank_by)
     buf = io.StringIO()
     targets = predicted_targets(rows)
     task_names = _task_names(rows) if tasks else []
@@ -353,10 +500,14 @@ def _task_stat(row: Row, task: str) -> dict | None:
     return _stat([_icl(e.evaluation).get(task) for e in row.entries])
 
 
-def to_board(rows: list[Row], title: str = "mixtune leaderboard", curves: dict | None = None) -> dict:
-    """The rows as `leaderboard.html.render_html` takes them."""
+def to_board(rows: list[Row], title: str = "mixtune leaderboard", curves: dict | None = None,
+             rank_by: str = "auto") -> dict:
+    """The rows as `leaderboard.html.render_html` takes them, ranked by `rank_by`; its
+    "ranking" says by which measure (key, label, better, note, sentence)."""
     from datetime import datetime, timezone
 
+    order = ranking(rows, rank_by)
+    rows = rank(rows, order.key)
     columns = [{"key": "dataset", "label": "dataset", "kind": "text"},
                {"key": "mixture", "label": "mixture", "kind": "text"},
                {"key": "scale", "label": "scale", "kind": "text"},
@@ -386,7 +537,10 @@ def to_board(rows: list[Row], title: str = "mixtune leaderboard", curves: dict |
                       "runs": " ".join(str(e.run) for e in row.entries)},
         })
     return {"title": title, "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "columns": columns, "rows": out_rows, "curves": curves or {}}
+            "columns": columns, "rows": out_rows, "curves": curves or {},
+            "verdicts": run_verdicts(rows),
+            "ranking": {"key": order.key, "label": order.label, "better": BETTER[order.key],
+                        "note": order.note, "sentence": order.sentence()}}
 
 
 def _one(stat: dict | None) -> dict | float | None:
@@ -395,10 +549,16 @@ def _one(stat: dict | None) -> dict | float | None:
     return stat["mean"] if stat is not None and stat["n"] == 1 else stat
 
 
-def curves(rows: list[Row]) -> dict:
+CURVE_NAMES = {"core": "CORE", "mean_bpb": "mean BPB", "avg_log_ppl": "average log-ppl"}
+"""The name of each ranking measure's curve (metrics.jsonl) on the page."""
+
+
+def curves(rows: list[Row], rank_by: str = "auto") -> dict:
     """Each row's evaluations during training (metrics.jsonl), mean over its seeds at the steps
-    every seed has, against training tokens: CORE where the runs scored it, else mean downstream
-    bits per byte, else average validation log-ppl."""
+    every seed has, against training tokens: of the measure that ranks the board (`ranking`),
+    else, where the runs logged none of it, of the next one (RANK_BY's order) they did: never
+    CORE where it is noise and does not rank."""
+    by = ranking(rows, rank_by).key
     several = len({dataset_name(r.first.model) for r in rows}) > 1
     per_row = []
     for row in rows:
@@ -411,8 +571,9 @@ def curves(rows: list[Row]) -> dict:
             "average log-ppl": [m.eval_average for m in metrics],
         }
         per_row.append((row, measured))
-    metric = next((name for name in ("CORE", "mean BPB")
-                   if any(c for _, measured in per_row for c in measured[name])), "average log-ppl")
+    order = [CURVE_NAMES[k] for k in (by, *(m for m in RANK_BY if m not in (by, "core")))]
+    metric = next((name for name in order if any(c for _, measured in per_row for c in measured[name])),
+                  order[0])
     series = []
     for row, measured in per_row:
         steps, values = mean_curve(measured[metric])

@@ -22,6 +22,8 @@ CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
 h1 { font-size: 20px; margin: 0 0 2px; } h2 { font-size: 16px; margin: 28px 0 8px; }
 .meta { color: #777; font-size: 12px; margin: 0 0 16px; }
+.ranking { font-size: 13px; margin: -8px 0 14px; max-width: 70em; }
+.verdict { font-size: 14px; margin: -4px 0 12px; max-width: 70em; font-weight: 600; }
 .wrap { overflow-x: auto; }
 table.board { border-collapse: collapse; }
 .board th, .board td { padding: 5px 10px; border-bottom: 1px solid #e4e4e4; vertical-align: top; }
@@ -93,9 +95,10 @@ JS = """
 
 
 def render_html(board: dict[str, Any]) -> str:
-    """The whole page for `board` (title, generated, columns, rows, optional curves; see
-    tests/leaderboard/test_html.py for a full example). Rows keep the given order: it is the
-    ranking; sorting by a column is the reader's choice, in the page."""
+    """The whole page for `board` (title, generated, columns, rows, optional curves and
+    ranking: {"sentence": what ranks the rows, and why}; see tests/leaderboard/test_html.py for a
+    full example). Rows keep the given order: it is the ranking; sorting by a column is the
+    reader's choice, in the page."""
     columns = board.get("columns", [])
     rows = board.get("rows", [])
     wmax = max((w for r in rows for w in _weights(r).values()), default=1.0) or 1.0
@@ -103,6 +106,11 @@ def render_html(board: dict[str, Any]) -> str:
     body = "".join(_row(i, row, columns, wmax) for i, row in enumerate(rows))
     title = _e(board.get("title", "leaderboard"))
     meta = f"{len(rows)} models" + (f" · generated {board['generated']}" if board.get("generated") else "")
+    ranked = (board.get("ranking") or {}).get("sentence")  # what ranks the rows, and why
+    ranked = f'<p class="ranking">{_e(ranked)}</p>\n' if ranked else ""
+    # Each run's answer to "which mixture?", from its report: above the table that ranks them.
+    ranked = "".join(f'<p class="verdict">Verdict, {_e(v)}</p>\n'
+                     for v in board.get("verdicts") or []) + ranked
     return f"""<!DOCTYPE html>
 <html lang="en" class="nojs"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -110,7 +118,7 @@ def render_html(board: dict[str, Any]) -> str:
 <script>document.documentElement.className = "js";</script>
 <style>{CSS}</style></head>
 <body><h1>{title}</h1><p class="meta">{_e(meta)}</p>
-<div class="wrap"><table class="board" id="board">
+{ranked}<div class="wrap"><table class="board" id="board">
 <thead><tr><th scope="col" aria-sort="none"><span hidden>details</span></th>{head}</tr></thead>
 <tbody>{body}</tbody></table></div>
 {_chart(board.get("curves"))}

@@ -11,21 +11,23 @@ from mixtune.leaderboard.board import Row, collect, curves, to_board, to_csv, to
 
 
 def leaderboard_text(paths: list[Path], fmt: str = "md", *, tasks: bool = False,
-                     proxies: bool = False, title: str = "mixtune leaderboard") -> tuple[str, list[str]]:
-    """The leaderboard of the models under `paths` as md, csv or html; and the join's notes."""
-    rows, notes = collect(paths, proxies=proxies)
-    return render(rows, fmt, tasks=tasks, title=title), notes
+                     proxies: bool = False, title: str = "mixtune leaderboard",
+                     rank_by: str = "auto") -> tuple[str, list[str]]:
+    """The leaderboard of the models under `paths` as md, csv or html, ranked by `rank_by` (auto,
+    core, mean_bpb, avg_log_ppl: board.ranking); and the join's notes."""
+    rows, notes = collect(paths, proxies=proxies, rank_by=rank_by)
+    return render(rows, fmt, tasks=tasks, title=title, rank_by=rank_by), notes
 
 
 def render(rows: list[Row], fmt: str = "md", *, tasks: bool = False,
-           title: str = "mixtune leaderboard") -> str:
+           title: str = "mixtune leaderboard", rank_by: str = "auto") -> str:
     if fmt == "csv":
-        return to_csv(rows, tasks=tasks)
+        return to_csv(rows, tasks=tasks, rank_by=rank_by)
     if fmt == "html":
         from mixtune.leaderboard.html import render_html
 
-        return render_html(to_board(rows, title, curves(rows)))
-    return to_markdown(rows, tasks=tasks)
+        return render_html(to_board(rows, title, curves(rows, rank_by), rank_by=rank_by))
+    return to_markdown(rows, tasks=tasks, rank_by=rank_by)
 
 
 def write_board(out: str | os.PathLike, text: str, fmt: str = "md") -> Path:
@@ -49,15 +51,17 @@ def write_board(out: str | os.PathLike, text: str, fmt: str = "md") -> Path:
     return target
 
 
-def write_leaderboard(output: Path, report_dir: Path) -> tuple[str, list[str]]:
+def write_leaderboard(output: Path, report_dir: Path, rank_by: str = "auto") -> tuple[str, list[str]]:
     """`report_dir/leaderboard.{md,html}` for a pipeline's main models (not the references and
-    proxies of its rounds, trained for other budgets); the Markdown table."""
+    proxies of its rounds, trained for other budgets), ranked by `rank_by` (as
+    `mixtune leaderboard --rank-by`; the report passes "avg_log_ppl", its own ranking); the
+    Markdown table, with the line below it that says by which measure."""
     main = Path(output) / "main"
     if not main.is_dir():
         return "(no main model has finished yet)\n", []
-    rows, notes = collect([main])
-    md = render(rows)
+    rows, notes = collect([main], rank_by=rank_by)
+    md = render(rows, rank_by=rank_by)
     write_text_atomic(report_dir / "leaderboard.md", md)
     write_text_atomic(report_dir / "leaderboard.html",
-                      render(rows, "html", title=f"{Path(output).name}: leaderboard"))
+                      render(rows, "html", title=f"{Path(output).name}: leaderboard", rank_by=rank_by))
     return md, notes

@@ -1,6 +1,7 @@
 """Iterated DoReMi, the offline method: reference -> proxy -> ᾱ, repeated until ᾱ settles.
 
-    round r:  round-r/reference   trained on α_ref (round 1: reference_weights, e.g. natural)
+    round r:  round-r/reference   trained on α_ref (round 1: reference_weights, e.g. natural),
+                                  from round-r/<its mixture's name>.json (reference_file)
               round-r/proxy       a DoReMi proxy against it (doremi.py); its ᾱ is the result
               stop when ‖ᾱ − α_ref‖∞ < rounds.until (or after rounds.max), else α_ref = ᾱ
 
@@ -15,12 +16,13 @@ on it (the weight trajectory of each round's proxy, and how settled its ᾱ is).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from mixtune.data.weights import as_dict, read_weights
+from mixtune.data.weights import as_dict, mixture_name, read_weights
 from mixtune.errors import UserError
 from mixtune.io import read_jsonl, remove, write_figure
 from mixtune.mixing.base import METHODS, OfflineMethod, Proposal, compute_lines
@@ -127,7 +129,7 @@ class IteratedDoReMi(OfflineMethod):
         rounds: list[RoundRecord] = []
         after: tuple[str, ...] = ()  # round r > 1 trains its reference on round r-1's result
         for r in range(1, opts.max_rounds + 1):
-            ref_file = ctx.write_weights(f"round-{r}/reference_weights.json", ref_weights)
+            ref_file = ctx.write_weights(reference_file(ctx.out, r, cfg.reference_weights), ref_weights)
             ref = yield ctx.train_stage(f"round-{r}/reference", StaticConfig(weights=str(ref_file)),
                                         cfg.proxy, deps=after)
             proxy = yield ctx.train_stage(f"round-{r}/proxy", opts.proxy(str(ref)), cfg.proxy,
@@ -158,6 +160,21 @@ class IteratedDoReMi(OfflineMethod):
             remove(figure)  # a figure of an earlier report must not show stale weights
         return trajectory_section(rounds, histories, any(histories)) + \
             compute_lines(record.get("flops"))
+
+
+def reference_file(out: Path, r: int, reference_weights: str) -> str:
+    """Round r's reference weights file, named after the mixture it is: round 1's after the run's
+    reference mixture (`natural.json`), round r's after round r-1's result (`doremi-round1.json`).
+    A model's mixture is named after the file it trained on (its model record), and a main run
+    identical to a round's reference is that run: the leaderboard must see one name for both.
+    A folder a mixtune before this naming started keeps its `reference_weights.json`: its run's
+    config.yaml names that file, and a run resumed from its checkpoints must find the same
+    settings. (Only the numbers count for the stage: renaming retrains nothing.)"""
+    legacy = f"round-{r}/reference_weights.json"
+    if (Path(out) / legacy).is_file():
+        return legacy
+    name = mixture_name(reference_weights) if r == 1 else f"doremi-round{r - 1}"
+    return f"round-{r}/{name}.json"
 
 
 PROXY_STEP_COST = 4 / 3
@@ -250,52 +267,138 @@ def _stability_line(round_: int, history: dict[int, dict]) -> str:
 
 
 def plot_trajectory(rounds: list[RoundRecord], histories: list[dict[int, dict]], path: Path) -> None:
-    import math
+    """trajectory.png: a panel per round, α_t of each domain, its ᾱ dashed and labelled."""
+    draw_weight_trajectories([(f"round {r.round}", h) for r, h in zip(rounds, histories, strict=True)],
+                             path, "α_t (dashed and labelled: ᾱ)", xlabel="proxy step",
+                             title="DoReMi domain weights during proxy training",
+                             dashed=[r.doremi_weights or {} for r in rounds])
 
+
+# -- weight trajectories ---------------------------------------------------------------------------
+# Drawn here, in the mixing layer, since DoReMi's report section draws with it and may not import
+# the report (tests/test_layers.py); report.plots.plot_weight_trajectories is its name for other
+# methods (Aioli's mixture during a main run).
+
+LABEL_GAP = 1.15
+"""The least distance between two labels' centres, in label heights."""
+LABEL_PAD = 8
+"""Points between a panel's right edge and its labels (a thin line joins them)."""
+
+
+def draw_weight_trajectories(panels: list[tuple[str, dict[int, dict]]], path: Path,
+                             ylabel: str = "domain weight", *, xlabel: str = "step",
+                             title: str | None = None,
+                             dashed: list[dict[str, float]] | None = None) -> None:
+    """One panel per (title, {step: {domain: weight}}), three to a row, sharing the y axis: a line
+    per domain (one colour per domain in every panel), labelled at the right edge with its name
+    and its value at the last step, or, where `dashed` gives the panel a value for the domain
+    (DoReMi's ᾱ), that value, drawn as a dashed line. Labels too close are moved apart (at least
+    LABEL_GAP label heights, as little as they can be: `spread_labels`) and keep a thin line to
+    the height they name."""
     from matplotlib.figure import Figure
 
-    n = len(rounds)
+    n = max(len(panels), 1)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(5 * ncols + 2, 3.6 * nrows), layout="constrained")  # + the legend
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
-    for ax, rnd, history in zip(axes, rounds, histories, strict=False):
-        _trajectory_panel(ax, rnd, history)
-    axes[0].set_ylabel("α_t (dashed: ᾱ)")
-    drawn = [ax for ax in axes if ax.lines]
-    if drawn:  # beside the panels, never over the curves
-        fig.legend(*drawn[0].get_legend_handles_labels(), loc="outside right center",
-                   fontsize="small")
-    for ax in axes[n:]:
+    domains = list(dict.fromkeys(d for _, h in panels for w in h.values() if isinstance(w, dict)
+                                 for d in w))
+    colors = {d: f"C{i % 10}" for i, d in enumerate(domains)}
+    height = max(3.6, 1.6 + 0.14 * len(domains))  # room for a label per domain
+    fig = Figure(figsize=(4.6 * ncols + 1.4, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+    for row in axes:
+        row[0].set_ylabel(ylabel)
+    axes = axes.ravel()
+    dashed = list(dashed or []) + [None] * len(panels)
+    labels = [_trajectory_panel(ax, name, history, colors, xlabel, marks)
+              for ax, (name, history), marks in zip(axes, panels, dashed, strict=False)]
+    for ax in axes[len(panels):]:
         ax.set_visible(False)
-    fig.suptitle("DoReMi domain weights during proxy training")
+    if title:
+        fig.suptitle(title)
+    fig.draw_without_rendering()  # the layout first: labels are spread in the panels' final size
+    for ax, placed in zip(axes, labels, strict=False):  # the panels drawn
+        _spread(ax, placed)
     write_figure(fig, path)
 
 
-def _trajectory_panel(ax, rnd: RoundRecord, history: dict[int, dict]) -> None:
-    ax.set_title(f"round {rnd.round}")
-    ax.set_xlabel("proxy step")
-    if not history:
-        ax.text(0.5, 0.5, "no weights_history.jsonl", ha="center", va="center",
-                transform=ax.transAxes)
-        return
-    steps = list(history)
-    domains = list(history[steps[0]])
-    finals = []
-    for j, d in enumerate(domains):
-        color = f"C{j % 10}"
-        ax.plot(steps, [finite(w.get(d)) for w in history.values()], color=color, label=d)
-        final = finite((rnd.doremi_weights or {}).get(d))
-        if final is not None:  # ᾱ, the round's result: what the next stage trains on
-            ax.axhline(final, color=color, linestyle="--", linewidth=0.8)
-            finals.append((final, color))
-    # Label each ᾱ at the right edge; equal values share one label instead of overprinting.
-    placed: list[float] = []
-    for value, color in sorted(finals):
-        if placed and abs(value - placed[-1]) < 1e-3:
+def _trajectory_panel(ax, title: str, history: dict[int, dict], colors: dict[str, str], xlabel: str,
+                      marks: dict[str, float] | None) -> list[tuple]:
+    """Draw one panel; its labels, each with the value (data) it names."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    steps = sorted(s for s, w in history.items() if isinstance(w, dict))
+    if not steps:
+        ax.text(0.5, 0.5, "no weights recorded", ha="center", va="center", transform=ax.transAxes)
+        return []
+    ax.margins(x=0)  # the lines end at the right edge, where their labels are
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    labels = []
+    for d in dict.fromkeys(d for s in steps for d in history[s]):
+        ys = [_weight(history[s].get(d)) for s in steps]
+        ax.plot(steps, ys, color=colors[d], linewidth=1.4, marker="o" if len(steps) == 1 else None)
+        value = _weight((marks or {}).get(d))
+        if not math.isnan(value):
+            ax.axhline(value, color=colors[d], linestyle="--", linewidth=0.8)
+        else:
+            value = next((y for y in reversed(ys) if not math.isnan(y)), value)
+        if math.isnan(value):
             continue
-        y = max(value, placed[-1] + 0.04) if placed else value
-        placed.append(y)
-        ax.annotate(f"ᾱ {value:.2f}", xy=(1.0, value), xycoords=("axes fraction", "data"),
-                    xytext=(1.01, y), textcoords=("axes fraction", "data"), color=color,
-                    fontsize="x-small", va="center")
+        arrow = dict(arrowstyle="-", color=colors[d], linewidth=0.6, shrinkA=0, shrinkB=0,
+                     relpos=(0.0, 0.5))
+        labels.append((ax.annotate(f"{d} {value:.3f}", xy=(1.0, value), xycoords=("axes fraction", "data"),
+                                   xytext=(LABEL_PAD, 0), textcoords="offset points", va="center",
+                                   ha="left", fontsize="x-small", color=colors[d], arrowprops=arrow),
+                       value))
+    return labels
+
+
+def _weight(value) -> float:
+    """A weight to draw: NaN (nothing drawn) for one missing or not a number."""
+    found = finite(value)
+    return math.nan if found is None else float(found)
+
+
+def _spread(ax, labels: list[tuple]) -> None:
+    """Move the panel's labels apart where they overlap, in display space (the panel laid out)."""
+    from matplotlib.text import Text
+
+    if not labels:
+        return
+    box = ax.get_window_extent()
+    targets = [float(ax.transData.transform((0.0, value))[1]) for _, value in labels]
+    gap = LABEL_GAP * max(Text.get_window_extent(a).height for a, _ in labels)
+    points = 72 / ax.figure.dpi
+    for (a, _), target, y in zip(labels, targets, spread_labels(targets, gap, box.y0, box.y1),
+                                 strict=True):
+        a.xyann = (LABEL_PAD, (y - target) * points)
+
+
+def spread_labels(targets: list[float], gap: float, lo: float | None = None,
+                  hi: float | None = None) -> list[float]:
+    """Heights for labels meant to sit at `targets` (in the order given): at least `gap` apart, in
+    the targets' order (ties: the order given), each as close to its target as can be (the least
+    sum of squared moves), within [lo, hi] where they fit there (else centred on it).
+    Isotonic regression (pool adjacent violators) of target_k - k·gap over the sorted labels."""
+    order = sorted(range(len(targets)), key=lambda i: targets[i])
+    blocks: list[list[float]] = []  # [mean, count] of pooled labels
+    for k, i in enumerate(order):
+        blocks.append([targets[i] - k * gap, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (m2, c2), (m1, c1) = blocks.pop(), blocks.pop()
+            blocks.append([(m1 * c1 + m2 * c2) / (c1 + c2), c1 + c2])
+    fit = [m for m, c in blocks for _ in range(int(c))]
+    # A bound holds for every label once it holds for the first (lo) or the last (hi): on the
+    # fit, both are the same bounds for every label, and clipping the fit to them is optimal.
+    top = None if hi is None else hi - (len(fit) - 1) * gap
+    if lo is not None and top is not None and top < lo:  # they cannot fit: centred
+        fit = [(lo + top) / 2] * len(fit)
+    else:
+        fit = [f if lo is None else max(f, lo) for f in fit]
+        fit = [f if top is None else min(f, top) for f in fit]
+    placed = [0.0] * len(targets)
+    for k, i in enumerate(order):
+        placed[i] = fit[k] + k * gap
+    return placed

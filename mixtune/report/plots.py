@@ -7,6 +7,9 @@
                      (generated data) or the reference mixture's model
     downstream_bpb.png  mean gold bits per byte of the downstream tasks (report/downstream.py)
 
+and, for the mixture methods' own sections, `plot_weight_trajectories`: a mixture's weights over
+training (DoReMi's trajectory.png, Aioli's aioli_trajectory.png).
+
 A figure is drawn only when there is something to show, and an old one is removed otherwise.
 Figures are drawn on `matplotlib.figure.Figure` with the Agg canvas, never through pyplot: no
 display is needed and no global backend state is changed for whoever imported this module.
@@ -174,6 +177,20 @@ def plot_eval_avg(curves: dict[str, tuple[list, list]], target, ref_name, colors
     ax.set_title("Uniform-average validation log-ppl, seed mean (zoomed on the second half)")
     ax.legend(fontsize="small")
     write_figure(fig, path)
+
+
+def plot_weight_trajectories(panels: list[tuple[str, dict[int, dict[str, float]]]], path: Path,
+                             ylabel: str = "domain weight", *, xlabel: str = "step",
+                             title: str | None = None,
+                             dashed: list[dict[str, float]] | None = None) -> None:
+    """A mixture's domain weights over training, one panel per (title, {step: {domain: weight}}),
+    three to a row: a line per domain, labelled at the right with its final value (or the panel's
+    `dashed` value for it, drawn dashed: DoReMi's ᾱ), labels moved apart where they would overlap.
+    For any method whose mixture changes as it trains (Aioli's main runs, DoReMi's proxies); the
+    drawing is mixing.iterated_doremi's, which may not import the report."""
+    from mixtune.mixing.iterated_doremi import draw_weight_trajectories
+
+    draw_weight_trajectories(panels, path, ylabel, xlabel=xlabel, title=title, dashed=dashed)
 
 
 def plot_per_domain(rows: list[dict], domains, base_name: str | None, colors, path: Path) -> None:

@@ -103,6 +103,11 @@ def test_missing_folder_is_a_clear_error(tmp_path):
     assert proc.returncode == 2 and "no such folder" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def table_lines(md: str) -> list[str]:
+    """The lines of the board's table (head, rule, rows), without the line below it."""
+    return [line for line in md.splitlines() if line.startswith("|")]
+
+
 def _trained(run, dataset, mixture, ppl):
     """The records a finished static run leaves: its model's and one evaluation's."""
     ds = read_record(dataset / DATASET_RECORD)
@@ -124,6 +129,6 @@ def test_the_dataset_column_names_the_dataset(tmp_path):
     rows, notes = collect([tmp_path])
     assert notes == [] and len(rows) == 3
     names = ["pile-run", "c4-run", "mydata"]  # ranked by average log-ppl
-    assert [line.split("|")[2].strip() for line in to_markdown(rows).splitlines()[2:]] == names
+    assert [line.split("|")[2].strip() for line in table_lines(to_markdown(rows))[2:]] == names
     assert [r["dataset"] for r in csv.DictReader(io.StringIO(to_csv(rows)))] == names
     assert [r["values"]["dataset"] for r in to_board(rows)["rows"]] == names

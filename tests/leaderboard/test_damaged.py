@@ -26,6 +26,7 @@ from mixtune.provenance import (
     write_model_record,
 )
 from mixtune.records import Metrics
+from tests.leaderboard.test_board import table_lines
 from tests.leaderboard.test_html import assert_well_formed
 
 FORMATS = ("md", "csv", "html")
@@ -171,7 +172,7 @@ def _append(path: Path, data: bytes) -> Path:
 def _rows(text: str, fmt: str) -> list[str]:
     """The mixtures the board ranks, in order."""
     if fmt == "md":
-        return [line.split("|")[3].strip() for line in text.splitlines()[2:]]
+        return [line.split("|")[3].strip() for line in table_lines(text)[2:]]
     if fmt == "csv":
         import csv
         import io

@@ -16,6 +16,7 @@ from mixtune.io import write_json_atomic
 from mixtune.leaderboard.board import collect, to_board, to_csv, to_markdown
 from mixtune.leaderboard.html import render_html
 from mixtune.provenance import DATASET_RECORD, new_record, write_eval_record, write_model_record
+from tests.leaderboard.test_board import table_lines
 from tests.leaderboard.test_html import assert_well_formed
 
 COLUMN = "RegMix predicted (average)"
@@ -79,7 +80,7 @@ def test_predicted_beside_measured(tmp_path):
     assert notes == [] and _mixtures(rows) == ["natural", "uniform", "mine", "regmix", "natural"]
     other_column = "RegMix predicted (1·web, 2·code)"
 
-    lines = to_markdown(rows).splitlines()
+    lines = table_lines(to_markdown(rows))
     head = [c.strip() for c in lines[0].split("|")[1:-1]]
     assert head[-2:] == [COLUMN, other_column]
     cells = [[c.strip() for c in line.split("|")[1:-1]][-2:] for line in lines[2:]]
