@@ -27,8 +27,9 @@ from transformers.utils import logging as hf_logging
 
 from mixtune.pipeline import run_pipeline
 from mixtune.report import main_table
-from mixtune.report.markdown import noise_verdict
+from mixtune.report.collect import OutputFolder
 from mixtune.report.tables import text_table
+from mixtune.report.verdict_section import plain_sentence
 
 
 def main() -> None:
@@ -102,7 +103,7 @@ def main() -> None:
         if not row["is_reference"]:
             print(f"{row['mixture']}: improves {row['domains_improved']}/{row['domains_compared']} "
                   "domains over the reference")
-    print(noise_verdict(table) or "")
+    print(plain_sentence(OutputFolder.read(out).verdict))
     if args.downstream:
         print_downstream(out, summary, args.downstream, args.downstream_limit)
     print(f"\nreport: {out}/report/report.md")

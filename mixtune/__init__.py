@@ -6,6 +6,8 @@ into a training setup of your own (see the README's "Use it from Python"):
     open_dataset(path)              a prepared dataset: domains, tokenizer, token counts
     DomainBatches(dataset, ...)     its domain-weighted batches as a resumable IterableDataset
     DoReMi(domains, ...)            DoReMi's weight update and loss for your own loop
+    Aioli(domains, ...)             Aioli's online mixture for your own loop, with
+    heldout_losses(model, ...)      the per-domain held-out losses it asks for
     token_losses(model, x)          per-token losses of a causal LM on [b, T+1] windows
     resolve_weights / read_weights / write_weights     mixtures: specs and weights files
     build_model / load_model / build_optimizer / lr_at / OptimConfig    the CLI's recipe
@@ -28,6 +30,8 @@ _EXPORTS = {
     "Dataset": "mixtune.data.store",
     "DomainBatches": "mixtune.data.loader",
     "DoReMi": "mixtune.mixing.doremi",
+    "Aioli": "mixtune.mixing.aioli",
+    "heldout_losses": "mixtune.train.heldout",
     "token_losses": "mixtune.model.loss",
     "resolve_weights": "mixtune.data.weights",
     "read_weights": "mixtune.data.weights",
@@ -41,9 +45,9 @@ _EXPORTS = {
 }
 
 __all__ = [  # = _EXPORTS (tests/test_api.py checks), spelled out for tools that read it statically
-    "Dataset", "DoReMi", "DomainBatches", "OptimConfig", "UserError", "__version__",
-    "build_model", "build_optimizer", "load_model", "lr_at", "open_dataset", "read_weights",
-    "resolve_weights", "token_losses", "write_weights",
+    "Aioli", "Dataset", "DoReMi", "DomainBatches", "OptimConfig", "UserError", "__version__",
+    "build_model", "build_optimizer", "heldout_losses", "load_model", "lr_at", "open_dataset",
+    "read_weights", "resolve_weights", "token_losses", "write_weights",
 ]
 
 if TYPE_CHECKING:
@@ -51,10 +55,12 @@ if TYPE_CHECKING:
     from mixtune.data.store import Dataset, open_dataset
     from mixtune.data.weights import read_weights, resolve_weights, write_weights
     from mixtune.errors import UserError
+    from mixtune.mixing.aioli import Aioli
     from mixtune.mixing.doremi import DoReMi
     from mixtune.model.build import build_model, load_model
     from mixtune.model.loss import token_losses
     from mixtune.train.config import OptimConfig
+    from mixtune.train.heldout import heldout_losses
     from mixtune.train.optim import build_optimizer, lr_at
 
 

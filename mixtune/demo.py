@@ -51,12 +51,10 @@ def print_weights(summary: RunSummary) -> None:
 
 
 def print_mixtures(summary: RunSummary, out: Path) -> None:
-    from mixtune.report import main_table
-    from mixtune.report.markdown import noise_verdict
+    from mixtune.report.collect import OutputFolder
     from mixtune.report.tables import text_table
+    from mixtune.report.verdict_section import plain_sentence
 
-    table = main_table(summary, out)
-    print("\n" + "\n".join(text_table(table)))
-    verdict = noise_verdict(table)
-    if verdict:
-        print(verdict)
+    folder = OutputFolder.read(out)
+    print("\n" + "\n".join(text_table(folder.table)))
+    print(plain_sentence(folder.verdict))

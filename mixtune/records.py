@@ -55,14 +55,27 @@ class DomainCounts:
     sequences: int
     skipped: dict[str, int] = field(default_factory=dict)
     """Records skipped, by reason."""
+    duplicates: int | None = None
+    """Documents whose exact text (8-byte BLAKE2b) came earlier in the same split and domain; None:
+    not counted (a manifest from before they were, generated data, or a very large corpus)."""
+    in_train: int | None = None
+    """Validation only: documents whose exact text is also in the domain's training split."""
+
+    def __post_init__(self):
+        for name in ("duplicates", "in_train"):  # read from a file: a damaged one says which
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise TypeError(f"{name}: {v!r} is not a count")
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "documents": self.documents,
             "tokens": self.tokens,
             "sequences": self.sequences,
             "skipped": dict(sorted(self.skipped.items())),
         }
+        return out | {k: v for k, v in (("duplicates", self.duplicates),
+                                         ("in_train", self.in_train)) if v is not None}
 
 
 @dataclass
@@ -271,6 +284,10 @@ class Metrics:
     """Step -> downstream results, for runs that scored tasks while training."""
     sequences: dict[int, dict[str, int]] = field(default_factory=dict)
     """Step -> the global batch's sequences per domain (what was trained on, whatever the mixer)."""
+    weights: dict[int, dict[str, float]] = field(default_factory=dict)
+    """Step -> an online mixer's domain weights (Aioli's held mixture p), where it logs them."""
+    heldout_tokens: dict[int, dict[str, float]] = field(default_factory=dict)
+    """Step -> held-out tokens scored so far per domain (a mixer's extra forward passes)."""
     last_step: int = 0
 
     def trained_mixture(self) -> dict[str, float]:
@@ -296,6 +313,10 @@ class Metrics:
                     m.train_loss[step] = loss
                 if isinstance(row.get("domain_sequences"), dict):
                     m.sequences[step] = row["domain_sequences"]
+                for key, into in (("domain_weights", m.weights),
+                                  ("domain_heldout_tokens", m.heldout_tokens)):
+                    if isinstance(row.get(key), dict):
+                        into[step] = {d: finite(v) or 0.0 for d, v in row[key].items()}
             elif row.get("kind") == "eval":
                 result = EvalResult.from_json(row)
                 if result.average is not None:
@@ -327,6 +348,10 @@ def _jsonl_rows(path: Path) -> list[dict]:
 # -- summary.json ------------------------------------------------------------------------------
 
 
+AVERAGE_TARGET = "average"
+"""The default target (mixing/target.py): the mean per-domain validation log-ppl."""
+
+
 @dataclass
 class RunSummary:
     """OUTPUT/summary.json: what a `mixtune run` compares. Written before the main runs, so the
@@ -351,6 +376,12 @@ class RunSummary:
     "feasible": ...}."""
     epochs: dict[str, dict[str, float]] = field(default_factory=dict)
     """How many times a main run repeats each domain, per fixed mixture."""
+    target: str | dict[str, float] = AVERAGE_TARGET
+    """What the mixtures are compared on (mixing/target.py), lower is better."""
+    verdict: dict | None = None
+    """The report's answer (report/verdict.py), added by the report once main runs finished."""
+    main_tokens: int | None = None
+    """Training tokens of one main run (what a mixture's repetition of a domain is counted in)."""
     format_version: int = SUMMARY_VERSION
 
     def to_json(self) -> dict:
@@ -366,6 +397,9 @@ class RunSummary:
             "max_epochs": self.max_epochs,
             "capped": self.capped,
             "epochs": self.epochs,
+            "target": self.target,
+            "main_tokens": self.main_tokens,
+            **({"verdict": self.verdict} if self.verdict is not None else {}),
         }
 
     @classmethod
@@ -386,6 +420,9 @@ class RunSummary:
             max_epochs=finite(obj.get("max_epochs")),
             capped={n: r for n, r in _dict(obj.get("capped")).items() if isinstance(r, dict)},
             epochs={n: r for n, r in _dict(obj.get("epochs")).items() if isinstance(r, dict)},
+            target=obj.get("target") if isinstance(obj.get("target"), str | dict) else AVERAGE_TARGET,
+            verdict=obj.get("verdict") if isinstance(obj.get("verdict"), dict) else None,
+            main_tokens=_int(obj.get("main_tokens")),
         )
 
 

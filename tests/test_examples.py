@@ -60,3 +60,17 @@ def test_trainer_example_gives_the_cli_weights(synthetic_dataset, cli_proxy, tmp
     # Two processes all-reduce the excess sums and gradients: equal up to summation order.
     assert np.allclose(_weights(tmp_path / "domain_weights.json"),
                        _weights(proxy / "domain_weights.json"), rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_aioli_loop_gives_the_cli_weights(synthetic_dataset, tmp_path):
+    from mixtune.train.config import train_config
+    from mixtune.train.loop import run
+
+    aioli = dict(method="aioli", round_steps=8, sweep_steps=1, sweep_share=0.5, heldout_tokens=64)
+    cli = run(train_config(data=str(synthetic_dataset), out=str(tmp_path / "cli"), scale="tiny",
+                           eval_max_tokens_per_domain=256, **PROXY, **aioli))
+    _example("aioli_loop.py", synthetic_dataset, tmp_path)
+    mine = _weights(tmp_path / "domain_weights.json")
+    assert np.allclose(mine, _weights(cli / "domain_weights.json"), rtol=0, atol=1e-6)
+    assert not np.allclose(mine, 0.2)  # its rounds moved the mixture

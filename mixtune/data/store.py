@@ -152,7 +152,9 @@ class Dataset:
         return np.memmap(path, dtype=dtype, mode="r")
 
     def counts(self, split: str, field: str = "tokens") -> dict[str, int]:
-        return {d: int(getattr(self.manifest.splits[split][d], field)) for d in self.domains}
+        """Per domain, a count of `split` (tokens, documents, sequences; duplicates or in_train:
+        0 where not counted)."""
+        return {d: int(getattr(self.manifest.splits[split][d], field) or 0) for d in self.domains}
 
 
 def open_dataset(path: str | os.PathLike) -> Dataset:
@@ -179,6 +181,8 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
 
 
 def domain_counts(
-    documents: int, tokens: int, seq_len: int, skipped: dict[str, int] | None = None
+    documents: int, tokens: int, seq_len: int, skipped: dict[str, int] | None = None,
+    duplicates: int | None = None, in_train: int | None = None,
 ) -> DomainCounts:
-    return DomainCounts(documents, tokens, num_sequences(tokens, seq_len), dict(skipped or {}))
+    return DomainCounts(documents, tokens, num_sequences(tokens, seq_len), dict(skipped or {}),
+                        duplicates, in_train)

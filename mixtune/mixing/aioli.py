@@ -21,7 +21,8 @@ rounds of `round_steps` steps; each round
 
 3. Hold: the rest of the round trains on p.
 
-p starts at `init` (any weights spec: natural, uniform, another method's mixture as a JSON file).
+p starts at `init`: any weights spec (natural, uniform, a JSON file) or, in `mixtune run`, another
+mixture of the run (`regmix`: its proposal, which Aioli then corrects online).
 The held-out losses come from the loop (`OnlineMixer.wants_losses` / `observe_losses`, measured by
 `mixtune/train/heldout.py` on text the final evaluation does not score). Everything the update
 depends on is a pure function of the step and of the checkpointed state (p, the last A, the
@@ -61,11 +62,20 @@ import numpy as np
 
 from mixtune.data.weights import resolve_weights, spec_problem
 from mixtune.errors import UserError
-from mixtune.mixing.base import MIXERS, MixerContext, OnlineMixer
-from mixtune.schema import at_least, in_range, positive, setting
+from mixtune.mixing.base import METHOD_OPTIONS, MIXERS, MixerContext, OnlineMixer
+from mixtune.schema import at_least, in_range, parse, positive, setting
 
 ETA = 1.0
 """The step size η of the paper's 7-domain SlimPajama runs (its 2- and 3-domain ones: 0.2, 0.1)."""
+
+
+def init_problem(spec: str) -> str | None:
+    """A weights spec, or the name of a method or `reference`: another mixture of the run
+    (`check_run` checks that the run lists it)."""
+    if spec == "reference" or METHOD_OPTIONS.get(spec) is not None:
+        return None
+    problem = spec_problem(spec)
+    return problem and f"{problem}, or another mixture of the run (reference, a method's name)"
 
 
 @MIXERS.register
@@ -75,9 +85,12 @@ class AioliConfig:
     moves the mixture by exponentiated gradient (Chen et al. 2024)."""
 
     method: ClassVar[str] = "aioli"
-    init: str = setting("uniform", check=spec_problem)
+    main_model: ClassVar[bool] = True
+    """Its models are the result (main models trained on the mixture it chooses), not proxies."""
+    init: str = setting("uniform", check=init_problem)
     """The mixture before the first update (the paper: uniform): natural, uniform, temperature:T,
-    unimax[:E] or a JSON weights file (another method's mixture, which Aioli then adjusts)."""
+    unimax[:E], a JSON weights file, or in `mixtune run` another mixture of the run (reference,
+    regmix, doremi, ...: the mixture it proposed, which Aioli then corrects during the run)."""
     eta: float = setting(ETA, check=positive)
     """Step size η of the exponentiated-gradient update p_j ∝ p_j·exp(η·Σ_i A_ij) (A normalised
     to sum 1; the paper: 0.1 to 1)."""
@@ -93,7 +106,23 @@ class AioliConfig:
     heldout_tokens: int = setting(4096, check=at_least(1))
     """Held-out target tokens per domain whose loss is measured around each perturbation."""
 
+    def check_run(self, run, label) -> None:
+        """An `init` that is no weights spec must name another mixture of the run."""
+        if spec_problem(self.init) is None:
+            return
+        others = [m for m in run.mixtures if m != self.method]
+        if self.init not in others:
+            raise UserError(
+                f"{label('init')} {self.init!r}: not a weights spec ({spec_problem(self.init)}), "
+                f"nor another mixture of this run's mixtures: ({', '.join(others)}); list it "
+                "there or start from natural or uniform.")
+
     def build(self, ctx: MixerContext) -> AioliMixer:
+        problem = spec_problem(self.init)
+        if problem is not None:  # a mixture's name outside `mixtune run`, which passes its file
+            raise UserError(
+                f"aioli.init {self.init!r}: {problem}. Another method's mixture is known by name "
+                "only inside `mixtune run`; elsewhere give its weights file (domain_weights.json).")
         ds = ctx.dataset
         init = resolve_weights(self.init, ds.domains, ds.counts("train"), ctx.budget_tokens)
         return AioliMixer(self, init)
@@ -282,3 +311,70 @@ class AioliMixer(OnlineMixer):
         if len(s.p) != self.schedule.k:
             raise ValueError(f"Aioli state has {len(s.p)} domains, this run {self.schedule.k}")
         self.state = s
+
+
+# -- in a loop of your own -----------------------------------------------------------------------
+
+
+class Aioli:
+    """Aioli's mixture inside a training loop of your own (as `mixtune train --method aioli` and
+    `mixtune run` use it). Per optimizer step, before drawing the step's batch:
+
+        aioli = Aioli(dataset.domains, round_steps=250)
+        batches = DomainBatches(dataset, aioli.weights, batch_size=32, steps=steps)
+        it = iter(batches)   # iterated in this process (no DataLoader workers): the weights of a
+                             # step depend on the losses observed before it
+        for step in range(steps):
+            if aioli.wants_losses(step):   # the model trained by steps 0..step-1, every rank
+                aioli.observe_losses(step, *heldout_losses(model, dataset, aioli.heldout_tokens))
+            for _ in range(grad_accum):
+                mb = next(it); ... loss.backward()
+            optimizer.step(); ...
+        aioli.mixture                      # the mixture held at the end
+
+    `state_dict()` / `load_state_dict()` checkpoint it (with the loader's own state, resume is
+    exact, mid-sweep too). The loss is your plain mean over the batch: Aioli changes only what is
+    sampled. Options as `mixtune train --method aioli --help` says (the `aioli:` section of a
+    run); `init`: the starting mixture as weights over `domains` (default uniform).
+    """
+
+    def __init__(self, domains, *, init=None, eta: float = ETA, round_steps: int = 250,
+                 sweep_steps: int = 4, sweep_share: float = 0.25, epsilon: float = 0.5,
+                 heldout_tokens: int = 4096):
+        self.domains = list(domains)
+        k = len(self.domains)
+        start = np.full(k, 1.0 / k) if init is None else np.asarray(init, np.float64)
+        if start.shape != (k,) or start.min() < 0 or not start.sum() > 0:
+            raise ValueError(f"init: {k} non-negative weights (one per domain) with a positive sum")
+        cfg = parse(AioliConfig, dict(
+            eta=eta, round_steps=round_steps, sweep_steps=sweep_steps, sweep_share=sweep_share,
+            epsilon=epsilon, heldout_tokens=heldout_tokens), "Aioli")
+        self.mixer = AioliMixer(cfg, start / start.sum())
+
+    @property
+    def heldout_tokens(self) -> int:
+        return self.mixer.heldout_tokens
+
+    def weights(self, step: int) -> np.ndarray:
+        """The mixture to draw step `step`'s batch from (a sweep's perturbation, or the held one)."""
+        return self.mixer.sampling_weights(step)
+
+    def wants_losses(self, step: int) -> bool:
+        return self.mixer.wants_losses(step)
+
+    def observe_losses(self, step: int, losses, token_counts=None) -> None:
+        """[k] held-out mean losses per domain of the model before `step` (and the tokens scored,
+        counted as the method's extra forward passes)."""
+        counts = np.zeros(len(self.domains)) if token_counts is None else token_counts
+        self.mixer.observe_losses(step, np.asarray(losses, np.float64), np.asarray(counts))
+
+    @property
+    def mixture(self) -> np.ndarray:
+        """The current mixture p (updated once per round, after its sweeps)."""
+        return self.mixer.result()
+
+    def state_dict(self) -> dict:
+        return self.mixer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mixer.load_state_dict(state)

@@ -37,7 +37,15 @@ from mixtune.executors import ExecutorOptions
 from mixtune.io import write_text_atomic
 from mixtune.mixing.base import METHODS, OfflineMethod, Proposal, compute_lines
 from mixtune.mixing.static import StaticConfig
-from mixtune.records import DownstreamResult, EvalFile, finite
+from mixtune.mixing.target import (
+    DOWNSTREAM,
+    check_target,
+    measure_weights,
+    run_measures,
+    target_problem,
+    target_value,
+)
+from mixtune.records import finite
 from mixtune.schema import at_least, setting
 from mixtune.tables import fmt
 
@@ -47,22 +55,9 @@ PROXIES_PER_DOMAIN = 4
 """Default swarm: 4 proxies per domain (at least MIN_PROXIES). RegMix ran 512 for 17 domains
 (30 per domain); fewer fit a coarser regressor, which the cross-validated rank correlation shows."""
 MIN_PROXIES = 8
-DOWNSTREAM = "downstream"
 MIXTURES_DIR = "regmix/mixtures"
 """Where the swarm's mixtures are written, under the output: what marks a model as a swarm
 proxy (the leaderboard lists those only when asked)."""
-
-
-def target_problem(target) -> str | None:
-    """What is wrong with a `regmix.target` before the dataset's domains are known."""
-    if isinstance(target, str):
-        return None if target.strip() else "name average, a domain, {domain: weight} or downstream"
-    if not target:
-        return "an empty mapping; give {domain: weight, ...}"
-    for name, w in target.items():
-        if isinstance(w, bool) or not isinstance(w, int | float) or not (math.isfinite(w) and w >= 0):
-            return f"weight of {name!r} is {w!r}; use numbers >= 0"
-    return None if sum(target.values()) > 0 else "the weights sum to 0"
 
 
 @dataclass
@@ -71,9 +66,9 @@ class RegMixConfig:
 
     proxies: int | None = setting(None, check=at_least(2))
     """Proxy runs in the swarm (none: 4 per domain, at least 8); at least domains + 1."""
-    target: str | dict[str, float] = setting("average", check=target_problem)
-    """What the mixture is chosen for: average, a domain, {domain: weight}, downstream or
-    downstream:<suite> (eval: must score tasks)."""
+    target: str | dict[str, float] | None = setting(None, check=target_problem)
+    """What the mixture is chosen for (none: the run's `target:`): average, a domain,
+    {domain: weight}, downstream or downstream:<suite> (eval: must score tasks)."""
     regressor: Literal["lightgbm", "loglinear"] = "lightgbm"
     """lightgbm (RegMix's) or loglinear, the data-mixing law L = c + k·exp(Σ t_j·w_j)."""
     candidates: int = setting(100_000, check=at_least(1))
@@ -110,6 +105,8 @@ class RegMixConfig:
 
     def check_run(self, cfg, label) -> None:
         """Checks against the rest of the run config (called when it is loaded)."""
+        if self.target is None:
+            return  # the run's target, checked with the run
         if isinstance(self.target, str) and self.target.startswith(DOWNSTREAM) \
                 and not cfg.eval.tasks:
             raise UserError(f"{label('target')} {self.target!r}: the proxies score no tasks; "
@@ -139,7 +136,8 @@ class RegMix(OfflineMethod):
     def propose(self, ctx):
         opts, domains = self.opts, ctx.domains
         n = swarm_size(opts.proxies, len(domains))
-        target = check_target(opts.target, domains)
+        target = check_target(ctx.cfg.target if opts.target is None else opts.target, domains,
+                              "regmix.target")
         prior = ctx.tokens / ctx.tokens.sum()
         weights = regmix.candidate_mixtures(len(domains), np.maximum(prior, 1e-12), n, opts.seed)
         stages = []
@@ -162,7 +160,7 @@ class RegMix(OfflineMethod):
             proposal = prior
         summary = {
             "flat_fit": flat,
-            "proxies": n, "target": opts.target, "regressor": opts.regressor,
+            "proxies": n, "target": target, "regressor": opts.regressor,
             "measures": list(swarm.measures), "swarm": "regmix/swarm.csv",
             "rank_correlation": regmix.cross_validated_rank_correlation(
                 swarm.weights, y, opts.regressor, seed=opts.seed),
@@ -195,65 +193,19 @@ def swarm_size(proxies: int | None, k: int) -> int:
     return n
 
 
-def check_target(target, domains: list[str]):
-    """The target, checked against the dataset's domains before any proxy trains."""
-    names = [target] if isinstance(target, str) else list(target)
-    for name in names:
-        if name == "average" or name == DOWNSTREAM or name.startswith(DOWNSTREAM + ":"):
-            continue
-        if name not in domains:
-            raise UserError(f"regmix.target: no domain {name!r}; the dataset has "
-                            f"{', '.join(domains)} (or average, downstream[:suite]).")
-    return target
-
-
-def measure_weights(target, domains: list[str]) -> str | dict[str, float]:
-    """The target as measures and weights: `average` is the mean per-domain validation loss (not a
-    mean that would take the downstream measures in)."""
-    return dict.fromkeys(domains, 1.0) if target == "average" else target
-
-
-def target_value(measures: dict[str, float], target, domains: list[str]) -> float | None:
-    """The target of one run's measures (None when one it needs is missing)."""
-    mix = measure_weights(target, domains)
-    mix = {mix: 1.0} if isinstance(mix, str) else mix
-    if any(finite(measures.get(m)) is None for m, w in mix.items() if w > 0):
-        return None
-    total = sum(mix.values())
-    return sum(w / total * measures[m] for m, w in mix.items() if w > 0)
-
-
 # -- the swarm's measures ------------------------------------------------------------------------
 
 def read_swarm_runs(ids: list[str], domains: list[str], weights: np.ndarray,
                     folders: list[Path]) -> regmix.Swarm:
     """Each proxy's final per-domain validation loss and downstream bits per byte. A measure
     some proxy lacks is left out; none at all is an error naming a proxy."""
-    rows = [_measures(folder) for folder in folders]
+    rows = [run_measures(folder) for folder in folders]
     names = [m for m in rows[0] if all(m in r for r in rows)]
     if not names:
         raise UserError(f"{folders[0]}: the proxy left no final evaluation (eval.json); rerun, or "
                         f"redo it with --force regmix/{ids[0]}.")
     return regmix.Swarm(ids, list(domains), weights,
                         {m: np.array([r[m] for r in rows]) for m in names})
-
-
-def _measures(folder: Path) -> dict[str, float]:
-    path = folder / "eval.json"
-    if not path.is_file():
-        return {}
-    import json
-
-    final = EvalFile.from_json(json.loads(path.read_text()))
-    out = {d: v for d, v in final.result.log_ppl.items() if v is not None}
-    if final.downstream is not None:
-        result = DownstreamResult.from_json(final.downstream)
-        if result.mean_bpb is not None:
-            out[DOWNSTREAM] = result.mean_bpb
-        for suite, agg in result.aggregates.items():
-            if finite(agg.get("bpb")) is not None:
-                out[f"{DOWNSTREAM}:{suite}"] = finite(agg["bpb"])
-    return out
 
 
 def write_swarm(folder: Path, swarm: regmix.Swarm) -> None:
@@ -331,7 +283,7 @@ def measured_targets(record: dict, output: Path) -> dict[str, str]:
     domains, target = summary.get("domains") or [], record.get("target", "average")
     out = {}
     for name, seeds in (summary.get("main_runs") or {}).items():
-        values = [target_value(_measures(output / rel), target, domains) for rel in seeds.values()]
+        values = [target_value(run_measures(output / rel), target, domains) for rel in seeds.values()]
         values = [v for v in values if v is not None]
         if values:
             out[name] = f"{fmt_ms(*mean_std(values))} ({len(values)} seed{'s' * (len(values) > 1)})"

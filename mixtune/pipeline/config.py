@@ -24,6 +24,7 @@ from mixtune.errors import UserError
 from mixtune.eval.config import TaskSelection
 from mixtune.io import load_yaml
 from mixtune.mixing import METHOD_OPTIONS
+from mixtune.mixing.target import AVERAGE, is_downstream, target_problem
 from mixtune.model.scales import DEFAULT_SCALE, get_scale, scale_problem
 from mixtune.process.config import ProcessSettings
 from mixtune.schema import at_least, named_sections, nonempty, positive, setting
@@ -134,6 +135,11 @@ class RunConfig:
     mixtures: list[str] = setting(factory=lambda: ["reference", "uniform", "doremi"], check=nonempty)
     """Mixtures to compare: reference, a mixture method (doremi, ...; its options in the section
     of its name), or any weights spec (natural, uniform, temperature:T, unimax[:E], a file)."""
+    target: str | dict[str, float] = setting(AVERAGE, check=target_problem)
+    """What the mixture should be best at, and what the report's verdict compares mixtures on
+    (lower is better): average (mean per-domain validation log-ppl), a domain, {domain: weight},
+    downstream or downstream:<suite> (gold bits per byte; eval: must score tasks). RegMix fits
+    its regression to it unless its own section sets one."""
     max_epochs: float | None = setting(DEFAULT_MAX_EPOCHS, check=positive)
     """Repetition cap of every method's proposal: no domain repeated more than this many times in
     a main run, the rest spread over the others (none: no cap). About 4 costs little (Muennighoff
@@ -151,6 +157,9 @@ class RunConfig:
     """Processes per stage; more than 1 relaunches the run under torchrun (one node)."""
 
     def validate(self, label) -> None:
+        if is_downstream(self.target) and not self.eval.tasks:
+            raise UserError(f"{label('target')} {self.target!r}: the main models score no tasks; "
+                            "set eval: {tasks: ...} (e.g. core), or use a validation target.")
         methods = METHOD_OPTIONS.names()
         for i, m in enumerate(self.mixtures):
             if m == "reference" or m in methods:

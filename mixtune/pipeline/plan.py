@@ -29,13 +29,20 @@ import numpy as np
 from mixtune import distributed, schema
 from mixtune.data.config import PrepareOptions
 from mixtune.data.store import Dataset, open_dataset
-from mixtune.data.weights import as_dict, mixture_name, resolve_weights, write_weights
+from mixtune.data.weights import (
+    as_dict,
+    mixture_name,
+    resolve_weights,
+    spec_problem,
+    write_weights,
+)
 from mixtune.errors import UserError
 from mixtune.executors import EXECUTOR_SETTINGS
 from mixtune.io import write_json_atomic
 from mixtune.mixing import METHOD_OPTIONS, METHODS
 from mixtune.mixing.repetition import cap_repetition
 from mixtune.mixing.static import StaticConfig
+from mixtune.mixing.target import check_target
 from mixtune.pipeline.config import DataConfig, RunConfig, StageSpec
 from mixtune.pipeline.names import baseline_name
 from mixtune.pipeline.stage import Stage, StageGroup
@@ -123,6 +130,10 @@ class PlanContext:
         identity = tc.identity()
         if isinstance(mixing, StaticConfig) and mixing.weights.endswith(".json"):
             identity["weights"] = json.loads(Path(mixing.weights).read_text())
+        elif not isinstance(mixing, StaticConfig):  # e.g. Aioli's init: another mixture's file
+            for key, value in schema.to_flat(mixing).items():
+                if isinstance(value, str) and value.endswith(".json") and Path(value).is_file():
+                    identity[f"{key}_weights"] = json.loads(Path(value).read_text())
         # A partial of a module function, not a closure: a swarm's stages run in other processes.
         stage = Stage(name, identity, partial(_train, tc), deps=self.data_deps + deps)
         self.planned[name] = stage
@@ -152,6 +163,7 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
     ds = open_dataset(data)
     if len(ds.domains) == 1:
         log.warning("the dataset has one domain (%s): every mixture is the same.", ds.domains[0])
+    check_target(cfg.target, ds.domains)  # before anything trains for it
     ctx = PlanContext(cfg, out, ds, data, data_deps, dist)
     mixtures: dict[str, tuple[np.ndarray | None, tuple[str, ...]]] = {}
     methods: dict[str, dict] = {}  # each method's record, under its name in summary.json
@@ -167,7 +179,7 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
                 _add(mixtures, name, _capped(ctx, name, w, capped), tuple(proposal.sources))
             methods[m] = proposal.summary
         elif METHOD_OPTIONS.get(m) is not None:  # online: its mixer trains the main models
-            mixtures[m], methods[m] = (None, ()), {"online": True}
+            mixtures[m], methods[m] = (None, ()), _online_record(ctx)
         else:
             _add(mixtures, mixture_name(m), ctx.weights(m), ())
     fixed = {n: w for n, (w, _) in mixtures.items() if w is not None}
@@ -180,7 +192,7 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
         domains=ds.domains, reference_mixture=baseline_name(cfg),
         mixtures={n: as_dict(w, ds.domains) if w is not None else {} for n, (w, _) in mixtures.items()},
         main_runs=runs, dataset=str(data), methods=methods, loss_floor=ds.manifest.loss_floors(),
-        max_epochs=cfg.max_epochs, capped=capped,
+        max_epochs=cfg.max_epochs, capped=capped, target=cfg.target, main_tokens=ctx.main_tokens,
         epochs={n: as_dict(w * ctx.main_tokens / np.maximum(ctx.tokens, 1), ds.domains)
                 for n, w in fixed.items()},
     )
@@ -202,9 +214,13 @@ def _main_stages(ctx: PlanContext, mixtures: dict) -> tuple[list[Stage], dict]:
     as it trains. One identical to a stage planned before is a link to it, not a second run."""
     cfg, out, dist = ctx.cfg, ctx.out, ctx.dist
     main, runs = [], {}
+    files = {name: ctx.write_weights(f"mixtures/{name}.json", w)
+             for name, (w, _) in mixtures.items() if w is not None}
     for name, (w, sources) in mixtures.items():
-        mixing = cfg.options(name) if w is None else \
-            StaticConfig(weights=str(ctx.write_weights(f"mixtures/{name}.json", w)))
+        if w is None:
+            mixing, sources = _online_options(cfg, name, files, mixtures)
+        else:
+            mixing = StaticConfig(weights=str(files[name]))
         for seed in cfg.seeds:
             stage = ctx.train_stage(f"main/{name}/seed-{seed}", mixing, cfg.main, seed=seed,
                                     deps=sources)
@@ -219,6 +235,30 @@ def _main_stages(ctx: PlanContext, mixtures: dict) -> tuple[list[Stage], dict]:
                     (out / stage.name).unlink()  # no longer identical: it trains on its own
                 main.append(stage)
     return main, runs
+
+
+def _online_record(ctx: PlanContext) -> dict:
+    """An online method's entry in summary.json: its compute is known only once its main runs
+    trained (the held-out tokens they scored), so the FLOPs to count it in are kept here."""
+    from mixtune.model.flops import flops_per_token
+
+    seq_len = ctx.cfg.train.seq_len or ctx.dataset.seq_len
+    per_token = flops_per_token(ctx.cfg.main.scale, ctx.dataset.vocab_size, seq_len)
+    # A forward pass is a third of a training step's 6·N (plus attention) per token.
+    return {"online": True, "flops": {"main_run": ctx.train_flops(ctx.cfg.main),
+                                      "forward_per_token": per_token / 3}}
+
+
+def _online_options(cfg: RunConfig, name: str, files: dict[str, Path], mixtures: dict):
+    """(options, deps) of an online method's main runs. An `init` naming another mixture of the
+    run (Aioli correcting RegMix's proposal) becomes that mixture's weights file, and its main
+    runs then depend on the stages that proposed it."""
+    opts = cfg.options(name)
+    init = getattr(opts, "init", None)
+    if not isinstance(init, str) or spec_problem(init) is None:
+        return opts, ()  # a weights spec of its own (natural, uniform, a file)
+    prior = baseline_name(cfg) if init == "reference" else init
+    return replace(opts, init=str(files[prior])), mixtures[prior][1]
 
 
 def _capped(ctx: PlanContext, name: str, w: np.ndarray, capped: dict) -> np.ndarray:

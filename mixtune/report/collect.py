@@ -21,6 +21,7 @@ import numpy as np
 
 from mixtune.errors import UserError
 from mixtune.io import read_json
+from mixtune.mixing.target import measures, target_value
 from mixtune.records import (
     DownstreamResult,
     EvalFile,
@@ -29,6 +30,7 @@ from mixtune.records import (
     RunSummary,
     finite,
 )
+from mixtune.report.verdict import Verdict, decide
 from mixtune.tables import mean_curve, mean_std
 
 TOL = 1e-9  # the reference's own curve must reach its own target despite float rounding
@@ -72,6 +74,10 @@ class MainRun:
     """Step -> mean gold bits per byte over the downstream tasks."""
     trained_mixture: dict[str, float] = field(default_factory=dict)
     """The share of each domain in what it trained on (an online method's average mixture)."""
+    weights: dict[int, dict[str, float]] = field(default_factory=dict)
+    """Step -> an online method's mixture during the run ({} for a fixed mixture)."""
+    heldout_tokens: float = 0.0
+    """Held-out tokens an online method scored during the run (its extra forward passes)."""
 
 
 def load_run(output_dir: Path, seed: str, rel: str) -> MainRun:
@@ -93,6 +99,9 @@ def load_run(output_dir: Path, seed: str, rel: str) -> MainRun:
         return run
     run.train = dict(metrics.train_loss)
     run.trained_mixture = metrics.trained_mixture()
+    run.weights = metrics.weights
+    if metrics.heldout_tokens:  # cumulative: the last row's
+        run.heldout_tokens = sum(metrics.heldout_tokens[max(metrics.heldout_tokens)].values())
     run.eval = dict(metrics.eval_average)
     run.downstream_bpb = {s: d.mean_bpb for s, d in metrics.downstream.items()
                           if d.mean_bpb is not None}
@@ -143,6 +152,16 @@ def record_online_mixtures(summary: RunSummary, runs: dict[str, list[MainRun]]) 
         if record.get("online") and shares:  # a new dict: the caller's summary stays as it was
             summary.mixtures = {**summary.mixtures, name: {
                 d: float(np.mean([s.get(d, 0.0) for s in shares])) for d in summary.domains}}
+
+
+def predictions(summary: RunSummary) -> dict[str, float]:
+    """What a method predicted for each mixture's target (RegMix), where it predicted the run's
+    own target."""
+    out = {}
+    for record in summary.methods.values():
+        if record.get("target") == summary.target and isinstance(record.get("predicted"), dict):
+            out.update({n: v for n, v in record["predicted"].items() if finite(v) is not None})
+    return out
 
 
 def mixture_weights(summary: RunSummary, name: str) -> dict[str, float]:
@@ -264,11 +283,24 @@ def _excess(row: dict, runs: list[MainRun], domains: list[str], base: dict | Non
     row["worst_excess_domain"] = named.most_common(1)[0][0] if named else None
 
 
+def target_values(summary: RunSummary, runs: dict[str, list[MainRun]]) -> dict[str, dict[str, float]]:
+    """{mixture: {seed: the run's target}} over the finished main runs (a run that lacks a measure
+    the target needs is left out)."""
+    out = {}
+    for name, rs in runs.items():
+        values = {r.seed: target_value(measures(r.final, r.downstream), summary.target,
+                                       summary.domains) for r in finished(rs)}
+        out[name] = {seed: v for seed, v in values.items() if v is not None}
+    return out
+
+
 def mixture_table(summary: RunSummary, runs: dict[str, list[MainRun]]) -> list[dict]:
     """`main_table` from runs already read."""
     domains = list(summary.domains)
     ref = summary.reference_mixture
     rows = {n: _mixture_row(n, rs, domains, summary.mixtures.get(n)) for n, rs in runs.items()}
+    for name, by_seed in target_values(summary, runs).items():
+        rows[name]["objective"], rows[name]["objective_std"] = mean_std(by_seed.values())
     s_ref, target = _speedup_target(summary, runs, rows)
     base, same_seed, base_name = excess_baseline(summary, rows, runs)
     for name, row in rows.items():
@@ -278,9 +310,10 @@ def mixture_table(summary: RunSummary, runs: dict[str, list[MainRun]]) -> list[d
         _speedup(row, runs[name], s_ref, target)
         _excess(row, runs[name], domains, base, same_seed)
         row["excess_baseline"] = base_name
-    ranked = sorted(rows.values(), key=lambda r: (r["average"] is None, r["average"] or 0.0))
+    # Ranked by the run's target (the average log-ppl unless the run names another).
+    ranked = sorted(rows.values(), key=lambda r: (r["objective"] is None, r["objective"] or 0.0))
     for i, row in enumerate(ranked):
-        row["rank"] = i + 1 if row["average"] is not None else None
+        row["rank"] = i + 1 if row["objective"] is not None else None
     return ranked
 
 
@@ -291,7 +324,8 @@ def main_table(summary: dict | RunSummary, output_dir: str | os.PathLike) -> lis
     Keys: mixture, is_reference, rank (None without results), weights, seeds (finished),
     seeds_expected, missing [{seed, path, problem}], average, average_std, worst, worst_std,
     worst_domain, worst_domain_seeds, log_ppl {d: mean}, log_ppl_std {d: std}, domains_improved,
-    domains_compared, speedup, speedup_step, reference_step, target; DoReMi's objective: excess
+    domains_compared, speedup, speedup_step, reference_step, target; objective(_std): the run's
+    target (summary.target: average log-ppl by default), which ranks the rows; DoReMi's objective: excess
     {d: mean excess log-ppl over the baseline}, worst_excess(_std), worst_excess_domain,
     average_excess(_std), excess_baseline (the loss floor of generated data, else the reference
     mixture's model). Std is None for one seed; any number is None where it does not exist.
@@ -316,6 +350,8 @@ class OutputFolder:
     """Per mixture, in the summary's order (which fixes each mixture's colour)."""
     table: list[dict]
     """`main_table`'s rows, best first."""
+    verdict: Verdict
+    """Which mixture to train on, from the runs paired by seed with the reference's."""
 
     @classmethod
     def read(cls, output_dir: str | os.PathLike) -> OutputFolder:
@@ -323,7 +359,9 @@ class OutputFolder:
         summary = load_summary(path)
         runs = collect_runs(summary, path)
         record_online_mixtures(summary, runs)
-        return cls(path, summary, runs, mixture_table(summary, runs))
+        verdict = decide(target_values(summary, runs), summary.reference_mixture, summary.target,
+                         predictions(summary))
+        return cls(path, summary, runs, mixture_table(summary, runs), verdict)
 
     def finished_by_rank(self) -> dict[str, list[MainRun]]:
         """The finished runs of every mixture that has one, best mixture first."""

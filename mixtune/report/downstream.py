@@ -46,28 +46,46 @@ def section(runs: dict[str, list[MainRun]], order: list[str], have_plot: bool) -
         "what the model learned: compare mixtures on bpb at this scale.",
         "",
     ]
-    header = ["mixture", "mean gold bpb", *_suite_names(results)]
-    lines += md_table(header, [_summary_row(n, results[n]) for n in names],
+    suites = _suite_names(results)
+    shown = {k: v for k, v in suites.items() if above_chance(results, k)}
+    header = ["mixture", "mean gold bpb", *shown.values()]
+    lines += md_table(header, [_summary_row(n, results[n], list(shown)) for n in names],
                       "l" + "r" * (len(header) - 1))
+    hidden = [v for k, v in suites.items() if k not in shown]
+    if hidden:
+        lines += ["", f"Left out: {', '.join(hidden)}, a centred accuracy (0 is chance) that no "
+                  "mixture's models score above chance beyond their seed spread (mean − std > 0, "
+                  "2 seeds or more): at this scale it is noise and would rank the mixtures at "
+                  "random; the bits per byte compare them."]
     lines += ["", *md_table(["task", *names], _task_rows(results, names), "l" + "r" * len(names))]
     if have_plot:
         lines += ["", f"![Mean gold bits per byte during training]({PLOT})"]
     return lines + [""]
 
 
-def _suite_names(results: dict[str, list[DownstreamResult]]) -> list[str]:
+def _suite_names(results: dict[str, list[DownstreamResult]]) -> dict[str, str]:
+    """{suite key: its label}, in the order first met."""
     seen: dict[str, str] = {}
     for rs in results.values():
         for r in rs:
             for key, agg in r.aggregates.items():
                 seen.setdefault(key, agg["name"])
-    return list(seen.values())
+    return seen
 
 
-def _summary_row(name: str, rs: list[DownstreamResult]) -> list[str]:
+def above_chance(results: dict[str, list[DownstreamResult]], suite: str) -> bool:
+    """Whether some mixture's suite score (a centred accuracy: 0 is chance) is above chance by
+    more than its seed-to-seed standard deviation."""
+    for rs in results.values():
+        mean, std = mean_std(r.aggregates.get(suite, {}).get("value") for r in rs)
+        if mean is not None and std is not None and mean - std > 0:
+            return True
+    return False
+
+
+def _summary_row(name: str, rs: list[DownstreamResult], suites: list[str]) -> list[str]:
     cells = [name, fmt_ms(*mean_std(r.mean_bpb for r in rs))]
-    keys = list(dict.fromkeys(k for r in rs for k in r.aggregates))
-    for key in keys:
+    for key in suites:
         cells.append(fmt_ms(*mean_std(r.aggregates.get(key, {}).get("value") for r in rs)))
     return cells
 

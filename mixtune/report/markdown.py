@@ -2,7 +2,8 @@
 
     headline       mixtures ranked by mean uniform-average validation log-ppl over seeds
     weights        every mixture's domain weights                       weights.png
-    methods        each mixture method's own section (DoReMi: α_t per round, trajectory.png)
+    methods        each mixture method's own section (DoReMi: α_t per round, trajectory.png;
+                   an online method: its main runs' mixture, <method>_trajectory.png)
     training loss  seed-mean training loss per mixture                   train_loss.png
     validation     per-domain log-ppl, average over eval steps            eval_avg.png, per_domain.png
 
@@ -18,11 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from mixtune.io import remove, write_bytes_atomic
+from mixtune.mixing.target import AVERAGE, is_downstream, target_text
 from mixtune.records import RunSummary, finite
-from mixtune.report import downstream
+from mixtune.report import downstream, online
 from mixtune.report.collect import LOSS_FLOOR, OutputFolder, mixture_weights
+from mixtune.report.data_notes import data_notes
 from mixtune.report.plots import draw_plots
 from mixtune.report.tables import fmt_speedup, label
+from mixtune.report.verdict_section import record_verdict as _record_verdict
+from mixtune.report.verdict_section import verdict_section
 from mixtune.tables import NONE, Md, fmt, fmt_ms, md_code, md_table, md_text
 
 REPORT_DIR = "report"
@@ -42,18 +47,44 @@ def write_report(output_dir: str | os.PathLike) -> Path:
     drawn = draw_plots(out, folder)
     names = [r["mixture"] for r in table]
     lines = _intro(summary, folder.path, table)
+    lines += verdict_section(folder.verdict)
+    lines += _data_section(summary)
+    _record_verdict(folder)
     lines += _processing_section(folder.path, out)
     lines += _headline(summary, table)
     lines += _weights_section(summary, names, "weights.png" in drawn.files)
     lines += _method_sections(summary, folder.path, out)
+    lines += online.sections(summary, folder.runs, out)
     lines += _train_section(drawn.train_window)
     lines += _validation_section(summary, table, "per_domain.png" in drawn.files)
     lines += downstream.section(folder.runs, names, downstream.PLOT in drawn.files)
-    lines += _leaderboard_section(folder.path, out)
+    lines += _leaderboard_section(folder.path, out, summary.target)
     lines.append(HOW_TO_READ)
     path = out / "report.md"
     write_bytes_atomic(path, "\n".join(lines).encode())
     return path
+
+
+def _data_section(summary: RunSummary) -> list[str]:
+    """What the numbers rest on: small or duplicated validation sets, and mixtures that repeat a
+    domain of few documents (from the dataset's manifest; nothing when all is well)."""
+    import json
+
+    path = Path(summary.dataset) / "manifest.json"
+    try:  # a dataset moved or damaged since the run: the report goes on without the notes
+        manifest = json.loads(path.read_text()) if path.is_file() else None
+    except (ValueError, OSError):
+        manifest = None
+    if not isinstance(manifest, dict):
+        return []
+    mixtures = {n: mixture_weights(summary, n) for n in summary.mixtures}
+    notes = data_notes(manifest, {n: w for n, w in mixtures.items() if w}, summary.main_tokens)
+    if not notes:
+        return []
+    return ["### What the numbers rest on", "",
+            "Cautions about the data (from the dataset's `manifest.json`): weigh the per-domain "
+            "and worst-case numbers below with them.", "",
+            *(f"- {md_text(n)}" for n in notes), ""]
 
 
 def _processing_section(output: Path, report_dir: Path) -> list[str]:
@@ -77,14 +108,17 @@ def _processing_section(output: Path, report_dir: Path) -> list[str]:
             "", "![documents dropped per step](process_stats.png)", ""]
 
 
-def _leaderboard_section(output: Path, report_dir: Path) -> list[str]:
+def _leaderboard_section(output: Path, report_dir: Path, target) -> list[str]:
     from mixtune.leaderboard.write import write_leaderboard
 
-    table, notes = write_leaderboard(output, report_dir)
+    # Ranked as the headline is, by the run's target where the board has it as a measure.
+    rank_by = "mean_bpb" if is_downstream(target) else "avg_log_ppl"
+    table, notes = write_leaderboard(output, report_dir, rank_by=rank_by)
     return ["## Leaderboard", "",
-            "The main models ranked as `mixtune leaderboard` ranks them (CORE, then mean downstream "
-            "BPB, then average log-ppl), each row joined to its model and dataset records; "
-            "`leaderboard.html` beside this file is the sortable page.", "", table,
+            "The main models as `mixtune leaderboard` lists them, ranked as the headline (by "
+            f"{'mean downstream bits per byte' if is_downstream(target) else 'average validation log-ppl'}"
+            "), each row joined to its model and dataset records; `leaderboard.html` beside this "
+            "file is the sortable page.", "", table,
             *(f"- note: {md_text(n)}" for n in notes), ""]
 
 
@@ -137,11 +171,13 @@ def _method_sections(summary: RunSummary, output: Path, report_dir: Path) -> lis
 def _headline(summary: RunSummary, table: list[dict]) -> list[str]:
     ref = md_text(summary.reference_mixture)  # in prose; a table's header cells escape it
     k = len(summary.domains)
+    ranked_by = (f"their validation log-perplexity averaged uniformly over the {k} domains "
+                 "(DoReMi's headline number)" if summary.target == AVERAGE else
+                 f"the run's target, the {md_text(target_text(summary.target))} (its own column)")
     lines = [
-        "## Headline: which mixture is best",
+        "## Headline: the mixtures ranked",
         "",
-        f"Mixtures ranked by their validation log-perplexity averaged uniformly over the {k} "
-        "domains (DoReMi's headline number); lower is better. Numbers are the mean ± sample "
+        f"Mixtures ranked by {ranked_by}; lower is better. Numbers are the mean ± sample "
         "standard deviation over seeds (just the mean when one seed finished). *Worst-case* is "
         "the highest per-domain log-ppl, named with the domain most seeds agree on. *Improved* "
         f"counts the domains where the mixture beats {ref}. *Speed-up* is how many times fewer "
@@ -167,11 +203,19 @@ def _headline(summary: RunSummary, table: list[dict]) -> list[str]:
         f"speed-up to {summary.reference_mixture}'s final average",
     ]
     align = "rlrrrlrr"
+    if summary.target != AVERAGE:
+        header.insert(3, f"target: {target_text(summary.target)}")
+        align = align[:3] + "r" + align[3:]
     if base:
         header += ["worst-case excess", "average excess"]
         align += "rr"
-    lines += md_table(header, [_headline_cells(r, bool(base)) for r in table], align)
-    lines += _noise_note(table)
+    cells = [_headline_cells(r, bool(base)) for r in table]
+    if summary.target != AVERAGE:
+        cells = [c[:3] + [fmt_ms(r.get("objective"), r.get("objective_std"))] + c[3:]
+                 for c, r in zip(cells, table, strict=True)]
+    lines += md_table(header, cells, align)
+    lines += ["", "Whether a difference stands out of seed noise: the verdict above, each mixture "
+              "paired seed by seed with the reference."]
     lines += _speedup_note(summary.reference_mixture, table)
     lines += _missing(table)
     return lines + [""]
@@ -197,37 +241,18 @@ def _headline_cells(r: dict, excess: bool = False) -> list[str]:
         domain,
         improved,
         fmt_speedup(r),
-    ] + ([fmt_ms(r["worst_excess"], r["worst_excess_std"]) + _where(r["worst_excess_domain"]),
-          fmt_ms(r["average_excess"], r["average_excess_std"])] if excess else [])
+    ] + (_excess_cells(r) if excess else [])
+
+
+def _excess_cells(r: dict) -> list[str]:
+    if r["is_reference"] and r["excess_baseline"] != LOSS_FLOOR:
+        return ["0 (reference)", "0 (reference)"]  # its excess over itself, by definition
+    return [fmt_ms(r["worst_excess"], r["worst_excess_std"]) + _where(r["worst_excess_domain"]),
+            fmt_ms(r["average_excess"], r["average_excess_std"])]
 
 
 def _where(domain: str | None) -> str:
     return f" ({domain})" if domain else ""
-
-
-def noise_verdict(table: list[dict], key: str = "average", name=str) -> str | None:
-    """Whether the ranking on `key` can be told from seed noise, in one sentence (None: nothing
-    ranked); the mixtures' names as `name` writes them (Markdown: md_text)."""
-    ranked = [r for r in table if r[key] is not None]
-    if len(ranked) < 2:
-        return None
-    if max(r["seeds"] for r in ranked) < 2:
-        return ("One seed per mixture: the differences above cannot be told from seed-to-seed "
-                "noise; run more seeds (`seeds: [0, 1, 2]`) before trusting the ranking.")
-    close = []
-    for a, b in zip(ranked, ranked[1:], strict=False):
-        spread = max(a[f"{key}_std"] or 0.0, b[f"{key}_std"] or 0.0)
-        if abs(b[key] - a[key]) <= spread:
-            close.append(f"{name(a['mixture'])} and {name(b['mixture'])}")
-    if not close:
-        return "Each step of the ranking is larger than the seed-to-seed standard deviation."
-    return (f"Within one seed-to-seed standard deviation of each other on the {key}: "
-            f"{'; '.join(close)}: their order is not established.")
-
-
-def _noise_note(table: list[dict]) -> list[str]:
-    verdict = noise_verdict(table, name=md_text)
-    return ["", verdict] if verdict else []
 
 
 def _speedup_note(ref: str | None, table: list[dict]) -> list[str]:
@@ -302,10 +327,8 @@ def _repetition_lines(summary: RunSummary) -> list[str]:
         else:
             lines.append(f"- **{md_text(name)}** capped at {cap:g} epochs per main run: {moved}; the rest "
                          "went to the other domains in proportion.")
-    over = {n: max(e.values()) for n, e in summary.epochs.items() if n not in summary.capped
-            and e and cap is not None and max(e.values()) > cap}
-    lines += [f"- {md_text(n)} repeats a domain {v:.1f} times in a main run (a fixed mixture: not capped)."
-              for n, v in over.items()]
+    # A fixed mixture that repeats a domain beyond the cap is not capped: the data notes at the
+    # top of the report name it, with the domain and its passes.
     if not lines:
         return []
     return ["Repetition: small proxies never see a domain repeated, so their proposals may ask a "

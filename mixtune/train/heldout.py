@@ -31,15 +31,37 @@ def feed(mixer, step: int, model, mode, ds, seq_len: int, cfg, dist, amp) -> Non
     """Give the mixer the held-out losses of the model before `step` if it asks for them."""
     if not mixer.wants_losses(step):
         return
-    split, starts = source(ds, mixer.heldout_tokens, cfg.eval.max_tokens_per_domain)
     with parallel.gathered(model, mode):  # ranks score different windows: FSDP gathers first
-        result = evaluate(model, _Tail(ds, starts), seq_len=seq_len,
-                          max_tokens_per_domain=mixer.heldout_tokens,
-                          batch_size=cfg.eval.batch_size, device=dist.device, autocast_dtype=amp,
-                          rank=dist.rank, world_size=dist.world_size, split=split)
-    losses = np.array([result.log_ppl[d] or 0.0 for d in ds.domains], dtype=np.float64)
-    counts = np.array([result.tokens[d] for d in ds.domains], dtype=np.float64)
+        losses, counts = heldout_losses(
+            model, ds, mixer.heldout_tokens, seq_len=seq_len, batch_size=cfg.eval.batch_size,
+            device=dist.device, autocast_dtype=amp, rank=dist.rank, world_size=dist.world_size,
+            eval_max_tokens=cfg.eval.max_tokens_per_domain)
     mixer.observe_losses(step, losses, counts)
+
+
+def heldout_losses(model, dataset, tokens: int, *, seq_len: int | None = None,
+                   batch_size: int = 8, device=None, autocast_dtype=None, rank: int | None = None,
+                   world_size: int | None = None, eval_max_tokens: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """([k] mean token loss, [k] target tokens) per domain of `model` on `tokens` held-out tokens
+    of each domain of `dataset` (a path or a `Dataset`): what `Aioli.observe_losses` takes, in a
+    loop of your own too. Under torch.distributed each rank scores its share of the windows and
+    the sums are all-reduced (every rank must call it). `eval_max_tokens`: the validation tokens
+    per domain your final evaluation scores (None: all), which the held-out text avoids."""
+    import torch.distributed as td
+
+    from mixtune.data.store import Dataset, open_dataset
+
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    on = td.is_available() and td.is_initialized()
+    rank = (td.get_rank() if on else 0) if rank is None else rank
+    world_size = (td.get_world_size() if on else 1) if world_size is None else world_size
+    split, starts = source(ds, tokens, eval_max_tokens)
+    result = evaluate(model, _Tail(ds, starts), seq_len=seq_len or ds.seq_len,
+                      max_tokens_per_domain=tokens, batch_size=batch_size, device=device,
+                      autocast_dtype=autocast_dtype, rank=rank, world_size=world_size, split=split)
+    losses = np.array([result.log_ppl[d] or 0.0 for d in ds.domains], dtype=np.float64)
+    return losses, np.array([result.tokens[d] for d in ds.domains], dtype=np.float64)
 
 
 def source(ds, tokens: int, eval_max: int | None) -> tuple[str, dict[str, int]]:

@@ -149,8 +149,9 @@ def model_fields(ds: Dataset, cfg: TrainConfig, seq_len: int, proposal: np.ndarr
         spec = cfg.mixing.weights
         weights = resolve_weights(spec, ds.domains, ds.counts("train"), tokens)
         mixture = {"name": mixture_name(spec), "spec": spec, "weights": as_dict(weights, ds.domains)}
-    else:  # a proxy: its result is a mixture; it trained on its own sampling
-        mixture = {"name": f"{cfg.mixing.method} proxy", "spec": None,
+    else:  # an online method: a proxy whose result is a mixture, or a main model (Aioli's)
+        main = getattr(cfg.mixing, "main_model", False)
+        mixture = {"name": cfg.mixing.method if main else f"{cfg.mixing.method} proxy", "spec": None,
                    "weights": as_dict(proposal, ds.domains) if proposal is not None else None}
     return {
         "dataset_name": ds.path.name,

@@ -152,6 +152,24 @@ def test_methods_that_do_not_ask_get_no_losses():
     assert not StaticMixer(np.ones(2) / 2).wants_losses(0)
 
 
+def test_init_names_a_mixture_of_the_run_or_is_refused(tmp_path):
+    from mixtune.pipeline.config import load_run_config
+
+    def load(init, mixtures):
+        path = tmp_path / "run.yaml"
+        path.write_text(json.dumps({"output": "out", "data": {"synthetic": {}},
+                                    "mixtures": mixtures, "aioli": {"init": init}}))
+        return load_run_config(path)
+
+    assert load("regmix", ["reference", "regmix", "aioli"]).methods["aioli"].init == "regmix"
+    assert load("reference", ["reference", "aioli"]).methods["aioli"].init == "reference"
+    with pytest.raises(UserError, match=r"aioli\.init 'regmix': not a weights spec.*nor another "
+                                        r"mixture of this run's mixtures: \(reference, uniform\)"):
+        load("regmix", ["reference", "uniform", "aioli"])
+    with pytest.raises(UserError, match="aioli.init 'doremi'.*give its weights file"):
+        AioliConfig(init="doremi").build(None)
+
+
 def test_its_options_are_checked():
     for kw, msg in [({"epsilon": 0}, r"epsilon 0: must be in \(0, 1\]"),
                     ({"sweep_share": 1}, r"sweep_share 1: must be in \(0, 1\)"),
@@ -291,17 +309,33 @@ def test_mixtune_run_trains_aiolis_main_models_beside_the_others(tmp_path):
         "proxy": {"scale": "tiny", "steps": 6, "batch_size": 8},
         "main": {"scale": "tiny", "steps": 24, "batch_size": 8},
         "mixtures": ["reference", "uniform", "doremi", "aioli"],
-        "aioli": {"round_steps": 12, "sweep_steps": 1, "heldout_tokens": 256},
+        "aioli": {"round_steps": 12, "sweep_steps": 1, "heldout_tokens": 256, "init": "doremi"},
         "train": {"eval_max_tokens_per_domain": 128},
     }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
     out = run_pipeline(tmp_path / "run.yaml")
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["methods"]["aioli"] == {"online": True}
+    record = summary["methods"]["aioli"]
+    assert record["online"] and 0 < record["flops"]["forward_per_token"] < record["flops"]["main_run"]
     for name in ("natural", "uniform", "doremi", "aioli"):
         for rel in summary["main_runs"][name].values():
             assert (out / rel / "eval.json").is_file()
-    weights = history(out / summary["main_runs"]["aioli"]["seed-0"])
-    assert len({tuple(w) for w in weights}) > 1  # the mixture moved during the main run
+    run = out / summary["main_runs"]["aioli"]["seed-0"]
+    weights = history(run)
+    # init: doremi: it started from DoReMi's proposal (the mixture it holds before its first update)
+    doremi = [summary["mixtures"]["doremi"][d] for d in summary["domains"]]
+    assert np.allclose(weights[0], doremi, atol=1e-12)
+    assert len({tuple(w) for w in weights}) > 1  # and moved during the main run
+    model = json.loads((run / "model_record.json").read_text())
+    assert model["mixture"]["name"] == "aioli"  # a main model, not a proxy
     report = (out / "report" / "report.md").read_text()
     assert "aioli (online, in the main runs)" in report and "| aioli |" in report
+    assert "## aioli: the mixture chosen during the main runs" in report
+    assert "% of one main run's" in report and (out / "report" / "aioli_trajectory.png").is_file()
+    # the verdict: first in the report, in summary.json, and above the leaderboard's tables
+    verdict = json.loads((out / "summary.json").read_text())["verdict"]
+    assert {c["mixture"] for c in verdict["comparisons"]} == {"uniform", "doremi", "aioli"}
+    assert verdict["sentence"] in report.replace("**", "")
+    assert "| aioli |" in (out / "report" / "leaderboard.md").read_text()  # a main model
+    for page in ("leaderboard.md", "leaderboard.html"):
+        assert f"Verdict, out: {verdict['sentence'][:30]}" in (out / "report" / page).read_text()

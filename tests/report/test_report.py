@@ -180,7 +180,8 @@ def test_sections_and_plots(report):
     md = path.read_text()
     headings = [s for s in md.splitlines() if s.startswith("## ")]
     assert headings == [
-        "## Headline: which mixture is best",
+        "## Verdict: which mixture to train on",
+        "## Headline: the mixtures ranked",
         "## Domain weights",
         "## DoReMi weight trajectory",
         "## Training loss",
@@ -333,19 +334,24 @@ def test_excess_is_doremis_objective_over_the_floor_or_the_reference(report, tmp
     assert "above natural's model of the same seed" in write_report(out2).read_text()
 
 
-def test_noise_is_named(report):
-    from mixtune.report.markdown import noise_verdict
-
+def test_the_verdict_comes_first_paired_by_seed_with_the_reference(report):
     out, path = report
-    table = main_table(json.loads((out / "summary.json").read_text()), out)
-    # doremi 0.95 ± 0.07 vs natural 1.10 ± 0.14: 0.15 apart, more than the std; natural vs
-    # uniform (1.20, one seed): 0.10 apart, within natural's 0.14.
-    assert noise_verdict(table) == ("Within one seed-to-seed standard deviation of each other on "
-                                    "the average: natural and uniform: their order is not "
-                                    "established.")
-    assert noise_verdict(table) in path.read_text()
-    one_seed = [{**r, "seeds": 1, "average_std": None} for r in table]
-    assert noise_verdict(one_seed).startswith("One seed per mixture")
+    md = path.read_text()
+    # doremi - natural per seed: 0.9 - 1.0, 1.0 - 1.2 -> -0.15 ± 0.0707; t(1) = 6.314 gives the
+    # interval -0.15 ± 0.316: within noise (the old neighbour-only sentence called it separated).
+    assert md.index("## Verdict: which mixture to train on") < md.index("## Headline")
+    assert ("**Keep the reference mixture natural**: the difference is within noise. The best on "
+            "average, doremi, is -0.1500 ± 0.0707 over 2 seeds (90% interval [-0.4657, +0.1657]) "
+            "on the average validation log-ppl, which the seed spread does not separate from 0; "
+            "about 3 seeds would resolve a difference this size at its spread.") in md
+    row = next(line for line in md.splitlines() if line.startswith("| doremi | 0.9500 |"))
+    assert "seed-0: -0.1000, seed-1: -0.2000" in row and "within noise" in row
+    uniform = next(line for line in md.splitlines() if line.startswith("| uniform | 1.2000 |"))
+    assert "seed-0: +0.2000" in uniform and "one seed: no verdict" in uniform
+    recorded = json.loads((out / "summary.json").read_text())["verdict"]
+    assert recorded["outcome"] == "within_noise" and recorded["recommended"] == "natural"
+    assert recorded["sentence"].startswith("Keep the reference mixture natural: the difference")
+    assert recorded["comparisons"][0]["diffs"] == pytest.approx([-0.1, -0.2])
 
 
 def test_weights_stability(report):
@@ -363,3 +369,19 @@ def test_weights_stability(report):
            "to 0.005 (books); settled." in path.read_text()
     swinging = {t: {"a": float(t > 40), "b": float(t <= 40)} for t in range(1, 51)}
     assert weights_stability(swinging)[0] == pytest.approx(0.2)
+
+
+def test_cautions_about_the_data_follow_the_verdict(tmp_path):
+    out = make_output(tmp_path / "run")
+    data = tmp_path / "data"
+    data.mkdir()
+    entry = lambda docs, tokens: {"documents": docs, "tokens": tokens, "sequences": 1,  # noqa: E731
+                                  "skipped": {}, "duplicates": 0}
+    splits = {s: {d: entry(1000, 1_000_000) for d in DOMAINS} for s in ("train", "validation")}
+    splits["validation"]["code"] = entry(1, 8_241)
+    (data / "manifest.json").write_text(json.dumps({"domains": DOMAINS, "splits": splits}))
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "dataset": str(data)}))
+    md = write_report(out).read_text()
+    assert md.index("## Verdict") < md.index("### What the numbers rest on") < md.index("## Headline")
+    assert "- code: its validation set is 1 document (8,241 tokens)" in md
