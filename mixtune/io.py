@@ -28,6 +28,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -53,6 +54,28 @@ def no_space_message(path: str | os.PathLike | None, err: OSError | None = None)
     where = f" writing {path}" if path is not None else ""
     return (f"no space left on the device{quota}{where}; free some space or write the output "
             "elsewhere, then run again.")
+
+
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+"""How a Rust writer (tokenizers, safetensors) names an OS error in the message of the plain
+exception it raises: "No space left on device (os error 28)"."""
+
+
+def os_error_code(err: BaseException) -> int | None:
+    """The OS error `err` reports: an OSError's errno, or the one a Rust writer names in its
+    message; None when it names none (Ctrl-C, a UserError, an error of another kind)."""
+    if isinstance(err, OSError):
+        return err.errno
+    if not isinstance(err, Exception) or isinstance(err, UserError):
+        return None
+    found = _RUST_OS_ERROR.search(str(err))
+    return int(found.group(1)) if found else None
+
+
+def no_space_errno(err: BaseException) -> int | None:
+    """ENOSPC or EDQUOT when `err` says the disk or quota is full; else None."""
+    code = os_error_code(err)
+    return code if code in NO_SPACE else None
 
 
 @contextmanager

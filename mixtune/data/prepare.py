@@ -3,8 +3,9 @@
 Three streaming passes over the sources (`tokenize.py`), so memory stays flat however large the
 corpus:
 
-1. scan: validate every record, count documents, and fix the train/validation split (given by
-   `train/` and `validation/` folders, else a hash of the text);
+1. scan: validate every record, count documents and exact duplicates (8 bytes of memory a
+   document, see `tokenize.Hashes`), and fix the train/validation split (given by `train/` and
+   `validation/` folders, else a hash of the text);
 2. train the tokenizer on the training split (skipped with `--tokenizer`);
 3. tokenize in batches (the Rust tokenizer uses every core) and append to one file per split
    and domain: here, or as N tasks on an executor (`tokenize_tasks.py`), byte for byte the same.
@@ -101,4 +102,17 @@ def summary_lines(manifest: Manifest, out: Path) -> list[str]:
               f"{va[d].documents:>9} {va[d].tokens:>11}" for d in manifest.domains]
     if manifest.skipped_total:
         lines.append(f"skipped records: {manifest.skipped_total} (reasons in {out}/manifest.json)")
-    return [*lines, f"dataset: {out}"]
+    return [*lines, *_duplicates_lines(manifest, out), f"dataset: {out}"]
+
+
+def _duplicates_lines(manifest: Manifest, out: Path) -> list[str]:
+    """A line on exact duplicate documents, where prepare counted some (`tokenize.Hashes`)."""
+    tr, va = manifest.splits["train"], manifest.splits["validation"]
+    counts = [[getattr(c[d], f, None) for d in manifest.domains] for c, f in
+              ((tr, "duplicates"), (va, "duplicates"), (va, "in_train"))]
+    if any(n is None for row in counts for n in row) or not any(map(any, counts)):
+        return []
+    n_tr, n_va, n_in = map(sum, counts)
+    return [f"exact duplicates: {n_tr} training and {n_va} validation documents repeat an earlier "
+            f"one's text; {n_in} validation documents are also in training (per domain in "
+            f"{out}/manifest.json)"]

@@ -1,8 +1,9 @@
 """The passes of `mixtune prepare` over the documents, shared by the one-process path
 (`prepare.py`) and the N-task path (`tokenize_tasks.py`):
 
-    scan          validate every record, count documents, fix the train/validation split (given by
-                  `train/` and `validation/` folders, else a hash of the text)
+    scan          validate every record, count documents and exact duplicates, fix the
+                  train/validation split (given by `train/` and `validation/` folders, else a hash
+                  of the text)
     tokenizer     train a byte-level BPE on the training split (or load the user's)
     tokenize      encode in batches (the Rust tokenizer uses every core), one file per split and
                   domain
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +54,106 @@ class Scan:
         default_factory=dict
     )  # domain -> raised threshold
     skipped: Counter = field(default_factory=Counter)  # (split, domain, reason) -> n
+    # Exact duplicates (`Hashes`); None: not counted (a corpus past DUPLICATE_COUNT_MAX_DOCS).
+    # split -> domain -> repeated documents (str keys: the executor writes the Scan as JSON)
+    duplicates: dict[str, dict[str, int]] | None = None
+    in_train: dict[str, int] | None = None  # domain -> validation documents also in train
+
+    def to_json(self) -> dict:
+        """The scan as JSON values, `skipped` as [split, domain, reason, n] rows: what a task of
+        `prepare --tasks` is handed, for the executor writes its tasks' arguments as JSON (and
+        JSON keys are strings, never the tuples of `skipped`)."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self)},
+                "skipped": [[*key, n] for key, n in self.skipped.items()]}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> Scan:
+        """The scan `to_json` gave."""
+        skipped = Counter({tuple(row[:3]): row[3] for row in obj["skipped"]})
+        return cls(**{**obj, "skipped": skipped})
+
+
+def text_hash(text: str) -> int:
+    """The text's 8-byte BLAKE2b as an integer: what `hash_unit` splits on and what exact
+    duplicates are counted by."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
 
 
 def hash_unit(text: str) -> float:
     """A deterministic number in [0, 1) from the text: the same document always lands in the same
     split, wherever it appears (so exact duplicates never straddle train and validation)."""
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") / 2**64
+    return text_hash(text) / 2**64
+
+
+# Counting exact duplicates keeps every document's 8-byte hash through the scan: 8 bytes a document
+# (800 MB for 100 million), sorted in place at the end. Past this many documents the scan drops
+# them and the manifest leaves the counts out (unknown) rather than take more memory.
+DUPLICATE_COUNT_MAX_DOCS = 100_000_000
+
+
+class Hashes:
+    """Pass 1's text hashes by split and domain, for counting exact duplicates once the split is
+    final. The scan runs in one process before any task, so the counts are exact whatever
+    `--tasks` (a duplicate in another file or task is still a duplicate)."""
+
+    def __init__(self) -> None:
+        # (split, domain, hash-split?) -> hashes; the hash-split ones can still move (`to_validation`)
+        self.by_key: dict[tuple[str, str, bool], array] = defaultdict(lambda: array("Q"))
+        self.n = 0
+        self.full = False
+
+    def add(self, split: str, domain: str, h: int, hashed: bool) -> None:
+        if self.full:
+            return
+        if self.n >= DUPLICATE_COUNT_MAX_DOCS:
+            log.info("more than %d documents: exact duplicates are not counted (memory)",
+                     DUPLICATE_COUNT_MAX_DOCS)
+            self.full = True
+            self.by_key.clear()
+            return
+        self.by_key[(split, domain, hashed)].append(h)
+        self.n += 1
+
+    def to_validation(self, domain: str, threshold: float) -> None:
+        """Move the domain's hash-split training documents at or under its raised threshold to
+        validation, as `split_of` does (see `scan`)."""
+        if self.full:
+            return
+        train = self.by_key.pop(("train", domain, True), array("Q"))
+        self.by_key[("train", domain, True)] = array("Q", (h for h in train
+                                                            if h / 2**64 > threshold))
+        self.by_key[("validation", domain, True)].extend(h for h in train
+                                                         if h / 2**64 <= threshold)
+
+    def count(self, domains: list[str]) -> tuple[dict | None, dict | None]:
+        """{split: {domain: documents whose exact text came earlier in that split and domain}},
+        {domain: validation documents whose exact text is in its training split}; (None, None)
+        when not counted."""
+        if self.full:
+            return None, None
+        duplicates: dict[str, dict[str, int]] = {"train": {}, "validation": {}}
+        in_train = {}
+        for d in domains:
+            train, val = self._sorted("train", d), self._sorted("validation", d)
+            duplicates["train"][d], duplicates["validation"][d] = _repeats(train), _repeats(val)
+            at = np.minimum(np.searchsorted(train, val), max(train.size - 1, 0))
+            in_train[d] = int(np.count_nonzero(train[at] == val)) if train.size else 0
+        self.by_key.clear()
+        return duplicates, in_train
+
+    def _sorted(self, split: str, domain: str) -> np.ndarray:
+        """The split and domain's hashes, sorted; in place where they are of one kind (no copy)."""
+        parts = [np.frombuffer(self.by_key.pop((split, domain, hashed), array("Q")), np.uint64)
+                 for hashed in (False, True)]
+        a = parts[0] if not parts[1].size else parts[1] if not parts[0].size else np.concatenate(parts)
+        a.sort()
+        return a
+
+
+def _repeats(hashes: np.ndarray) -> int:
+    """Of sorted hashes, how many repeat an earlier one."""
+    return int(hashes.size - np.count_nonzero(hashes[1:] != hashes[:-1])) - (hashes.size > 0)
 
 
 def scan(opts: PrepareOptions) -> Scan:
@@ -69,14 +164,19 @@ def scan(opts: PrepareOptions) -> Scan:
     def on_skip(split, domain, reason):
         scan.skipped[(split, domain, reason)] += 1
 
+    hashes = Hashes()
     progress = Progress("scanning", unit="doc")
     for doc in documents(opts, on_skip):
         progress.update()
+        h = text_hash(doc.text)
         if doc.split is not None:
             docs[(doc.split, doc.domain)] += 1
+            hashes.add(doc.split, doc.domain, h, hashed=False)
             continue
-        u = hash_unit(doc.text)
-        docs[("validation" if u < opts.validation_fraction else "train", doc.domain)] += 1
+        u = h / 2**64  # hash_unit(doc.text)
+        split = "validation" if u < opts.validation_fraction else "train"
+        docs[(split, doc.domain)] += 1
+        hashes.add(split, doc.domain, h, hashed=True)
         if doc.domain not in best or u < best[doc.domain][0]:
             best[doc.domain] = (u, 1)
         elif u == best[doc.domain][0]:
@@ -91,9 +191,11 @@ def scan(opts: PrepareOptions) -> Scan:
             scan.validation_threshold[domain] = u
             docs[("validation", domain)] += copies
             docs[("train", domain)] -= copies
+            hashes.to_validation(domain, u)
 
     scan.domains = sorted({d for _, d in docs})
     _check_domains(opts, scan.domains, docs)
+    scan.duplicates, scan.in_train = hashes.count(scan.domains)
     return scan
 
 
@@ -246,7 +348,11 @@ def _manifest(opts, scan, counts, staged, vocab_size, eos_id, dtype) -> Manifest
         for d in scan.domains:
             skipped = {r: n for (s, dom, r), n in scan.skipped.items() if s == split and dom == d}
             n_docs, n_tok = counts[(split, d)]
-            splits[split][d] = store.domain_counts(n_docs, n_tok, opts.seq_len, skipped)
+            splits[split][d] = store.domain_counts(
+                n_docs, n_tok, opts.seq_len, skipped,
+                duplicates=None if scan.duplicates is None else scan.duplicates[split][d],
+                in_train=None if scan.in_train is None or split == "train" else scan.in_train[d],
+            )
     # Skipped records without a split (hash split) or a domain, or of a domain that never had a
     # good record (with --domain-field), have no entry above; list them here so that every
     # skipped record is reported somewhere (the last kind used to be counted in skipped_total only).

@@ -19,6 +19,8 @@ import logging
 import os
 import shutil
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,8 @@ from datatrove.pipeline.base import PipelineStep
 from mixtune.data import store
 from mixtune.data.config import PrepareOptions
 from mixtune.data.sources import read_documents
-from mixtune.io import publish, remove, start_work, work_dir, write_json_atomic
+from mixtune.errors import UserError
+from mixtune.io import publish, remove, start_work, work_dir, write_json_atomic, writing
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +52,25 @@ class TokenizeShard(PipelineStep):
         self.eos_id, self.dtype = eos_id, dtype
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
+        final = Path(self.work) / "tokens" / f"{rank:05d}"
+        folder = final.with_name(final.name + ".tmp")
+        remove(folder)  # a task that was stopped (killed) starts over
+        with removed_on_failure(folder):
+            segments = self._tokenize(folder, rank, world_size)
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(folder / SEGMENTS, segments)
+        remove(final)
+        os.replace(folder, final)
+        return
+        yield
+
+    def _tokenize(self, folder: Path, rank: int, world_size: int) -> list[list]:
+        """Write this task's token files into `folder`; its segments."""
         from mixtune.data.tokenize import BATCH_DOCS, encode, split_of
         from mixtune.data.tokenizer import load_tokenizer
 
         opts = PrepareOptions(**self.opts)
         tok, _eos = load_tokenizer(str(Path(self.work) / "tokenizer"))
-        final = Path(self.work) / "tokens" / f"{rank:05d}"
-        folder = final.with_name(final.name + ".tmp")
-        remove(folder)  # a task that was stopped starts over
         writers: dict[tuple[str, str], store.TokenWriter] = {}
         buffers: dict[tuple[str, str], list[str]] = defaultdict(list)
         segments: list[list] = []  # [split, domain, unit, documents, tokens]
@@ -86,20 +100,40 @@ class TokenizeShard(PipelineStep):
         docs = read_documents(opts.sources, text_field=opts.text_field,
                               domain_field=opts.domain_field, skip_bad=opts.skip_bad_records,
                               shard=(rank, world_size), on_unit=next_unit)
-        for doc in docs:
-            key = (split_of(doc, opts.validation_fraction, self.thresholds), doc.domain)
-            buffers[key].append(doc.text)
-            if len(buffers[key]) >= BATCH_DOCS:
-                flush(key)
-        next_unit(-1)
-        for w in writers.values():
-            w.close()
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(folder / SEGMENTS, segments)
-        remove(final)
-        os.replace(folder, final)
-        return
+        with closing_all(writers):
+            for doc in docs:
+                key = (split_of(doc, opts.validation_fraction, self.thresholds), doc.domain)
+                buffers[key].append(doc.text)
+                if len(buffers[key]) >= BATCH_DOCS:
+                    flush(key)
+            next_unit(-1)
+        return segments
+
+
+@contextmanager
+def removed_on_failure(path: Path) -> Iterator[None]:
+    """A failure inside the block (an error, Ctrl-C) removes `path`, the work it was writing, and
+    is raised again: a failed task leaves no temp files in OUT.work."""
+    try:
         yield
+    except BaseException:
+        remove(path)
+        raise
+
+
+@contextmanager
+def closing_all(writers: dict[tuple[str, str], store.TokenWriter]) -> Iterator[None]:
+    """Close every writer at the end of the block; after a failure, one that cannot flush on a
+    full disk is given up quietly (the first error is the one raised)."""
+    try:
+        yield
+    except BaseException:
+        for w in writers.values():
+            with suppress(UserError):
+                w.close()
+        raise
+    for w in writers.values():
+        w.close()
 
 
 def merge(work: Path, tasks: int, domains: list[str], dtype: np.dtype, dest: Path) -> dict:
@@ -134,26 +168,38 @@ class MergeAndPublish(PipelineStep):
     name = "merge"
     type = "📦 - PUBLISH"
 
-    def __init__(self, opts: dict, scan, work: str, tasks: int, vocab_size: int, eos_id: int,
-                 dtype: str) -> None:
+    def __init__(self, opts: dict, scan: dict, work: str, tasks: int, vocab_size: int,
+                 eos_id: int, dtype: str) -> None:
         super().__init__()
+        # The scan as `Scan.to_json`: the executor writes these arguments as JSON.
         self.opts, self.scan, self.work, self.tasks = opts, scan, work, tasks
         self.vocab_size, self.eos_id, self.dtype = vocab_size, eos_id, dtype
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        from mixtune.data.tokenize import finish
+        from mixtune.data.tokenize import Scan, finish
 
         opts = PrepareOptions(**self.opts)
         work, out = Path(self.work), Path(opts.out)
+        scan = Scan.from_json(self.scan)
         staged = work / "dataset"
         remove(staged)
-        shutil.copytree(work / "tokenizer", staged / "tokenizer")
-        dtype = np.dtype(self.dtype)
-        counts = merge(work, self.tasks, self.scan.domains, dtype, staged)
-        finish(opts, self.scan, counts, staged, out, self.vocab_size, self.eos_id, dtype)
-        publish(staged, out)
+        with removed_on_failure(staged):
+            _copy_folder(work / "tokenizer", staged / "tokenizer")
+            dtype = np.dtype(self.dtype)
+            counts = merge(work, self.tasks, scan.domains, dtype, staged)
+            finish(opts, scan, counts, staged, out, self.vocab_size, self.eos_id, dtype)
+            publish(staged, out)
         return
         yield
+
+
+def _copy_folder(src: Path, dst: Path) -> None:
+    """Copy the files of the flat folder `src` (the tokenizer's) to a new folder `dst`: copytree
+    would report a full disk as a shutil.Error without its errno."""
+    with writing(dst):
+        dst.mkdir(parents=True)
+        for f in sorted(src.iterdir()):
+            shutil.copy2(f, dst / f.name)
 
 
 def prepare_in_tasks(opts: PrepareOptions, scan) -> Path | None:
@@ -171,7 +217,8 @@ def prepare_in_tasks(opts: PrepareOptions, scan) -> Path | None:
     if not (work / "tokenizer").is_dir():
         tmp = work / "tokenizer.tmp"
         remove(tmp)
-        make_tokenizer(opts, scan, tmp)
+        with removed_on_failure(tmp):
+            make_tokenizer(opts, scan, tmp)
         os.replace(tmp, work / "tokenizer")
     from mixtune.data.tokenizer import load_tokenizer
 
@@ -183,8 +230,8 @@ def prepare_in_tasks(opts: PrepareOptions, scan) -> Path | None:
     stages = [
         Stage("tokenize", [TokenizeShard(fields, dict(scan.validation_threshold), str(work),
                                          eos_id, dtype)], opts.tasks),
-        Stage("merge", [MergeAndPublish(fields, scan, str(work), opts.tasks, vocab_size, eos_id,
-                                        dtype)], 1),
+        Stage("merge", [MergeAndPublish(fields, scan.to_json(), str(work), opts.tasks, vocab_size,
+                                        eos_id, dtype)], 1),
     ]
     if execute(stages, opts, work / "logs"):
         return None

@@ -1,7 +1,9 @@
 """Tokenizers: train a byte-level BPE locally, or load any Hugging Face tokenizer from disk.
 
 Everything is saved as a Hugging Face tokenizer folder, so `AutoTokenizer.from_pretrained` (and the
-`final/` model folders that copy it) load it with no custom code and no Hub access.
+`final/` model folders that copy it) load it with no custom code and no Hub access. A full disk
+while saving or copying one is a UserError naming the folder (`_writing_tokenizer`); the caller
+stages the folder and removes what was half written.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from mixtune.errors import UserError
+from mixtune.io import no_space_errno, no_space_message, writing
 
 EOS = "<|endoftext|>"
 # The files of an HF tokenizer folder; copied without the model files a folder may also hold.
@@ -28,10 +32,11 @@ TOKENIZER_FILES = (
 
 def copy_tokenizer_files(src: Path, dst: Path) -> None:
     """Copy the tokenizer files present in folder `src` into `dst` (created if needed)."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in TOKENIZER_FILES:
-        if (src / name).is_file():
-            shutil.copy2(src / name, dst / name)
+    with _writing_tokenizer(dst):
+        dst.mkdir(parents=True, exist_ok=True)
+        for name in TOKENIZER_FILES:
+            if (src / name).is_file():
+                shutil.copy2(src / name, dst / name)
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
@@ -54,9 +59,24 @@ def save_tokenizer(tok: Tokenizer, out_dir: Path, eos_token: str = EOS) -> None:
     from transformers import PreTrainedTokenizerFast
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos_token)
-    fast.save_pretrained(str(out_dir))
+    with _writing_tokenizer(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fast.save_pretrained(str(out_dir))
+
+
+@contextmanager
+def _writing_tokenizer(folder: Path) -> Iterator[None]:
+    """`io.writing` for a tokenizer folder, whichever writer (Python's or Rust's) met the full
+    disk or quota: a UserError naming `folder`; any other error stays what it is."""
+    try:
+        with writing(folder):
+            yield
+    except Exception as err:  # re-raised unless it is the Rust writer's full disk
+        code = no_space_errno(err)  # tokenizer.json's writer raises a plain Exception naming it
+        if code is None:
+            raise
+        raise UserError(no_space_message(folder, OSError(code, os.strerror(code)))) from None
 
 
 def load_tokenizer(spec: str | os.PathLike) -> tuple[Tokenizer, str]:

@@ -19,7 +19,10 @@ with `pickle.load`): it is unpickled only from the run's own checkpoints, writte
 never from a file handed in by a user.
 
 A checkpoint is written into `checkpoints/.step-N.tmp/` and renamed into place, so a `step-N` folder is
-always complete; a crash mid-write leaves only a temp folder, removed on the next start.
+always complete; a crash mid-write leaves only a temp folder, removed on the next start. A failed
+write removes it at once, and a full disk (or quota) is a UserError naming the checkpoint
+(`_writing_checkpoint`): torch.save and safetensors do not raise the OSError that `io.writing`
+turns into one.
 
 Before a run resumes from `step-N`, `verify` checks every file cheaply (headers, the pickles'
 structure, state.json's fields; not the tensor bytes) against the run: a checkpoint cut short by
@@ -30,12 +33,16 @@ what is wrong, before anything is loaded into the model. The loop then sets it a
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
 import re
 import shutil
+import sys
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -44,7 +51,13 @@ from safetensors.torch import load_model, save_model
 
 from mixtune import distributed
 from mixtune.errors import UserError
-from mixtune.io import follow_umask, fsync_path, write_json_atomic
+from mixtune.io import (
+    follow_umask,
+    fsync_path,
+    no_space_errno,
+    no_space_message,
+    os_error_code,
+)
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 _FILES = {"full": ("model.safetensors", "optimizer.pt", "rng.pt", "state.json"),
@@ -61,10 +74,13 @@ class Damaged(UserError):
 
 def save(run_dir: Path, step: int, model, optimizer, state: dict, keep: int = 2) -> Path:
     """A full checkpoint, written by one process (rank 0)."""
-    tmp = _fresh_tmp(run_dir, step)
-    save_model(model, str(tmp / "model.safetensors"))  # handles the tied embedding / output weights
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    return _publish(run_dir, step, tmp, state, keep)
+    tmp = _tmp(run_dir, step)
+    with _writing_checkpoint(run_dir, step):
+        _fresh_tmp(run_dir, step)
+        # save_model handles the tied embedding / output weights
+        save_model(model, str(tmp / "model.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        return _publish(run_dir, step, tmp, state, keep)
 
 
 def save_sharded(run_dir: Path, step: int, model, optimizer, state: dict, keep: int,
@@ -76,18 +92,78 @@ def save_sharded(run_dir: Path, step: int, model, optimizer, state: dict, keep: 
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
     tmp = _tmp(run_dir, step)
-    if is_main:
-        _fresh_tmp(run_dir, step)
-    distributed.barrier()  # the folder exists, empty, before any rank writes into it
-    model_state, optim_state = get_state_dict(model, optimizer)
-    # Returns on every rank once all have written (rank 0 gathers their results for .metadata);
-    # each rank fsyncs its own files (FileSystemWriter's sync_files).
-    dcp.save({"model": model_state, "optimizer": optim_state},
-             storage_writer=dcp.FileSystemWriter(tmp))
-    if is_main:
-        _publish(run_dir, step, tmp, state, keep)
+    # Only rank 0 removes what a failure left; a full disk met by any rank is reported by every
+    # rank (DCP's CheckpointException holds every rank's error).
+    with _writing_checkpoint(run_dir, step, remove=is_main):
+        if is_main:
+            _fresh_tmp(run_dir, step)
+        distributed.barrier()  # the folder exists, empty, before any rank writes into it
+        model_state, optim_state = get_state_dict(model, optimizer)
+        # Returns on every rank once all have written (rank 0 gathers their results for
+        # .metadata); each rank fsyncs its own files (FileSystemWriter's sync_files).
+        dcp.save({"model": model_state, "optimizer": optim_state},
+                 storage_writer=dcp.FileSystemWriter(tmp))
+        if is_main:
+            _publish(run_dir, step, tmp, state, keep)
     distributed.barrier()  # no rank goes on (and may crash) before step-N is in place
     return step_dir(run_dir, step)
+
+
+# -- a full disk while writing a checkpoint ----------------------------------------------------
+# torch.save's zip writer reports a failed write as a RuntimeError without an errno ("...
+# PytorchStreamWriter failed writing file data/0: file write failed", "unexpected pos 832 vs
+# 726"); safetensors (SafetensorError) and other Rust writers name the OS error in their message
+# ("... No space left on device (os error 28)"); DCP raises a CheckpointException holding each
+# rank's error. An error without an errno counts as a full disk only when it is a write failure
+# and the file system of the checkpoint has (almost) no space left: checked before the partial
+# files are removed, while they still fill it.
+
+_TORCH_WRITE_FAILED = re.compile(r"PytorchStreamWriter|inline_container|unexpected pos|write failed")
+NEARLY_FULL_BYTES = 16 << 20
+"""Less free space than this, after a write failed without saying why: the disk is full."""
+
+
+@contextmanager
+def _writing_checkpoint(run_dir: Path, step: int, remove: bool = True) -> Iterator[None]:
+    """Inside the block, a failure removes the temp folder of step-N (if `remove`) and is raised
+    again: a full disk or quota as a UserError naming the checkpoint, any other error as it was."""
+    tmp = _tmp(run_dir, step)
+    try:
+        yield
+    except BaseException as err:  # cleans up and re-raises whatever it was
+        code = _no_space_errno(err, tmp)
+        if remove:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if code is None:
+            raise
+        raise UserError(no_space_message(step_dir(run_dir, step),
+                                         OSError(code, os.strerror(code)))) from None
+
+
+def _no_space_errno(err: BaseException, folder: Path) -> int | None:
+    """ENOSPC or EDQUOT if `err`, raised while writing into `folder`, is a full disk or quota;
+    else None."""
+    dcp_api = sys.modules.get("torch.distributed.checkpoint.api")  # loaded if DCP raised `err`
+    if dcp_api is not None and isinstance(err, dcp_api.CheckpointException):
+        # every rank's error: (exception, traceback) by rank
+        return next((c for e, _tb in err.failures.values()
+                     if (c := _no_space_errno(e, folder)) is not None), None)
+    if not isinstance(err, Exception) or isinstance(err, UserError):
+        return None  # Ctrl-C; a message already (write_json_atomic's own full disk)
+    if os_error_code(err) is not None:  # an errno, or a Rust writer's (safetensors) in its message
+        return no_space_errno(err)
+    write_failed = isinstance(err, SafetensorError) or (
+        isinstance(err, RuntimeError) and _TORCH_WRITE_FAILED.search(str(err)) is not None)
+    return errno.ENOSPC if write_failed and _free_bytes(folder) < NEARLY_FULL_BYTES else None
+
+
+def _free_bytes(folder: Path) -> int:
+    """The space left to this user on the file system of `folder` (or of the nearest folder above
+    it that exists)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
 
 
 def _tmp(run_dir: Path, step: int) -> Path:
@@ -113,7 +189,8 @@ def _publish(run_dir: Path, step: int, tmp: Path, state: dict, keep: int) -> Pat
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()  # this rank's device only: resumable on fewer GPUs
     torch.save(rng, tmp / "rng.pt")
-    write_json_atomic(tmp / "state.json", state)
+    # A plain write: the folder is published whole (and every file in it fsync'd) below.
+    (tmp / "state.json").write_text(json.dumps(state, indent=1) + "\n")
     follow_umask(tmp)  # safetensors writes 0600: a team's runs must be readable by the team
     for f in tmp.iterdir():  # on disk before the rename makes the folder count as complete
         fsync_path(f)
