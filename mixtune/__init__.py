@@ -12,6 +12,7 @@ into a training setup of your own (see the README's "Use it from Python"):
     resolve_weights / read_weights / write_weights     mixtures: specs and weights files
     build_model / load_model / build_optimizer / lr_at / OptimConfig    the CLI's recipe
     mixtune.hf.DoReMiTrainer        a transformers Trainer that trains a DoReMi proxy
+    mixtune.hf.AioliTrainer         one whose mixture Aioli chooses as it trains
 
 Names are imported on first use, so `import mixtune` stays light (no torch) for the CLI.
 """

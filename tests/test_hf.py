@@ -17,9 +17,9 @@ from tests.conftest import PROXY
 pytestmark = pytest.mark.slow
 
 
-def trainer(data, reference, out, callbacks=(), save_steps=4, weights_layout="doremi",
-            save_total_limit=None, **overrides):
-    """A Trainer configured like the CLI proxy of `cli_proxy` (model, optimizer, schedule)."""
+def trainer_kwargs(data, out, callbacks=(), save_steps=4, save_total_limit=None, **overrides):
+    """Model, TrainingArguments, optimizer and schedule configured like the CLI runs of PROXY's
+    settings with `overrides` (steps, batch_size, grad_accum, seed)."""
     p = {**PROXY, **overrides}
     ds = open_dataset(data)
     model = build_model("tiny", ds.vocab_size, ds.seq_len, ds.eos_id, p["seed"])
@@ -32,9 +32,14 @@ def trainer(data, reference, out, callbacks=(), save_steps=4, weights_layout="do
     optim = OptimConfig.for_scale("tiny")
     opt = build_optimizer(model, optim)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, optim, p["steps"]) / optim.lr)
-    return DoReMiTrainer(model=model, args=args, reference_model=load_model(reference),
-                         train_dataset=ds, optimizers=(opt, sched), callbacks=list(callbacks),
-                         weights_layout=weights_layout)
+    return dict(model=model, args=args, train_dataset=ds, optimizers=(opt, sched),
+                callbacks=list(callbacks))
+
+
+def trainer(data, reference, out, weights_layout="doremi", **settings):
+    """A DoReMiTrainer configured like the CLI proxy of `cli_proxy` (model, optimizer, schedule)."""
+    return DoReMiTrainer(**trainer_kwargs(data, out, **settings), weights_layout=weights_layout,
+                         reference_model=load_model(reference))
 
 
 def weights(path):
