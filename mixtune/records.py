@@ -382,6 +382,8 @@ class RunSummary:
     """The report's answer (report/verdict.py), added by the report once main runs finished."""
     main_tokens: int | None = None
     """Training tokens of one main run (what a mixture's repetition of a domain is counted in)."""
+    origins: dict[str, str] = field(default_factory=dict)
+    """Mixture -> the method that proposed it or trained it online (a fixed mixture: absent)."""
     format_version: int = SUMMARY_VERSION
 
     def to_json(self) -> dict:
@@ -399,6 +401,7 @@ class RunSummary:
             "epochs": self.epochs,
             "target": self.target,
             "main_tokens": self.main_tokens,
+            "origins": self.origins,
             **({"verdict": self.verdict} if self.verdict is not None else {}),
         }
 
@@ -423,6 +426,7 @@ class RunSummary:
             target=obj.get("target") if isinstance(obj.get("target"), str | dict) else AVERAGE_TARGET,
             verdict=obj.get("verdict") if isinstance(obj.get("verdict"), dict) else None,
             main_tokens=_int(obj.get("main_tokens")),
+            origins={n: m for n, m in _dict(obj.get("origins")).items() if isinstance(m, str)},
         )
 
 

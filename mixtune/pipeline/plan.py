@@ -168,6 +168,7 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
     mixtures: dict[str, tuple[np.ndarray | None, tuple[str, ...]]] = {}
     methods: dict[str, dict] = {}  # each method's record, under its name in summary.json
     capped: dict[str, dict] = {}  # the proposals the repetition cap changed
+    origins: dict[str, str] = {}  # mixture -> the method behind it
     offline = {}
     for m in cfg.mixtures:
         if m == "reference":
@@ -177,9 +178,11 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
             proposal = yield from offline[m].propose(ctx)
             for name, w in {m: proposal.weights, **proposal.extra}.items():
                 _add(mixtures, name, _capped(ctx, name, w, capped), tuple(proposal.sources))
+                origins[name] = m
             methods[m] = proposal.summary
         elif METHOD_OPTIONS.get(m) is not None:  # online: its mixer trains the main models
             mixtures[m], methods[m] = (None, ()), _online_record(ctx)
+            origins[m] = m
         else:
             _add(mixtures, mixture_name(m), ctx.weights(m), ())
     fixed = {n: w for n, (w, _) in mixtures.items() if w is not None}
@@ -193,6 +196,7 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
         mixtures={n: as_dict(w, ds.domains) if w is not None else {} for n, (w, _) in mixtures.items()},
         main_runs=runs, dataset=str(data), methods=methods, loss_floor=ds.manifest.loss_floors(),
         max_epochs=cfg.max_epochs, capped=capped, target=cfg.target, main_tokens=ctx.main_tokens,
+        origins=origins,
         epochs={n: as_dict(w * ctx.main_tokens / np.maximum(ctx.tokens, 1), ds.domains)
                 for n, w in fixed.items()},
     )

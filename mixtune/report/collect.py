@@ -164,6 +164,26 @@ def predictions(summary: RunSummary) -> dict[str, float]:
     return out
 
 
+def costs(summary: RunSummary, runs: dict[str, list[MainRun]]) -> dict[str, float]:
+    """Each mixture's compute beyond its own main runs, as a share of one main run: 0 for a fixed
+    mixture, an offline method's runs (reference, proxies, swarm) for what it proposed, an online
+    method's held-out forward passes (seed mean); a mixture whose cost is unknown is left out."""
+    out = {}
+    for name, rs in runs.items():
+        method = summary.origins.get(name)
+        if method is None:
+            out[name] = 0.0
+            continue
+        flops = (summary.methods.get(method) or {}).get("flops") or {}
+        main, spent = finite(flops.get("main_run")), finite(flops.get("method"))
+        per_token, done = finite(flops.get("forward_per_token")), finished(rs)
+        if main and spent is not None:
+            out[name] = spent / main
+        elif main and per_token and done:
+            out[name] = float(np.mean([r.heldout_tokens for r in done])) * per_token / main
+    return out
+
+
 def mixture_weights(summary: RunSummary, name: str) -> dict[str, float]:
     """A mixture's weights normalised to sum to 1 (files need not be), {} when unknown."""
     raw = {d: finite(w) or 0.0 for d, w in (summary.mixtures.get(name) or {}).items()}
@@ -360,7 +380,7 @@ class OutputFolder:
         runs = collect_runs(summary, path)
         record_online_mixtures(summary, runs)
         verdict = decide(target_values(summary, runs), summary.reference_mixture, summary.target,
-                         predictions(summary))
+                         predictions(summary), costs(summary, runs))
         return cls(path, summary, runs, mixture_table(summary, runs), verdict)
 
     def finished_by_rank(self) -> dict[str, list[MainRun]]:

@@ -153,6 +153,11 @@ class Verdict:
     comparisons: list[Comparison] = field(default_factory=list)
     reference_value: float | None = None
     """The reference's mean target over its finished seeds."""
+    tied: list[str] = field(default_factory=list)
+    """Other mixtures that beat the reference and are within noise of the best of them (paired by
+    seed): the recommendation is the cheapest of these and the best."""
+    costs: dict[str, float] = field(default_factory=dict)
+    """Each mixture's compute beyond its main runs, as a share of one main run (0: fixed)."""
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -162,22 +167,35 @@ class Verdict:
 
 
 def decide(values: dict[str, dict[str, float]], reference: str, target,
-           predicted: dict[str, float] | None = None) -> Verdict:
-    """The verdict from {mixture: {seed: target}} of the finished main runs."""
+           predicted: dict[str, float] | None = None,
+           costs: dict[str, float] | None = None) -> Verdict:
+    """The verdict from {mixture: {seed: target}} of the finished main runs. Where several
+    mixtures beat the reference and are within noise of the best of them, the cheapest of those
+    (`costs`: compute beyond the main runs; unknown counts as dearest) is the one recommended."""
     comparisons = compare(values, reference, predicted)
     paired = [c for c in comparisons if c.n]
     ref = list(values.get(reference, {}).values())
     v = Verdict(target, reference, NO_DATA, None, comparisons,
-                float(np.mean(ref)) if ref else None)
+                float(np.mean(ref)) if ref else None, costs=dict(costs or {}))
     winners = [c for c in paired if c.beats]
     if not ref or not paired:
         return v
     if winners:
-        v.outcome, v.recommended = BEATS, winners[0].mixture
+        best = winners[0].mixture
+        v.tied = [c.mixture for c in winners[1:] if not _separated(values, c.mixture, best)]
+        v.outcome = BEATS
+        v.recommended = min([best, *v.tied], key=lambda m: v.costs.get(m, math.inf))
     else:
         v.outcome = WITHIN_NOISE if any(c.mean < 0 for c in paired) else NONE_BETTER
         v.recommended = reference
     return v
+
+
+def _separated(values: dict[str, dict[str, float]], a: str, b: str) -> bool:
+    """Whether a and b differ beyond the seed spread, paired by seed (2 seeds or more)."""
+    seeds = [s for s in values.get(a, {}) if s in values.get(b, {})]
+    _, _, low, high = interval([values[a][s] - values[b][s] for s in seeds])
+    return low is not None and (low > 0 or high < 0)
 
 
 def sentence(v: Verdict, name=str, target_text=str, digits: int = 4) -> str:
@@ -188,13 +206,9 @@ def sentence(v: Verdict, name=str, target_text=str, digits: int = 4) -> str:
         return (f"No verdict yet: it needs finished main runs of the reference mixture {ref} and "
                 "of another mixture with the same seed.")
     best = next(c for c in v.comparisons if c.n)
-    evidence = _evidence(best, digits)
     if v.outcome == BEATS:
-        others = [name(c.mixture) for c in v.comparisons if c.beats and c is not best]
-        also = f" ({', '.join(others)} also beat(s) it beyond the spread, by less on average)" \
-            if others else ""
-        return (f"**Train on {name(best.mixture)}**: it beats the reference mixture {ref} on "
-                f"the {what} beyond the seed spread: {evidence}{also}.")
+        return _beats_sentence(v, name, what, digits)
+    evidence = _evidence(best, digits)
     if v.outcome == WITHIN_NOISE:
         need = _seeds_needed(best)
         return (f"**Keep the reference mixture {ref}**: the difference is within noise. The best "
@@ -204,6 +218,25 @@ def sentence(v: Verdict, name=str, target_text=str, digits: int = 4) -> str:
     worse = f" ({', '.join(worst)} worse beyond the spread)" if worst else ""
     return (f"**Keep the reference mixture {ref}**: no mixture beats it on the {what}: the "
             f"closest, {name(best.mixture)}, is {evidence}{worse}.")
+
+
+def _beats_sentence(v: Verdict, name, what: str, digits: int) -> str:
+    pick = next(c for c in v.comparisons if c.mixture == v.recommended)
+    text = (f"**Train on {name(pick.mixture)}**: it beats the reference mixture {name(v.reference)} "
+            f"on the {what} beyond the seed spread: {_evidence(pick, digits)}")
+    group = [m for m in [next(c.mixture for c in v.comparisons if c.beats), *v.tied]
+             if m != pick.mixture]
+    if group:
+        cost = v.costs.get(pick.mixture)
+        why = "no method's runs" if cost == 0 else \
+            (f"{cost:.0%} of a main run beyond its own" if cost is not None else "its cost unknown")
+        text += (f". {', '.join(map(name, group))} beat(s) it too, within noise of "
+                 f"{name(pick.mixture)}, which costs least ({why})")
+    rest = [name(c.mixture) for c in v.comparisons
+            if c.beats and c.mixture != pick.mixture and c.mixture not in group]
+    if rest:
+        text += f"; {', '.join(rest)} also beat(s) it, by less beyond the spread"
+    return text + "."
 
 
 def _evidence(c: Comparison, digits: int) -> str:

@@ -315,6 +315,7 @@ def test_mixtune_run_trains_aiolis_main_models_beside_the_others(tmp_path):
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
     out = run_pipeline(tmp_path / "run.yaml")
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["origins"] == {"doremi": "doremi", "aioli": "aioli"}  # fixed ones: none
     record = summary["methods"]["aioli"]
     assert record["online"] and 0 < record["flops"]["forward_per_token"] < record["flops"]["main_run"]
     for name in ("natural", "uniform", "doremi", "aioli"):

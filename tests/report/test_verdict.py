@@ -111,3 +111,22 @@ def test_the_verdict_is_json_with_its_evidence():
     assert obj["comparisons"][0] | {"diffs": None} == obj["comparisons"][0] | {
         "mixture": "a", "n": 2, "beats": True, "worse": False, "predicted": 0.4, "diffs": None}
     assert np.isfinite(obj["comparisons"][0]["low"]) and obj["reference_value"] == 1.0
+
+
+def test_among_winners_within_noise_of_each_other_the_cheapest_is_recommended():
+    # a, b, c all beat natural; a and b are within noise of each other (paired), c is worse than
+    # a beyond the spread. b costs nothing (a fixed mixture), a 30% of a main run.
+    values = {"natural": {"0": 1.0, "1": 1.1, "2": 1.2},
+              "a": {"0": 0.80, "1": 0.90, "2": 1.01},
+              "b": {"0": 0.81, "1": 0.89, "2": 1.00},
+              "c": {"0": 0.95, "1": 1.05, "2": 1.16}}
+    v = decide(values, "natural", "average", costs={"a": 0.3, "b": 0.0, "c": 0.0, "natural": 0.0})
+    assert v.outcome == BEATS and v.comparisons[0].beats
+    assert v.tied == [m for m in ("a", "b") if m != v.comparisons[0].mixture]
+    assert v.recommended == "b"
+    text = sentence(v)
+    assert text.startswith("**Train on b**: it beats the reference mixture natural")
+    assert "a beat(s) it too, within noise of b, which costs least (no method's runs)" in text
+    assert "; c also beat(s) it, by less beyond the spread." in text
+    # without costs the best on average stays the recommendation
+    assert decide(values, "natural", "average").recommended == v.comparisons[0].mixture
