@@ -54,12 +54,27 @@ def data_notes(manifest: dict | Manifest, mixtures: dict[str, dict[str, float]],
     notes: list[tuple[str, int, str, str]] = []
     for d in _domains(manifest, train, val):
         notes += [(d, kind, "", text) for kind, text in _validation_notes(d, val.get(d))]
+    notes = _every_domain_small(notes, val)
     for name, weights in mixtures.items():
         for d, w in _normalised(weights).items():
             text = _mixture_note(name, d, w, train.get(d), main_tokens)
             if text is not None:
                 notes.append((d, _MIXTURE, name, text))
     return [text for *_, text in sorted(notes)]
+
+
+def _every_domain_small(notes: list[tuple], val: dict[str, dict]) -> list[tuple]:
+    """One note instead of one per domain when every domain's validation set is small (generated
+    data, a small corpus): the same caution, said once."""
+    small = [n for n in notes if n[1] == _SMALL and "no validation documents" not in n[3]]
+    if len(small) < 2 or len(small) < len(val):
+        return notes
+    docs = min(_count(val[d], "documents") for d, *_ in small)
+    tokens = min(_count(val[d], "tokens") for d, *_ in small)
+    merged = ("", _SMALL, "", f"every domain's validation set is small (the smallest: "
+              f"{_docs(docs)}, {tokens:,} tokens): per-domain and worst-case numbers rest on few "
+              "documents; compare mixtures on the average, over several seeds")
+    return [merged] + [n for n in notes if n not in small]
 
 
 def _validation_notes(domain: str, entry: dict | None) -> list[tuple[int, str]]:

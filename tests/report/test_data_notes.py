@@ -192,3 +192,15 @@ def test_a_manifest_object_and_damaged_values():
 def test_no_main_run_size_counts_no_passes(main_tokens):
     notes = data_notes(healthy(), {"a": {"books": 0.9, "web": 0.1}}, main_tokens)
     assert notes == []
+
+
+def test_every_domain_small_is_said_once():
+    m = {"domains": ["a", "b", "c"], "splits": {
+        "train": {d: {"documents": 1000, "tokens": 10**6} for d in "abc"},
+        "validation": {"a": {"documents": 64, "tokens": 16_448},
+                       "b": {"documents": 64, "tokens": 16_448},
+                       "c": {"documents": 30, "tokens": 9_000}}}}
+    assert data_notes(m, {}, None) == [
+        "every domain's validation set is small (the smallest: 30 documents, 9,000 tokens): "
+        "per-domain and worst-case numbers rest on few documents; compare mixtures on the "
+        "average, over several seeds"]
