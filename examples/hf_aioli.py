@@ -51,3 +51,7 @@ trainer = AioliTrainer(model=model, args=args, train_dataset=ds, aioli=aioli,
 trainer.train(resume_from_checkpoint=a.resume or None)
 if trainer.is_world_process_zero():
     print("the mixture at the end:", {d: round(w, 4) for d, w in trainer.domain_weights.items()})
+# Under torchrun: end gloo's threads before the interpreter exits (left running, they can abort
+# it: "terminate called without an active exception").
+if torch.distributed.is_initialized():
+    torch.distributed.destroy_process_group()

@@ -47,3 +47,7 @@ trainer = DoReMiTrainer(model=model, args=args, reference_model=reference, train
 trainer.train(resume_from_checkpoint=a.resume or None)
 if trainer.is_world_process_zero():
     print("average domain weights:", {d: round(w, 4) for d, w in trainer.domain_weights.items()})
+# Under torchrun: end gloo's threads before the interpreter exits (left running, they can abort
+# it: "terminate called without an active exception").
+if torch.distributed.is_initialized():
+    torch.distributed.destroy_process_group()

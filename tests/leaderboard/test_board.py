@@ -74,7 +74,9 @@ def test_leaderboard_command_formats(pipeline, tmp_path):
         return proc.stdout
 
     md = run("--tasks")
-    assert md.startswith("| # | dataset | mixture |") and "doremi" in md and "natural" in md
+    # the run's verdict (from its summary.json) stands above the table
+    assert md.startswith("Verdict, out: ") and "\n\n| # | dataset | mixture |" in md
+    assert "doremi" in md and "natural" in md
     table = list(csv.DictReader(io.StringIO(run("--format", "csv"))))
     assert len(table) == 2 and all(len(r["model_uuids"].split()) == 2 for r in table)
     run("--format", "html", "--out", str(tmp_path / "board.html"))
