@@ -520,8 +520,9 @@ def write_study(root: Path, name: str, args, settings: dict) -> None:
     times: dict[str, dict] = {}
     for scale, folder in folders.items():
         values = run_values(folder)
-        verdict = decide(by_seed(values), folder.summary.reference_mixture, "average")
         cost = costs(folder, first)
+        verdict = decide(by_seed(values), folder.summary.reference_mixture, "average",
+                         costs={n: c for n, c in cost.items() if c is not None})
         # The rank comparisons count a mixture that repeats another's weights once.
         distinct = {n: v for n, v in values.items() if n not in same}
         scale_means[scale] = means(distinct)

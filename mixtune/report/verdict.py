@@ -228,10 +228,11 @@ def _beats_sentence(v: Verdict, name, what: str, digits: int) -> str:
              if m != pick.mixture]
     if group:
         cost = v.costs.get(pick.mixture)
-        why = "no method's runs" if cost == 0 else \
-            (f"{cost:.0%} of a main run beyond its own" if cost is not None else "its cost unknown")
+        why = ("the best on average; their costs are unknown" if cost is None else
+               "which costs least (no method's runs)" if cost == 0 else
+               f"which costs least ({cost:.0%} of a main run beyond its own)")
         text += (f". {', '.join(map(name, group))} beat(s) it too, within noise of "
-                 f"{name(pick.mixture)}, which costs least ({why})")
+                 f"{name(pick.mixture)}, {why}")
     rest = [name(c.mixture) for c in v.comparisons
             if c.beats and c.mixture != pick.mixture and c.mixture not in group]
     if rest:

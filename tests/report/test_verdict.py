@@ -128,5 +128,7 @@ def test_among_winners_within_noise_of_each_other_the_cheapest_is_recommended():
     assert text.startswith("**Train on b**: it beats the reference mixture natural")
     assert "a beat(s) it too, within noise of b, which costs least (no method's runs)" in text
     assert "; c also beat(s) it, by less beyond the spread." in text
-    # without costs the best on average stays the recommendation
-    assert decide(values, "natural", "average").recommended == v.comparisons[0].mixture
+    # without costs the best on average stays the recommendation, and the sentence says why
+    unknown = decide(values, "natural", "average")
+    assert unknown.recommended == v.comparisons[0].mixture
+    assert "the best on average; their costs are unknown" in sentence(unknown)
