@@ -74,7 +74,7 @@ import yaml
 from mixtune.demo import demo_config
 from mixtune.errors import UserError
 from mixtune.records import RunSummary
-from mixtune.report.collect import MainRun, OutputFolder, finished
+from mixtune.report.collect import MainRun, OutputFolder, finished, heldout_flops
 from mixtune.report.verdict import Verdict, decide, interval
 from mixtune.report.verdict_section import plain_sentence
 from mixtune.tables import NONE, aligned, fmt, fmt_ms, md_table, mean_std
@@ -433,9 +433,8 @@ def costs(folder: OutputFolder, first: RunSummary) -> dict[str, float | None]:
             out[name] = compute_multiple(flops.get("method"), main)
         elif name == ONLINE:
             record = (folder.summary.methods.get(name) or {}).get("flops") or {}
-            tokens, _ = mean_std(r.heldout_tokens for r in finished(folder.runs[name]))
-            per_token = record.get("forward_per_token")
-            out[name] = compute_multiple(tokens * per_token if tokens and per_token else None,
+            spent = heldout_flops(record, folder.runs[name])
+            out[name] = compute_multiple(spent[1] if spent and spent[0] else None,
                                          record.get("main_run"))
     return out
 

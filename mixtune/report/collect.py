@@ -176,12 +176,23 @@ def costs(summary: RunSummary, runs: dict[str, list[MainRun]]) -> dict[str, floa
             continue
         flops = (summary.methods.get(method) or {}).get("flops") or {}
         main, spent = finite(flops.get("main_run")), finite(flops.get("method"))
-        per_token, done = finite(flops.get("forward_per_token")), finished(rs)
+        online = heldout_flops(flops, rs)
         if main and spent is not None:
             out[name] = spent / main
-        elif main and per_token and done:
-            out[name] = float(np.mean([r.heldout_tokens for r in done])) * per_token / main
+        elif main and online is not None:
+            out[name] = online[1] / main
     return out
+
+
+def heldout_flops(flops, runs: list[MainRun]) -> tuple[float, float] | None:
+    """(held-out tokens per run, their forward FLOPs) of an online method's finished runs, seed
+    mean, from its summary record's "flops" (forward_per_token); None without either."""
+    per_token = finite((flops if isinstance(flops, dict) else {}).get("forward_per_token"))
+    done = finished(runs)
+    if not per_token or not done:
+        return None
+    tokens = float(np.mean([r.heldout_tokens for r in done]))
+    return tokens, tokens * per_token
 
 
 def mixture_weights(summary: RunSummary, name: str) -> dict[str, float]:

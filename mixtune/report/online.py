@@ -17,7 +17,7 @@ import numpy as np
 
 from mixtune.io import remove
 from mixtune.records import RunSummary, finite
-from mixtune.report.collect import MainRun, finished, mixture_weights
+from mixtune.report.collect import MainRun, finished, heldout_flops, mixture_weights
 from mixtune.tables import NONE, fmt, fmt_ms, md_code, md_table, md_text, mean_std
 
 
@@ -89,12 +89,10 @@ def _mean_history(histories: list[dict[int, dict[str, float]]]) -> dict[int, dic
 
 def _compute(flops, runs: list[MainRun]) -> list[str]:
     """The held-out forward passes as FLOPs and as a share of one main run's training."""
-    flops = flops if isinstance(flops, dict) else {}
-    main, per_token = finite(flops.get("main_run")), finite(flops.get("forward_per_token"))
-    tokens, _ = mean_std(r.heldout_tokens for r in runs)
-    if not (main and per_token and tokens):
+    main = finite((flops if isinstance(flops, dict) else {}).get("main_run"))
+    tokens, cost = heldout_flops(flops, runs) or (0.0, 0.0)
+    if not (main and tokens):
         return []
-    cost = tokens * per_token
     return [f"Compute: its held-out measurements scored {tokens:,.0f} tokens per main run "
             f"(forward passes, 2·N per token plus attention): {cost:.3g} FLOPs, {cost / main:.2%} "
             f"of one main run's {main:.3g} training FLOPs. Its sweeps are training steps within "
