@@ -184,7 +184,7 @@ def run_scale(out: Path, cfg: dict, downstream: str | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     session = {"started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-               "seconds": 0.0, "completed": False}
+               "seconds": 0.0, "completed": False, "machine": machine()}
     t0 = time.perf_counter()
     try:
         run_pipeline(out / "study.yaml")
@@ -200,6 +200,18 @@ def run_scale(out: Path, cfg: dict, downstream: str | None) -> None:
         record = json.loads(path.read_text()) if path.is_file() else {"sessions": []}
         record["sessions"].append(session)
         path.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def machine() -> str:
+    """Where a session ran, for the wall time's reader: the accelerator (or the CPU), cores, torch."""
+    import os
+    import platform
+
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else \
+        f"no GPU, {platform.machine()} CPU"
+    return f"{device}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def score_downstream(out: Path, tasks: str) -> None:
@@ -390,6 +402,13 @@ def timing_table(timing: dict[str, dict]) -> list[list[str]]:
     return rows
 
 
+def machines_text(timing: dict[str, dict]) -> list[str]:
+    """Which machine each scale ran on (sessions before this was recorded name none)."""
+    ran = {m: [s for s, t in timing.items() if m in t.get("machines", [])]
+           for t in timing.values() for m in t.get("machines", [])}
+    return [f"Ran on {m}: {', '.join(scales)}." for m, scales in ran.items()]
+
+
 def _duration(seconds: float | None) -> str:
     if not seconds:
         return NONE
@@ -463,7 +482,8 @@ def timing(out: Path, folder: OutputFolder) -> dict:
     record = json.loads((out / TIMING_FILE).read_text()) if (out / TIMING_FILE).is_file() else {}
     sessions = record.get("sessions", [])
     t = {"wall_seconds": sum(s.get("seconds", 0.0) for s in sessions), "sessions": len(sessions),
-         "downstream_seconds": sum(s.get("downstream_seconds", 0.0) for s in sessions)}
+         "downstream_seconds": sum(s.get("downstream_seconds", 0.0) for s in sessions),
+         "machines": sorted({s["machine"] for s in sessions if s.get("machine")})}
     doremi = [train_seconds(p) for p in out.glob("round-*/*") if p.is_dir()]
     regmix = [train_seconds(p) for p in (out / "regmix").glob("proxy-*") if p.is_dir()]
     t["doremi"] = sum(x for x in doremi if x) or None
@@ -579,8 +599,8 @@ def write_study(root: Path, name: str, args, settings: dict) -> None:
     sections.append(Section("## Wall time", [
         "Of each scale's `mixtune run` (this script's timing, its sessions summed), and the "
         "seconds its training steps took (metrics.jsonl; evaluations and start-up left out): "
-        "DoReMi's and RegMix's runs summed (the swarm trains its proxies two at a time on two "
-        "cores), a main run's per run."], timing_table(times)))
+        "DoReMi's and RegMix's runs summed (the swarm trains one proxy per CPU core at once), a "
+        "main run's per run."], timing_table(times), machines_text(times)))
     study["timing"] = times
 
     title = (f"# {name}: which mixture method, and does its ranking hold at a larger scale?\n\n"

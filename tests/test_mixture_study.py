@@ -209,3 +209,12 @@ def test_same_weights_counts_a_mixture_once():
     assert "UniMax" not in study.same_note("regmix", "natural")
 
 
+
+
+def test_machines_name_the_scales_they_ran():
+    timing = {"tiny": {"machines": ["H200, 16 cores", "CPU, 2 cores"]},
+              "small": {"machines": ["H200, 16 cores"]}, "base": {}}
+    assert study.machines_text(timing) == ["Ran on H200, 16 cores: tiny, small.",
+                                           "Ran on CPU, 2 cores: tiny."]
+    assert study.machines_text({"tiny": {"sessions": 1}}) == []  # recorded before machines were
+    assert "cores, torch" in study.machine()
