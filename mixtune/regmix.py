@@ -207,13 +207,14 @@ def _weight_row(cells: list[str], domains: list[str], where: str) -> np.ndarray:
 # ---- targets -----------------------------------------------------------------------------------
 
 
-def target_values(swarm: Swarm, target: str | Mapping[str, float]) -> np.ndarray:
-    """The value to minimise per run: "average" (mean over the measures), one measure's name, or
-    a {measure: weight} mapping (weights normalised to sum to 1). A measure itself named
-    "average" (RegMix's `metric/average`) is that column, not a second mean over the columns."""
+def target_parts(swarm: Swarm, target: str | Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The target as measures [n, m] and their weights [m] summing to 1: "average" (every measure
+    alike), one measure's name, or a {measure: weight} mapping. A measure itself named "average"
+    (RegMix's `metric/average`) is that column, not a second mean over the columns."""
     if isinstance(target, str) and target == "average" and "average" not in swarm.measures:
-        return np.mean(np.stack(list(swarm.measures.values())), axis=0)
-    mix = {target: 1.0} if isinstance(target, str) else dict(target)
+        mix = dict.fromkeys(swarm.measures, 1.0)
+    else:
+        mix = {target: 1.0} if isinstance(target, str) else dict(target)
     if not mix:
         raise UserError("target: an empty mapping; name one or more measures.")
     for name, w in mix.items():
@@ -225,7 +226,14 @@ def target_values(swarm: Swarm, target: str | Mapping[str, float]) -> np.ndarray
     total = sum(mix.values())
     if total <= 0:
         raise UserError("target: the weights sum to 0; give at least one a positive weight.")
-    return sum(w / total * swarm.measures[name] for name, w in mix.items())
+    parts = np.stack([swarm.measures[name] for name in mix], axis=1)
+    return parts, np.array([w / total for w in mix.values()])
+
+
+def target_values(swarm: Swarm, target: str | Mapping[str, float]) -> np.ndarray:
+    """The value to minimise per run (see `target_parts`)."""
+    parts, mix = target_parts(swarm, target)
+    return parts @ mix
 
 
 # ---- regressors --------------------------------------------------------------------------------
@@ -252,7 +260,23 @@ class LogLinearModel:
     t: np.ndarray  # [k_domains]
 
     def predict(self, weights: np.ndarray) -> np.ndarray:
-        return self.c + self.k * np.exp(np.asarray(weights, dtype=np.float64) @ self.t)
+        weights = np.asarray(weights, dtype=np.float64)
+        if self.k == 0:  # a flat law (0 · an overflowed exp would be NaN)
+            return np.full(len(weights), self.c)
+        with np.errstate(over="ignore"):  # far outside the swarm: +-inf, ranked last or first
+            return self.c + self.k * np.exp(weights @ self.t)
+
+
+@dataclass(frozen=True)
+class SumModel:
+    """A target that is a weighted sum of measures, as a weighted sum of one fitted law per
+    measure: the data mixing law (Ye et al., arXiv 2403.16952) fits each domain's loss and sums
+    them, since a sum of exponentials is no exponential of the mixture."""
+
+    parts: tuple[tuple[float, Model], ...]
+
+    def predict(self, weights: np.ndarray) -> np.ndarray:
+        return sum(w * model.predict(weights) for w, model in self.parts)
 
 
 def fit(weights: np.ndarray, y: np.ndarray, regressor: str = "lightgbm", seed: int = 0) -> Model:
@@ -265,6 +289,18 @@ def fit(weights: np.ndarray, y: np.ndarray, regressor: str = "lightgbm", seed: i
     if regressor == "loglinear":
         return _fit_loglinear(weights, y, seed)
     raise UserError(f"regressor: {regressor!r} is not one of {', '.join(REGRESSORS)}.")
+
+
+def fit_parts(weights: np.ndarray, parts: np.ndarray, mix: np.ndarray,
+              regressor: str = "lightgbm", seed: int = 0) -> Model:
+    """Fit the target `parts @ mix` (measures [n, m], weights [m]; see `target_parts`). LightGBM
+    fits the target itself, as RegMix does; the log-linear law is fitted per measure and summed
+    (`SumModel`), as the data mixing law paper does."""
+    parts, mix = np.asarray(parts, dtype=np.float64), np.asarray(mix, dtype=np.float64)
+    if regressor == "loglinear" and np.count_nonzero(mix) > 1:
+        return SumModel(tuple((float(m), fit(weights, parts[:, j], regressor, seed))
+                              for j, m in enumerate(mix) if m > 0))
+    return fit(weights, parts @ mix, regressor, seed)
 
 
 def _fit_lightgbm(weights: np.ndarray, y: np.ndarray, seed: int) -> LightGBMModel:
@@ -290,7 +326,7 @@ def _fit_loglinear(weights: np.ndarray, y: np.ndarray, seed: int,
         t0 = np.zeros(weights.shape[1]) if r == 0 else rng.normal(0.0, 1.0, weights.shape[1])
         c0, k0 = _linear_ck(weights, y, t0)
         params = _levenberg_marquardt(weights, y, np.concatenate([[c0, k0], t0]))
-        sse = float(np.sum(_residuals(weights, y, params) ** 2))
+        sse = _sse(weights, y, params)
         if sse < best_sse:
             best, best_sse = params, sse
     assert best is not None
@@ -306,16 +342,18 @@ def _linear_ck(weights: np.ndarray, y: np.ndarray, t: np.ndarray) -> tuple[float
     return float(c), float(k)
 
 
-def _residuals(weights: np.ndarray, y: np.ndarray, params: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):  # a wild trial step overflows to inf, and is rejected
-        return params[0] + params[1] * np.exp(weights @ params[2:]) - y
+def _sse(weights: np.ndarray, y: np.ndarray, params: np.ndarray) -> float:
+    """Sum of squared residuals of `c + k exp(W t) - y`; a wild trial step overflows to inf (or
+    NaN), which the caller rejects."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sum((params[0] + params[1] * np.exp(weights @ params[2:]) - y) ** 2))
 
 
 def _levenberg_marquardt(weights: np.ndarray, y: np.ndarray, params: np.ndarray,
                          iterations: int = 500, tol: float = 1e-12) -> np.ndarray:
     """Minimise the squared residuals of `c + k exp(W t) - y` over params = [c, k, t...]."""
     damping = 1e-3
-    sse = float(np.sum(_residuals(weights, y, params) ** 2))
+    sse = _sse(weights, y, params)
     for _ in range(iterations):
         e = np.exp(weights @ params[2:])
         r = params[0] + params[1] * e - y
@@ -329,7 +367,7 @@ def _levenberg_marquardt(weights: np.ndarray, y: np.ndarray, params: np.ndarray,
             except np.linalg.LinAlgError:  # numerically singular: damp harder
                 damping *= 10.0
                 continue
-            trial_sse = float(np.sum(_residuals(weights, y, trial) ** 2))
+            trial_sse = _sse(weights, y, trial)
             if np.isfinite(trial_sse) and trial_sse < sse:
                 break
             damping *= 10.0
@@ -362,10 +400,14 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 
 
 def cross_validated_rank_correlation(weights: np.ndarray, y: np.ndarray, regressor: str,
-                                     folds: int = 5, seed: int = 0) -> float:
-    """Spearman between y and out-of-fold predictions: each run predicted by a regressor fitted
-    without its fold (folds from a seeded shuffle). What RegMix reports, minus a second swarm."""
+                                     folds: int = 5, seed: int = 0,
+                                     mix: np.ndarray | None = None) -> float:
+    """Spearman between the target and out-of-fold predictions: each run predicted by a regressor
+    fitted without its fold (folds from a seeded shuffle). What RegMix reports, minus a second
+    swarm. y is the target [n], or with `mix` the measures [n, m] it weighs (`fit_parts`)."""
     weights, y = np.asarray(weights, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    parts, mix = (y[:, None], np.ones(1)) if mix is None else (y, np.asarray(mix, dtype=np.float64))
+    y = parts @ mix
     folds = min(folds, len(y))
     if folds < 2:
         raise UserError(f"cross-validation needs at least 2 runs and 2 folds, got {len(y)} runs.")
@@ -374,7 +416,7 @@ def cross_validated_rank_correlation(weights: np.ndarray, y: np.ndarray, regress
     predicted = np.empty(len(y))
     for f in range(folds):
         held = fold_of == f
-        model = fit(weights[~held], y[~held], regressor, seed=seed)
+        model = fit_parts(weights[~held], parts[~held], mix, regressor, seed=seed)
         predicted[held] = model.predict(weights[held])
     return spearman(predicted, y)
 
@@ -452,8 +494,8 @@ def fit_swarm(swarm: Swarm, target: str | Mapping[str, float], regressor: str = 
               seed: int = 0) -> SwarmFit:
     """Fit the regressor on the whole swarm and search around the swarm's mean mixture (the
     prior it was drawn around, as near as the files tell)."""
-    y = target_values(swarm, target)
-    model = fit(swarm.weights, y, regressor, seed)
+    parts, mix = target_parts(swarm, target)
+    model = fit_parts(swarm.weights, parts, mix, regressor, seed)
     k = len(swarm.domains)
     prior = swarm.weights.mean(axis=0)
     proposal = propose(model, k, prior, seed=seed)
@@ -462,7 +504,8 @@ def fit_swarm(swarm: Swarm, target: str | Mapping[str, float], regressor: str = 
     return SwarmFit(
         swarm.domains, proposal,
         {"proposal": float(values[0]), "swarm mean": float(values[1]), "uniform": float(values[2])},
-        cross_validated_rank_correlation(swarm.weights, y, regressor, seed=seed), model)
+        cross_validated_rank_correlation(swarm.weights, parts, regressor, seed=seed, mix=mix),
+        model)
 
 
 def parse_target(text: str) -> str | dict[str, float]:

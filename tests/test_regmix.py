@@ -47,6 +47,34 @@ def test_loglinear_proposal_lands_on_the_planted_optimum():
     assert mixture[0] > 0.98
 
 
+def test_a_target_over_several_domains_fits_one_law_per_domain():
+    # Each domain's loss falls with its own weight (t_jj < 0): the average is a sum of
+    # exponentials, lowest at an interior mixture that one law on the average cannot represent.
+    w = _swarm_weights(80)
+    laws = [(1.0 + j, 0.6, -3.0 * np.eye(K)[j]) for j in range(K)]
+    parts = np.stack([c + k * np.exp(w @ t) for c, k, t in laws], axis=1)
+    mix = np.full(K, 1.0 / K)
+    model = regmix.fit_parts(w, parts, mix, "loglinear")
+    assert isinstance(model, regmix.SumModel) and len(model.parts) == K
+    probe = _swarm_weights(300)[200:]
+    truth = np.stack([c + k * np.exp(probe @ t) for c, k, t in laws], axis=1) @ mix
+    np.testing.assert_allclose(model.predict(probe), truth, atol=1e-3)
+    one_law = regmix.fit(w, parts @ mix, "loglinear")
+    assert np.abs(one_law.predict(probe) - truth).max() > 10 * np.abs(
+        model.predict(probe) - truth).max()
+    # The symmetric laws are lowest at uniform, and the proposal finds it.
+    assert np.abs(regmix.propose(model, K, samples=20_000) - mix).max() < 0.05
+    assert regmix.cross_validated_rank_correlation(w, parts, "loglinear", mix=mix) > 0.95
+    # One measure, or LightGBM: the target itself is fitted.
+    assert isinstance(regmix.fit_parts(w, parts, np.eye(K)[0], "loglinear"),
+                      regmix.LogLinearModel)
+
+
+def test_a_flat_law_predicts_its_constant_far_outside_the_swarm():
+    model = regmix.LogLinearModel(c=2.0, k=0.0, t=np.array([900.0, -900.0]))
+    np.testing.assert_array_equal(model.predict(np.array([[1.0, 0.0], [0.0, 1.0]])), [2.0, 2.0])
+
+
 def test_lightgbm_ranks_and_finds_the_interior_optimum():
     pytest.importorskip("lightgbm")
     w, y = _quadratic_swarm()

@@ -70,7 +70,8 @@ class RegMixConfig:
     """What the mixture is chosen for (none: the run's `target:`): average, a domain,
     {domain: weight}, downstream or downstream:<suite> (eval: must score tasks)."""
     regressor: Literal["lightgbm", "loglinear"] = "lightgbm"
-    """lightgbm (RegMix's) or loglinear, the data-mixing law L = c + k·exp(Σ t_j·w_j)."""
+    """lightgbm (RegMix's) or loglinear, the data-mixing law L = c + k·exp(Σ t_j·w_j), one per
+    measure of the target, summed with its weights."""
     candidates: int = setting(100_000, check=at_least(1))
     """Mixtures sampled in the search."""
     top: int = setting(100, check=at_least(1))
@@ -148,8 +149,9 @@ class RegMix(OfflineMethod):
         folders = yield ctx.train_group(stages, opts.executor_options(), logs="regmix/logs")
         swarm = read_swarm_runs([proxy_name(i) for i in range(n)], domains, weights, folders)
         ctx.on_main(lambda: write_swarm(ctx.out / "regmix", swarm))
-        y = regmix.target_values(swarm, measure_weights(target, domains))
-        self.model = regmix.fit(swarm.weights, y, opts.regressor, opts.seed)
+        parts, mix = regmix.target_parts(swarm, measure_weights(target, domains))
+        y = parts @ mix
+        self.model = regmix.fit_parts(swarm.weights, parts, mix, opts.regressor, opts.seed)
         proposal = regmix.propose(self.model, len(domains), np.maximum(prior, 1e-12),
                                   samples=opts.candidates, top=opts.top, seed=opts.seed + 1)
         flat = bool(np.ptp(self.model.predict(swarm.weights)) == 0)
@@ -163,7 +165,7 @@ class RegMix(OfflineMethod):
             "proxies": n, "target": target, "regressor": opts.regressor,
             "measures": list(swarm.measures), "swarm": "regmix/swarm.csv",
             "rank_correlation": regmix.cross_validated_rank_correlation(
-                swarm.weights, y, opts.regressor, seed=opts.seed),
+                swarm.weights, parts, opts.regressor, seed=opts.seed, mix=mix),
             "swarm_best": {"id": swarm.ids[int(np.argmin(y))], "target": float(np.min(y))},
             "flops": {"method": n * ctx.train_flops(ctx.cfg.proxy),
                       "main_run": ctx.train_flops(ctx.cfg.main)},
