@@ -72,7 +72,7 @@ def run_swarm(tmp: Path, data: Path, args, workers: int) -> tuple[float, float, 
     out = tmp / f"workers-{workers}"
     spec = {"scale": "tiny", "batch_size": args.batch_size}
     cfg = {
-        "output": str(out), "data": {"dataset": str(data)}, "mixtures": ["regmix"],
+        "output": str(out), "data": {"dataset": str(data)}, "mixtures": ["regmix"], "seeds": [0],
         "proxy": {**spec, "steps": args.steps}, "main": {**spec, "steps": 1},
         "train": {"device": args.device},
         # loglinear: the fit is not timed, and it needs no LightGBM

@@ -199,7 +199,7 @@ def test_two_runs_of_one_config(tmp_path):
                                "doc_len": 64, "seq_len": 32}},
         "proxy": {"scale": "tiny", "steps": 4, "batch_size": 8},
         "main": {"scale": "tiny", "steps": 30, "batch_size": 8},
-        "mixtures": ["reference", "uniform"],
+        "mixtures": ["reference", "uniform"], "seeds": [0],
     }))
     cmd = [sys.executable, "-m", "mixtune", "run", str(config)]
     log = tmp_path / "first.log"

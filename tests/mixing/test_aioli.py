@@ -308,7 +308,7 @@ def test_mixtune_run_trains_aiolis_main_models_beside_the_others(tmp_path):
                                "doc_len": 64, "seq_len": 32}},
         "proxy": {"scale": "tiny", "steps": 6, "batch_size": 8},
         "main": {"scale": "tiny", "steps": 24, "batch_size": 8},
-        "mixtures": ["reference", "uniform", "doremi", "aioli"],
+        "mixtures": ["reference", "uniform", "doremi", "aioli"], "seeds": [0],
         "aioli": {"round_steps": 12, "sweep_steps": 1, "heldout_tokens": 256, "init": "doremi"},
         "train": {"eval_max_tokens_per_domain": 128},
     }

@@ -58,7 +58,7 @@ def run_yaml(tmp_path: Path, **over) -> Path:
                                "seq_len": 32}},
         "proxy": {"scale": "tiny", "steps": 4, "batch_size": 8},
         "main": {"scale": "tiny", "steps": 6, "batch_size": 8, "eval_every": 3},
-        "mixtures": ["reference", "test-loss-share"],
+        "mixtures": ["reference", "test-loss-share"], "seeds": [0],
         "test-loss-share": {"power": 2},
         "train": {"checkpoint_every": 5, "eval_max_tokens_per_domain": 128},
         **over,

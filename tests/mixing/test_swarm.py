@@ -25,7 +25,7 @@ def write_config(path: Path, output: Path, **over) -> Path:
         "data": {"synthetic": dict(SYNTHETIC)},
         "proxy": {"scale": "tiny", "steps": 6, "batch_size": 8},
         "main": {"scale": "tiny", "steps": 8, "batch_size": 8},
-        "mixtures": ["reference", "regmix"],
+        "mixtures": ["reference", "regmix"], "seeds": [0],
         "regmix": {"proxies": 6, "candidates": 2000, "top": 20, "workers": 1},
         "train": {"checkpoint_every": 2, "eval_max_tokens_per_domain": 128},
     }

@@ -333,7 +333,7 @@ def test_run_yaml_with_a_process_section(raw, tmp_path):
                  "prepare": {"vocab_size": 300, "seq_len": 16}},
         "proxy": {"scale": "tiny", "steps": 2, "batch_size": 4},
         "main": {"scale": "tiny", "steps": 2, "batch_size": 4, "eval_every": 2},
-        "mixtures": ["reference", "uniform"],
+        "mixtures": ["reference", "uniform"], "seeds": [0],
         "train": {"eval_max_tokens_per_domain": 64},
     }
     path = tmp_path / "run.yaml"
