@@ -11,8 +11,9 @@ trained again) with --regressor and proposes as the pipeline does (the token-sha
 <first scale>/mixtures/regmix-<regressor>.json. That mixture then trains at every scale of the
 study on each seed, with main/natural/seed-N's own config.yaml (only the weights and the folder
 change), in <scale>/extra/regmix-<regressor>/seed-N, and per scale it prints the mean ± std of
-the average validation log-ppl and the paired differences, seed by seed, against natural and
-against RegMix with LightGBM (90% intervals, from the verdict's `decide`).
+the average validation log-ppl of every mixture of the study and of the refit, each one's paired
+difference, seed by seed, against natural, and the refit's against each (90% intervals, from the
+verdict's `decide`).
 
 Resumable: a finished run (eval.json) is skipped, an interrupted one resumes from its checkpoint.
 """
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +32,14 @@ from mixtune import regmix
 from mixtune.data.store import open_dataset
 from mixtune.data.weights import write_weights
 from mixtune.errors import UserError
+from mixtune.io import load_yaml
 from mixtune.mixing.repetition import cap_repetition
 from mixtune.mixing.swarm import RegMixConfig
 from mixtune.report.verdict import decide
 from mixtune.tables import aligned, fmt_ms, mean_std
-from mixtune.train.config import load_train_config
+from mixtune.train.config import load_train_config, train_config
 
-REFERENCE, LIGHTGBM = "natural", "regmix"
+REFERENCE = "natural"
 
 
 def scales(study: Path) -> list[Path]:
@@ -90,7 +91,8 @@ def train(scale: Path, weights: Path, name: str, seeds: list[int]) -> None:
         out = scale / "extra" / name / f"seed-{seed}"
         if (out / "eval.json").is_file():
             continue
-        run(replace(run_config(scale, seed), weights=str(weights), out=str(out)))
+        flat = load_yaml(scale / "main" / REFERENCE / f"seed-{seed}" / "config.yaml")
+        run(train_config(**{**flat, "weights": str(weights), "out": str(out)}))
 
 
 def average(run: Path) -> float | None:
@@ -99,31 +101,42 @@ def average(run: Path) -> float | None:
 
 
 def values(scale: Path, name: str, seeds: list[int]) -> dict[str, dict[str, float]]:
-    """{mixture: {seed: average}} of the natural, LightGBM RegMix and refitted runs."""
+    """{mixture: {seed: average}}: natural, every other mixture of the study at this scale, and
+    the refitted RegMix's runs (a mixture with no finished run is left out)."""
+    folders = {REFERENCE: scale / "main" / REFERENCE}
+    main = scale / "main"
+    for folder in sorted(main.iterdir()) if main.is_dir() else []:
+        folders.setdefault(folder.name, folder)
+    folders[name] = scale / "extra" / name
     out: dict[str, dict[str, float]] = {}
-    for mixture, folder in ((REFERENCE, "main/natural"), (LIGHTGBM, "main/regmix"),
-                            (name, f"extra/{name}")):
-        got = {f"seed-{s}": average(scale / folder / f"seed-{s}") for s in seeds}
-        out[mixture] = {s: v for s, v in got.items() if v is not None}
+    for mixture, folder in folders.items():
+        got = {f"seed-{s}": average(folder / f"seed-{s}") for s in seeds}
+        if any(v is not None for v in got.values()):
+            out[mixture] = {s: v for s, v in got.items() if v is not None}
     return out
 
 
 def table(scale: Path, name: str, seeds: list[int]) -> list[list[str]]:
+    """Per mixture: its mean, its paired difference against natural, and the refitted RegMix's
+    paired difference against it (below 0: the refit is better)."""
     vals = values(scale, name, seeds)
-    rows = [["mixture", "average log-ppl", "Δ vs natural", "90% interval", "Δ vs regmix (lightgbm)",
+    rows = [["mixture", "average log-ppl", "Δ vs natural", "90% interval", f"{name} − it",
              "90% interval"]]
-    against = {ref: {c.mixture: c for c in decide(vals, ref, "average").comparisons}
-               for ref in (REFERENCE, LIGHTGBM)}
     for mixture, by_seed in vals.items():
-        m, s = mean_std(by_seed.values())
-        row = [mixture, fmt_ms(m, s)]
-        for ref in (REFERENCE, LIGHTGBM):
-            c = against[ref].get(mixture)
-            ok = c is not None and c.n >= 2
-            row += [f"{c.mean:+.4f} ± {c.std:.4f}" if ok else "—",
-                    f"[{c.low:+.4f}, {c.high:+.4f}]" if ok else "—"]
-        rows.append(row)
+        vs_natural = _paired(vals, mixture, REFERENCE)
+        refit_vs = _paired(vals, name, mixture)
+        rows.append([mixture, fmt_ms(*mean_std(by_seed.values())), *vs_natural, *refit_vs])
     return rows
+
+
+def _paired(vals: dict[str, dict[str, float]], mixture: str, reference: str) -> list[str]:
+    """`mixture` minus `reference`, seed by seed: mean ± std and the 90% interval (two seeds
+    or more)."""
+    found = [c for c in decide(vals, reference, "average").comparisons if c.mixture == mixture]
+    if mixture == reference or not found or found[0].n < 2:
+        return ["—", "—"]
+    c = found[0]
+    return [f"{c.mean:+.4f} ± {c.std:.4f}", f"[{c.low:+.4f}, {c.high:+.4f}]"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,23 +23,25 @@ def _runs(scale: Path, folder: str, averages: list[float]) -> None:
         (run / "eval.json").write_text(json.dumps({"average": avg}))
 
 
-def test_table_pairs_each_mixture_with_natural_and_lightgbm_seed_by_seed(tmp_path):
+def test_table_pairs_each_mixture_with_natural_and_the_refit_with_each(tmp_path):
     _runs(tmp_path, "main/natural", [2.0, 2.1, 2.2])
     _runs(tmp_path, "main/regmix", [2.05, 2.16, 2.24])  # worse than natural by 0.05 ± 0.01
+    _runs(tmp_path, "main/uniform", [1.95, 2.05, 2.15])
+    (tmp_path / "main" / "unimax").mkdir()  # never ran: no row
     _runs(tmp_path, "extra/regmix-loglinear", [1.9, 2.0, 2.1])  # better by exactly 0.1
     rows = rr.table(tmp_path, "regmix-loglinear", [0, 1, 2])
     by = {r[0]: r for r in rows[1:]}
-    assert rows[0][0] == "mixture" and list(by) == ["natural", "regmix", "regmix-loglinear"]
-    assert by["natural"][1] == "2.1000 ± 0.1000" and by["natural"][2] == "—"
-    assert by["regmix"][2] == "+0.0500 ± 0.0100"
-    assert by["regmix-loglinear"][2] == "-0.1000 ± 0.0000"
-    assert by["regmix-loglinear"][4] == "-0.1500 ± 0.0100"
-    assert by["regmix-loglinear"][3].startswith("[-0.1000")
+    assert rows[0][4] == "regmix-loglinear − it"
+    assert list(by) == ["natural", "regmix", "uniform", "regmix-loglinear"]
+    assert by["natural"][1:] == ["2.1000 ± 0.1000", "—", "—", "-0.1000 ± 0.0000",
+                                 "[-0.1000, -0.1000]"]
+    assert by["regmix"][2] == "+0.0500 ± 0.0100" and by["regmix"][4] == "-0.1500 ± 0.0100"
+    assert by["uniform"][4] == "-0.0500 ± 0.0000"
+    assert by["regmix-loglinear"][2] == "-0.1000 ± 0.0000" and by["regmix-loglinear"][4] == "—"
 
 
 def test_a_seed_not_finished_is_left_out_of_the_pairs(tmp_path):
     _runs(tmp_path, "main/natural", [2.0, 2.1, 2.2])
-    _runs(tmp_path, "main/regmix", [2.0, 2.1, 2.2])
     _runs(tmp_path, "extra/regmix-loglinear", [1.9])
     by = {r[0]: r for r in rr.table(tmp_path, "regmix-loglinear", [0, 1, 2])[1:]}
     assert by["regmix-loglinear"][1] == "1.9000" and by["regmix-loglinear"][2] == "—"

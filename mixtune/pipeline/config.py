@@ -136,10 +136,11 @@ class RunConfig:
     """Mixtures to compare: reference, a mixture method (doremi, regmix, aioli; its options in the
     section of its name), or any weights spec (natural, uniform, temperature:T, unimax[:E], a
     file). The default holds the cheap candidates that the mixture study found worth a try
-    (README, "The mixture study"): uniform and DoReMi (1.17 main runs of compute) were the only
-    ones to beat natural beyond the seed spread, on generated domains; on the real dev corpus
-    none did, and RegMix (10-12 main runs) and Aioli never beat natural anywhere but generated
-    `tiny`. Add them to check on your own data."""
+    (README, "The mixture study"): on generated domains uniform (free) and DoReMi (at most 1.17
+    main runs of compute) beat natural beyond the seed spread at both scales, each best at one;
+    on the real dev corpus no mixture did, and DoReMi and Aioli were worse at `small`. RegMix
+    with its default swarm (10-12 main runs) never beat natural; Aioli did on generated domains
+    only. Add them to check on your own data."""
     target: str | dict[str, float] = setting(AVERAGE, check=target_problem)
     """What the mixture should be best at, and what the report's verdict compares mixtures on
     (lower is better): average (mean per-domain validation log-ppl), a domain, {domain: weight},
