@@ -139,8 +139,9 @@ class RunConfig:
     (README, "The mixture study"): on generated domains uniform (free) and DoReMi (at most 1.17
     main runs of compute) beat natural beyond the seed spread at both scales, each best at one;
     on the real dev corpus no mixture did, and DoReMi and Aioli were worse at `small`. RegMix
-    with its default swarm (10-12 main runs) never beat natural; Aioli did on generated domains
-    only. Add them to check on your own data."""
+    with its default swarm (10-12 main runs) and LightGBM never beat natural (refitted with
+    `regressor: loglinear`, the same swarm gave the best mixture on generated domains); Aioli
+    beat it on generated domains only. Add them to check on your own data."""
     target: str | dict[str, float] = setting(AVERAGE, check=target_problem)
     """What the mixture should be best at, and what the report's verdict compares mixtures on
     (lower is better): average (mean per-domain validation log-ppl), a domain, {domain: weight},
