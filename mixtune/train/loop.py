@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -76,7 +77,7 @@ def run(cfg: TrainConfig) -> Path:
     k, per_step = len(ds.domains), cfg.batch_size * seq_len
     metrics = MetricsLog(run_dir.path, cfg, ds.domains, start, per_step) if dist.is_main else None
     flops = flops_per_token(cfg.scale, ds.vocab_size, seq_len) * per_step
-    peak = peak_flops(dist.device, amp, cfg.log.peak_tflops) * dist.world_size
+    peak = partial(peak_flops, dist.device, amp, cfg.log.peak_tflops)  # a CPU's: retaken now and then
     model.train()
     for step in range(start, cfg.steps):
         t0 = time.perf_counter()
@@ -91,7 +92,7 @@ def run(cfg: TrainConfig) -> Path:
         mixer.observe(result.loss_sums, counts.numpy())
         tokens, done, dt = tokens + per_step, step + 1, time.perf_counter() - t0
         if metrics is not None:
-            metrics.train(_train_row(done, lr, tokens, dt, flops / dt / peak, result, counts, plan,
+            metrics.train(_train_row(done, lr, tokens, dt, flops / dt / (peak() * dist.world_size), result, counts, plan,
                                      mixer, metrics), mixer.history())
         last_step = done == cfg.steps
         if cfg.eval.every and done % cfg.eval.every == 0 and not last_step:
