@@ -30,7 +30,7 @@ import yaml
 
 from mixtune import regmix
 from mixtune.data.store import open_dataset
-from mixtune.data.weights import write_weights
+from mixtune.data.weights import DEFAULT_MAX_EPOCHS, write_weights
 from mixtune.errors import UserError
 from mixtune.io import load_yaml
 from mixtune.mixing.repetition import cap_repetition
@@ -62,15 +62,17 @@ def propose(first: Path, regressor: str) -> Path:
     swarm = regmix.read_swarm(first / "regmix" / "mixtures.csv", first / "regmix" / "results.csv")
     parts, mix = regmix.target_parts(swarm, run.get("target", "average"))
     model = regmix.fit_parts(swarm.weights, parts, mix, regressor, opts.seed)
-    ds = open_dataset(run_config(first, 0).data)
+    cfg = load_train_config(natural_config(first, 0))
+    ds = open_dataset(cfg.data)
     counts = ds.counts("train")
     tokens = np.array([counts[d] for d in swarm.domains], dtype=np.float64)
     prior = np.maximum(tokens / tokens.sum(), 1e-12)  # the pipeline's: the token shares
     proposal = regmix.propose(model, len(swarm.domains), prior, samples=opts.candidates,
                               top=opts.top, seed=opts.seed + 1)
-    cfg = run_config(first, 0)
     budget = cfg.steps * cfg.batch_size * cfg.grad_accum * (cfg.seq_len or ds.seq_len)
-    capped = cap_repetition(proposal, tokens, budget, run.get("max_epochs", 4.0)).weights
+    max_epochs = run.get("max_epochs", DEFAULT_MAX_EPOCHS)  # none: no cap, as in the pipeline
+    capped = proposal if max_epochs is None else \
+        cap_repetition(proposal, tokens, budget, max_epochs).weights
     cv = regmix.cross_validated_rank_correlation(swarm.weights, parts, regressor, seed=opts.seed,
                                                  mix=mix)
     print(f"{first.name}: {regressor} fit of {len(swarm.ids)} proxies, cross-validated rank "
@@ -80,8 +82,9 @@ def propose(first: Path, regressor: str) -> Path:
     return out
 
 
-def run_config(scale: Path, seed: int):
-    return load_train_config(scale / "main" / REFERENCE / f"seed-{seed}" / "config.yaml")
+def natural_config(scale: Path, seed: int) -> Path:
+    """The study's natural main run of `seed` at `scale`: every refit run copies its settings."""
+    return scale / "main" / REFERENCE / f"seed-{seed}" / "config.yaml"
 
 
 def train(scale: Path, weights: Path, name: str, seeds: list[int]) -> None:
@@ -91,7 +94,7 @@ def train(scale: Path, weights: Path, name: str, seeds: list[int]) -> None:
         out = scale / "extra" / name / f"seed-{seed}"
         if (out / "eval.json").is_file():
             continue
-        flat = load_yaml(scale / "main" / REFERENCE / f"seed-{seed}" / "config.yaml")
+        flat = load_yaml(natural_config(scale, seed))
         run(train_config(**{**flat, "weights": str(weights), "out": str(out)}))
 
 
