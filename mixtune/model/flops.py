@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import cache
 
 from mixtune.model.scales import get_scale, matmul_params
 
@@ -43,11 +44,19 @@ def peak_flops(device, autocast_dtype, given_tflops: float | None = None) -> flo
     import torch
 
     if device.type == "cuda" and autocast_dtype is torch.bfloat16:
-        name = torch.cuda.get_device_name(device)
-        for key, peak in KNOWN_PEAKS.items():
-            if key in name:
-                return peak
+        peak = _card_peak(str(device))
+        if peak:
+            return peak
     return measured_matmul_flops(str(device), str(autocast_dtype))
+
+
+@cache  # the loop asks at every step: one driver call per device, not one per step
+def _card_peak(device: str) -> float | None:
+    """A known card's data-sheet bf16 peak, None for another card."""
+    import torch
+
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in KNOWN_PEAKS.items() if key in name), None)
 
 
 REMEASURE_S = 300.0
