@@ -52,6 +52,8 @@ trainer.train(resume_from_checkpoint=a.resume or None)
 if trainer.is_world_process_zero():
     print("the mixture at the end:", {d: round(w, 4) for d, w in trainer.domain_weights.items()})
 # Under torchrun: end gloo's threads before the interpreter exits (left running, they can abort
-# it: "terminate called without an active exception").
+# it: "terminate called without an active exception"), every rank together: one rank tearing its
+# group down while rank 0 still printed aborted one of three CI runs on 2026-12-04.
 if torch.distributed.is_initialized():
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
