@@ -127,3 +127,17 @@ def test_progress_lines_without_a_terminal(synthetic_dataset, tmp_path):
     lines = [s for s in proc.stderr.splitlines() if s.startswith("mixtune: train: step ")]
     assert lines and "/6 (" in lines[-1] and "tokens/s" in lines[-1] and "loss" in lines[-1]
     assert "Writing model shards" not in proc.stderr  # no progress bars of the libraries either
+
+
+def test_a_command_that_ends_well_leaves_its_process_group(tmp_path, capsys):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    try:
+        assert main(["scales"]) == 0
+        assert "tiny" in capsys.readouterr().out
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
