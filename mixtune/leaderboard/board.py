@@ -88,6 +88,8 @@ class Entry:
     dataset: dict | None
     run: Path
     prediction: Prediction | None = None
+    also: tuple[str, ...] = ()
+    """The other mixtures of its `mixtune run` that are this very model (see Records.also)."""
 
     def measures(self) -> dict[str, float | None]:
         e, m = self.evaluation, self.evaluation.get("eval_metrics") or {}
@@ -99,9 +101,10 @@ class Entry:
         """The mixture's name: for a main run of a `mixtune run`, the name the run gave it (its
         folder, OUTPUT/main/<mixture>/seed-S), also where the run is reused from an earlier stage
         whose record names another file (a DoReMi reference of an older mixtune, trained on
-        `reference_weights.json`); else the model record's."""
+        `reference_weights.json`); else the model record's. Mixtures of the run that are the same
+        model are named together: "uniform = unimax"."""
         if is_main_run(self.run) and (Path(self.run).parent.parent.parent / SUMMARY).is_file():
-            return Path(self.run).parent.name
+            return " = ".join([Path(self.run).parent.name, *self.also])
         return self.model["mixture"]["name"]
 
     def identity(self) -> str:
@@ -225,7 +228,7 @@ def collect(paths: list[Path], proxies: bool = False,
                                f"{model.get('dataset_uuid') or model.get('dataset_path')} has no "
                                "record here")
         run = found.runs[model_uuid]
-        entry = Entry(model, e, ds, run, regmix_prediction(run, summaries))
+        entry = Entry(model, e, ds, run, regmix_prediction(run, summaries), found.also(model_uuid))
         rows.setdefault(entry.identity(), Row()).entries.append(entry)
     for row in rows.values():
         row.entries.sort(key=lambda en: en.model["hyperparameters"]["seed"])
@@ -244,6 +247,9 @@ class Records:
     def __init__(self):
         self.models: dict[str, dict] = {}
         self.runs: dict[str, Path] = {}
+        """Each model's folder, one place where it was found twice (see _place)."""
+        self.places: dict[str, set[Path]] = {}
+        """Every folder each model was found at."""
         self.datasets: dict[str, dict] = {}
         self.evals: list[tuple[Path, dict]] = []
         self.notes: list[str] = []
@@ -269,7 +275,9 @@ class Records:
                 continue
             if (rec := self.read(path, "model", BOARD_MODEL)) is None:
                 self.damaged_runs.add(path.parent)
-            elif rec["uuid"] not in self.runs or _place(path.parent) > _place(self.runs[rec["uuid"]]):
+                continue
+            self.places.setdefault(rec["uuid"], set()).add(path.parent)
+            if rec["uuid"] not in self.runs or _place(path.parent) > _place(self.runs[rec["uuid"]]):
                 self.models[rec["uuid"]] = rec
                 self.runs[rec["uuid"]] = path.parent
         seen = {e["uuid"] for _, e in self.evals}
@@ -277,6 +285,18 @@ class Records:
             if (rec := self.read(path, "eval")) is not None and rec["uuid"] not in seen:
                 seen.add(rec["uuid"])
                 self.evals.append((path, rec))
+
+    def also(self, uuid: str) -> tuple[str, ...]:
+        """The other mixtures of the same `mixtune run` whose main runs are this model: a run links
+        main/unimax/seed-0 to ../uniform/seed-0 where UniMax's weights are uniform's, and the
+        board then says so ("uniform = unimax") instead of losing a mixture the verdict names."""
+        run = Path(self.runs[uuid]).absolute()
+        if not is_main_run(run):
+            return ()
+        output = run.parent.parent.parent
+        names = {p.parent.name for p in map(Path.absolute, self.places[uuid])
+                 if is_main_run(p) and p.parent.parent.parent == output}
+        return tuple(sorted(names - {run.parent.name}))
 
     def newest_evals(self) -> dict[str, dict]:
         """Each model's newest evaluation, by its model's uuid."""

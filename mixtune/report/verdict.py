@@ -231,13 +231,19 @@ def _beats_sentence(v: Verdict, name, what: str, digits: int) -> str:
         why = ("the best on average; their costs are unknown" if cost is None else
                "which costs least (no method's runs)" if cost == 0 else
                f"which costs least ({cost:.0%} of a main run beyond its own)")
-        text += (f". {', '.join(map(name, group))} beat(s) it too, within noise of "
+        text += (f". {_beat([name(m) for m in group])} it too, within noise of "
                  f"{name(pick.mixture)}, {why}")
     rest = [name(c.mixture) for c in v.comparisons
             if c.beats and c.mixture != pick.mixture and c.mixture not in group]
     if rest:
-        text += f"; {', '.join(rest)} also beat(s) it, by less beyond the spread"
+        text += f"; {_beat(rest, 'also ')} it, by less beyond the spread"
     return text + "."
+
+
+def _beat(names: list[str], also: str = "") -> str:
+    """"a beats", "a and b beat", "a, b and c beat": the names with their verb."""
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"{listed} {also}{'beats' if len(names) == 1 else 'beat'}"
 
 
 def _evidence(c: Comparison, digits: int) -> str:

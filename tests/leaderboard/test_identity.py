@@ -75,6 +75,27 @@ def test_another_mixture_with_the_same_name_is_another_row(older_output):
     assert len(rows) == 2  # the numbers count, not only the name
 
 
+def test_mixtures_that_are_one_model_are_named_together(tmp_path):
+    """UniMax's weights equal uniform's when no domain hits its epoch cap: `mixtune run` links
+    main/unimax/seed-S to ../uniform/seed-S, and the board's one row names both."""
+    out = tmp_path / "out"
+    write_json_atomic(out / "data" / "dataset" / DATASET_RECORD, new_record("dataset", kind="dataset"))
+    write_json_atomic(out / "summary.json", {"main_runs": {}})
+    for seed in (0, 1):
+        _run(out / "main" / "uniform" / f"seed-{seed}", out, "uniform",
+             out / "mixtures" / "uniform.json", seed, 3.0 + seed)
+        (out / "main" / "unimax" / f"seed-{seed}").parent.mkdir(parents=True, exist_ok=True)
+        (out / "main" / "unimax" / f"seed-{seed}").symlink_to(Path("..", "uniform", f"seed-{seed}"),
+                                                              target_is_directory=True)
+    _run(out / "main" / "natural" / "seed-0", out, "natural", out / "mixtures" / "natural.json", 0, 3.5)
+    for paths in ([out / "main"], [out]):
+        rows, notes = collect(paths)
+        assert notes == []
+        assert {r.first.mixture: len(r.entries) for r in rows} == {"uniform = unimax": 2, "natural": 1}
+    rows, _ = collect([out / "main" / "uniform"])  # the links not among the folders: its own name
+    assert [r.first.mixture for r in rows] == ["uniform"]
+
+
 def test_links_round_a_circle_end(older_output):
     os.symlink(older_output, older_output / "main" / "loop", target_is_directory=True)
     rows, notes = collect([older_output])

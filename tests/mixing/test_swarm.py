@@ -181,3 +181,7 @@ def test_every_method_and_baseline_trains_and_is_reported(tmp_path):
         assert f"| {name} |" in section
     assert "not yet" not in section  # every mixture measured
     assert "FLOPs" in section and report.count("training FLOPs") == 2  # RegMix's and DoReMi's
+    # the leaderboard names every mixture, those that are one model in one row ("uniform = unimax")
+    board = (out / "report" / "leaderboard.md").read_text().splitlines()
+    rows = [line.split("|")[3].strip() for line in board if line.startswith("| ") and "---" not in line]
+    assert names <= {name for cell in rows[1:] for name in cell.split(" = ")}

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from mixtune.report import verdict
 from mixtune.report.verdict import (
     BEATS,
     NO_DATA,
@@ -126,8 +127,9 @@ def test_among_winners_within_noise_of_each_other_the_cheapest_is_recommended():
     assert v.recommended == "b"
     text = sentence(v)
     assert text.startswith("**Train on b**: it beats the reference mixture natural")
-    assert "a beat(s) it too, within noise of b, which costs least (no method's runs)" in text
-    assert "; c also beat(s) it, by less beyond the spread." in text
+    assert "a beats it too, within noise of b, which costs least (no method's runs)" in text
+    assert "; c also beats it, by less beyond the spread." in text
+    assert verdict._beat(["u", "v", "w"], "also ") == "u, v and w also beat"
     # without costs the best on average stays the recommendation, and the sentence says why
     unknown = decide(values, "natural", "average")
     assert unknown.recommended == v.comparisons[0].mixture
