@@ -399,14 +399,18 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return sums[inverse] / counts[inverse]
 
 
-def cross_validated_rank_correlation(weights: np.ndarray, y: np.ndarray, regressor: str,
+def cross_validated_rank_correlation(weights: np.ndarray, values: np.ndarray, regressor: str,
                                      folds: int = 5, seed: int = 0,
                                      mix: np.ndarray | None = None) -> float:
     """Spearman between the target and out-of-fold predictions: each run predicted by a regressor
     fitted without its fold (folds from a seeded shuffle). What RegMix reports, minus a second
-    swarm. y is the target [n], or with `mix` the measures [n, m] it weighs (`fit_parts`)."""
-    weights, y = np.asarray(weights, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    parts, mix = (y[:, None], np.ones(1)) if mix is None else (y, np.asarray(mix, dtype=np.float64))
+    swarm. `values`: the target [n]; with `mix`, the measures [n, m] whose `mix`-weighted sum is
+    the target, fitted one by one (`fit_parts`)."""
+    weights, values = np.asarray(weights, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    if mix is None:
+        parts, mix = values[:, None], np.ones(1)
+    else:
+        parts, mix = values, np.asarray(mix, dtype=np.float64)
     y = parts @ mix
     folds = min(folds, len(y))
     if folds < 2:
