@@ -145,7 +145,7 @@ class RegMix(OfflineMethod):
         for i, w in enumerate(weights):
             file = ctx.write_weights(f"{MIXTURES_DIR}/{proxy_name(i)}.json", w)
             stages.append(ctx.train_stage(f"regmix/{proxy_name(i)}",
-                                          StaticConfig(weights=str(file)), ctx.cfg.proxy))
+                                          StaticConfig(weights=str(file)), ctx.cfg.proxy, brief=True))
         folders = yield ctx.train_group(stages, opts.executor_options(), logs="regmix/logs")
         swarm = read_swarm_runs([proxy_name(i) for i in range(n)], domains, weights, folders)
         ctx.on_main(lambda: write_swarm(ctx.out / "regmix", swarm))

@@ -124,8 +124,9 @@ class PlanContext:
         )
 
     def train_stage(self, name: str, mixing, spec: StageSpec, *, seed: int | None = None,
-                    deps: tuple[str, ...] = ()) -> Stage:
-        """A stage training one model; its identity holds a weights file's numbers, not its path."""
+                    deps: tuple[str, ...] = (), brief: bool = False) -> Stage:
+        """A stage training one model; its identity holds a weights file's numbers, not its path.
+        `brief`: one line when it ends, not the evaluation table (a swarm's many runs)."""
         tc = self.train_config(name, mixing, spec, seed)
         identity = tc.identity()
         if isinstance(mixing, StaticConfig) and mixing.weights.endswith(".json"):
@@ -135,7 +136,7 @@ class PlanContext:
                 if isinstance(value, str) and value.endswith(".json") and Path(value).is_file():
                     identity[f"{key}_weights"] = json.loads(Path(value).read_text())
         # A partial of a module function, not a closure: a swarm's stages run in other processes.
-        stage = Stage(name, identity, partial(_train, tc), deps=self.data_deps + deps)
+        stage = Stage(name, identity, partial(_train, tc, name if brief else None), deps=self.data_deps + deps)
         self.planned[name] = stage
         return stage
 
@@ -144,10 +145,15 @@ class PlanContext:
         return StageGroup(stages, executor, logs)
 
 
-def _train(tc: TrainConfig, _folder: Path) -> None:
+def _train(tc: TrainConfig, brief: str | None, _folder: Path) -> None:
+    """Train; `brief`: the stage's name, to say in one line how it ended instead of a table."""
     from mixtune.train.loop import run
 
-    run(tc)
+    folder = run(tc, table=brief is None)
+    if brief is not None and (folder / "eval.json").is_file():  # (ranks other than 0: none)
+        result = json.loads((folder / "eval.json").read_text())
+        log.info("stage %s: done, average log-ppl %.4f, worst %.4f (%s)", brief,
+                 result["average"], result["worst"], result["worst_domain"])
 
 
 def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:

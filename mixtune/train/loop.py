@@ -45,8 +45,8 @@ from mixtune.train.step import micro_batches, train_step
 log = logging.getLogger(__name__)
 
 
-def run(cfg: TrainConfig) -> Path:
-    """Train (or continue) the run described by `cfg`; return its folder."""
+def run(cfg: TrainConfig, *, table: bool = True) -> Path:
+    """Train (or continue) the run `cfg` describes; return its folder. `table`: print the scores."""
     schema.check(cfg, "train settings")
     dist = distributed.setup(cfg.device)
     ds = open_dataset(cfg.data)
@@ -103,7 +103,7 @@ def run(cfg: TrainConfig) -> Path:
     # The last step's path (also taken by a run resumed from its final checkpoint).
     result, downstream = _evaluate(model, mode, ds, seq_len, cfg, dist, amp, tasks, metrics,
                                    cfg.steps, tokens)
-    _finish(run_dir, model, mode, ds, cfg, seq_len, metrics, result, mixer.result(), downstream)
+    _finish(run_dir, model, mode, ds, cfg, seq_len, metrics, (result, downstream), mixer.result(), table)
     return run_dir.path
 
 
@@ -113,15 +113,18 @@ def _mixer(cfg: TrainConfig, ds, dist, amp, seq_len: int):
     return cfg.mixing.build(MixerContext(ds, dist.device, amp, budget))
 
 
-def _finish(run_dir: RunDir, model, mode, ds, cfg: TrainConfig, seq_len: int, metrics, result,
-            proposal, downstream) -> None:
-    """eval.json, the mixer's proposal and final/, from the full model (rank 0 writes)."""
+def _finish(run_dir: RunDir, model, mode, ds, cfg: TrainConfig, seq_len: int, metrics, scores,
+            proposal, table: bool) -> None:
+    """eval.json, the mixer's proposal and final/, from the full model (rank 0 writes); `scores`:
+    the final (validation, downstream) results."""
+    result, downstream = scores
     dist = run_dir.dist
     final = parallel.full_model(model, mode, dist)  # under FSDP every rank sends its shards
     if dist.is_main:
         metrics.close()
         run_dir.finish(final, ds, cfg, seq_len, result, proposal, downstream)
-        print(format_table(result), file=sys.stderr)
+        if table:
+            print(format_table(result), file=sys.stderr)
     distributed.barrier()
 
 

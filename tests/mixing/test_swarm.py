@@ -127,11 +127,11 @@ def test_a_killed_swarm_resumes_without_retraining_finished_proxies(tmp_path, mo
     path = write_config(tmp_path / "c.yaml", tmp_path / "out")
     real, calls = plan_module._train, []
 
-    def dies_on_the_fourth(tc, folder):
+    def dies_on_the_fourth(tc, brief, folder):
         calls.append(tc.out)
         if len(calls) == 4 and "regmix/proxy" in tc.out:
             raise KeyboardInterrupt  # as ^C in the middle of the swarm
-        real(tc, folder)
+        real(tc, brief, folder)
 
     monkeypatch.setattr(plan_module, "_train", dies_on_the_fourth)
     with pytest.raises(KeyboardInterrupt):
