@@ -314,19 +314,32 @@ def _fit_lightgbm(weights: np.ndarray, y: np.ndarray, seed: int) -> LightGBMMode
     return LightGBMModel(lightgbm.train(params, data, num_boost_round=LIGHTGBM_ROUNDS))
 
 
+PRIOR_SCALE = 16.0
+"""The log-linear fit's Gaussian prior on the law's exponents: t − mean t ~ N(0, PRIOR_SCALE²),
+with the noise taken as large as the target's variance (the most it can be), i.e. a penalty
+var(y) / PRIOR_SCALE² · |t − mean t|² on the squared residuals. It does not grow with the runs
+while their residuals do, so a swarm of tens of runs fits its law nearly as without it (|t| of a
+few, as laws have: the gap to the loss floor changing e-fold a few times from 0 to all of a
+domain). What the swarm leaves open stays flat instead: without it, a swarm that never gave a
+domain much weight, or as many parameters as runs, is interpolated exactly by exponents in the
+hundreds, and the law predicts 1e73 for the uniform mixture."""
+
+
 def _fit_loglinear(weights: np.ndarray, y: np.ndarray, seed: int,
                    restarts: int = 5) -> LogLinearModel:
-    """Least squares by Levenberg-Marquardt from `restarts` seeded starts; keeps the best.
+    """Penalised least squares (`PRIOR_SCALE`) by Levenberg-Marquardt from `restarts` seeded starts;
+    keeps the best.
 
     The loss surface of an exponential law has flat valleys, so one start can stall; a handful of
     random t's (c and k then set by linear least squares) finds the basin reliably."""
     rng = np.random.default_rng(seed)
+    root_lam = math.sqrt(max(float(np.var(y)), 1e-30)) / PRIOR_SCALE
     best, best_sse = None, math.inf
     for r in range(restarts):
         t0 = np.zeros(weights.shape[1]) if r == 0 else rng.normal(0.0, 1.0, weights.shape[1])
         c0, k0 = _linear_ck(weights, y, t0)
-        params = _levenberg_marquardt(weights, y, np.concatenate([[c0, k0], t0]))
-        sse = _sse(weights, y, params)
+        params = _levenberg_marquardt(weights, y, np.concatenate([[c0, k0], t0]), root_lam)
+        sse = _sse(weights, y, params, root_lam)
         if sse < best_sse:
             best, best_sse = params, sse
     assert best is not None
@@ -342,22 +355,34 @@ def _linear_ck(weights: np.ndarray, y: np.ndarray, t: np.ndarray) -> tuple[float
     return float(c), float(k)
 
 
-def _sse(weights: np.ndarray, y: np.ndarray, params: np.ndarray) -> float:
-    """Sum of squared residuals of `c + k exp(W t) - y`; a wild trial step overflows to inf (or
-    NaN), which the caller rejects."""
+def _residuals(weights: np.ndarray, y: np.ndarray, params: np.ndarray,
+               root_lam: float) -> np.ndarray:
+    """`c + k exp(W t) - y`, then the prior's `root_lam · (t − mean t)`; a wild trial step
+    overflows to inf (or NaN), which the caller rejects."""
+    t = params[2:]
     with np.errstate(over="ignore", invalid="ignore"):
-        return float(np.sum((params[0] + params[1] * np.exp(weights @ params[2:]) - y) ** 2))
+        fit = params[0] + params[1] * np.exp(weights @ t) - y
+    return np.concatenate([fit, root_lam * (t - t.mean())])
+
+
+def _sse(weights: np.ndarray, y: np.ndarray, params: np.ndarray, root_lam: float) -> float:
+    r = _residuals(weights, y, params, root_lam)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(r @ r)
 
 
 def _levenberg_marquardt(weights: np.ndarray, y: np.ndarray, params: np.ndarray,
-                         iterations: int = 500, tol: float = 1e-12) -> np.ndarray:
-    """Minimise the squared residuals of `c + k exp(W t) - y` over params = [c, k, t...]."""
+                         root_lam: float, iterations: int = 500, tol: float = 1e-12) -> np.ndarray:
+    """Minimise the squared `_residuals` over params = [c, k, t...]."""
+    k = weights.shape[1]
+    prior = np.column_stack([np.zeros((k, 2)), root_lam * (np.eye(k) - 1.0 / k)])  # d(t − mean t)
     damping = 1e-3
-    sse = _sse(weights, y, params)
+    sse = _sse(weights, y, params, root_lam)
     for _ in range(iterations):
         e = np.exp(weights @ params[2:])
-        r = params[0] + params[1] * e - y
-        jac = np.column_stack([np.ones_like(e), e, (params[1] * e)[:, None] * weights])
+        r = _residuals(weights, y, params, root_lam)
+        jac = np.vstack([np.column_stack([np.ones_like(e), e, (params[1] * e)[:, None] * weights]),
+                         prior])
         jtj, jtr = jac.T @ jac, jac.T @ r
         # Marquardt's scaling plus a tiny ridge: t's gauge direction makes J^T J singular.
         diag = np.diag(jtj) + 1e-12
@@ -367,7 +392,7 @@ def _levenberg_marquardt(weights: np.ndarray, y: np.ndarray, params: np.ndarray,
             except np.linalg.LinAlgError:  # numerically singular: damp harder
                 damping *= 10.0
                 continue
-            trial_sse = _sse(weights, y, trial)
+            trial_sse = _sse(weights, y, trial, root_lam)
             if np.isfinite(trial_sse) and trial_sse < sse:
                 break
             damping *= 10.0
