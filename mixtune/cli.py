@@ -162,6 +162,15 @@ def cmd_eval(args) -> int:
 def cmd_scales(args) -> int:
     from mixtune.model.catalog import scales_lines
 
+    for flag, value, ok, need in [
+        ("--vocab-size", args.vocab_size, args.vocab_size >= 1, "at least 1"),
+        ("--chinchilla-multiplier", args.chinchilla_multiplier, args.chinchilla_multiplier > 0,
+         "positive"),
+        ("--seq-len", args.seq_len, args.seq_len >= 1, "at least 1"),
+        ("--mfu", args.mfu, 0 < args.mfu <= 1, "a fraction in (0, 1]: 0.4 for 40%"),
+    ]:
+        if not ok:
+            raise UserError(f"{flag} {value:g}: must be {need}.")
     print("\n".join(scales_lines(args.vocab_size, args.chinchilla_multiplier, args.seq_len,
                                   args.mfu)))
     return 0
@@ -368,7 +377,7 @@ def _chain_commands(command) -> None:
                    "on it; repeatable (default: none)")
 
     p = command("demo", "the whole chain on generated domains with tiny models: a quick look "
-                "(about 2 minutes on 2 cores), or --full (about 6)", cmd_demo, stages_kept)
+                "(about 1.5 minutes on 2 cores), or --full (about 4)", cmd_demo, stages_kept)
     p.add_argument("--full", action="store_true",
                    help="the demo as configs/demo.yaml has it: 600 steps per model, enough for "
                    "DoReMi's weights to settle (default: off, the quick look: 150 steps)")

@@ -141,3 +141,15 @@ def test_a_command_that_ends_well_leaves_its_process_group(tmp_path, capsys):
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--mfu", "0"], "--mfu 0: must be a fraction in (0, 1]"),
+    (["--mfu", "40"], "--mfu 40: must be a fraction in (0, 1]: 0.4 for 40%"),
+    (["--chinchilla-multiplier", "-1"], "--chinchilla-multiplier -1: must be positive"),
+    (["--vocab-size", "0"], "--vocab-size 0: must be at least 1"),
+])
+def test_scales_refuses_values_out_of_range(flags, message, capsys):
+    assert main(["scales", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
