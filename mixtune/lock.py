@@ -82,9 +82,10 @@ class Lock:
         if fcntl is None:
             log.debug("no fcntl here: %s is used unlocked", self.folder)
             return self
+        made = not self.path.parent.exists()  # then an output left empty goes with the lock
         f = _locked_file(self.path, self.folder)
         if f is not None:
-            self._finalizer = weakref.finalize(self, _release, f, str(self.path), os.getpid())
+            self._finalizer = weakref.finalize(self, _release, f, str(self.path), os.getpid(), made)
             os.environ[HELD] = os.pathsep.join([*_held(), str(self.path)])
         return self
 
@@ -177,11 +178,14 @@ def _command() -> str:
     return shlex.join(["mixtune" if name == "__main__.py" else name, *argv[1:]])
 
 
-def _release(f, path: str, owner: int) -> None:
+def _release(f, path: str, owner: int, made: bool) -> None:
     # A forked child holds the same lock through its copy of the file: only its owner unlocks
     # (and removes the file, while still holding it, so that no one waits on a removed file).
     if os.getpid() == owner:
         Path(path).unlink(missing_ok=True)
+        folder = Path(path).parent
+        if made and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a run refused before it wrote anything leaves no empty output
         fcntl.flock(f, fcntl.LOCK_UN)
         os.environ[HELD] = os.pathsep.join(p for p in _held() if p != path)
     f.close()

@@ -217,3 +217,30 @@ def test_two_runs_of_one_config(tmp_path):
         first.wait()
     assert first.returncode == 0, log.read_text()[-3000:]
     assert (output / "summary.json").is_file() and not (output / lock.LOCK_FILE).exists()
+
+
+def test_a_folder_the_lock_made_goes_with_it_if_nothing_was_written(tmp_path):
+    with lock.hold(tmp_path / "new" / "out"):
+        assert (tmp_path / "new" / "out" / lock.LOCK_FILE).is_file()
+    assert not (tmp_path / "new" / "out").exists()  # refused before writing: no empty output
+    with lock.hold(tmp_path / "used"):
+        (tmp_path / "used" / "summary.json").write_text("{}")
+    assert (tmp_path / "used" / "summary.json").is_file()
+    (tmp_path / "empty").mkdir()
+    with lock.hold(tmp_path / "empty"):
+        pass
+    assert (tmp_path / "empty").is_dir()  # the user's own folder stays, empty or not
+
+
+def test_a_refused_run_leaves_no_empty_output(tmp_path):
+    from mixtune.pipeline import run_pipeline
+    from mixtune.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", train_tokens=4096, validation_tokens=512, seq_len=16,
+                         vocab=32)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump({"output": str(tmp_path / "out"), "data": {"dataset": str(data)},
+                                   "target": "wiki", "seeds": [0]}))
+    with pytest.raises(UserError, match="wiki"):
+        run_pipeline(cfg)
+    assert not (tmp_path / "out").exists()

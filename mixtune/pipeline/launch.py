@@ -27,10 +27,11 @@ def run_pipeline(config_path: str | Path, force: list[str] | None = None) -> Pat
     from mixtune.pipeline.plan import plan
     from mixtune.pipeline.runner import Runner
 
-    Path(cfg.output).mkdir(parents=True, exist_ok=True)
     # A second run into this output would redo its stages and replace its models: it refuses.
-    # The relaunch's ranks inherit the parent's lock (lock.py).
+    # The relaunch's ranks inherit the parent's lock (lock.py). The lock makes the folder, and
+    # removes it again if the run is refused before anything is written into it.
     with lock.hold(cfg.output):
+        Path(cfg.output).mkdir(parents=True, exist_ok=True)  # (where there is no lock to make it)
         if cfg.nproc > 1 and "WORLD_SIZE" not in os.environ:
             return _relaunch(cfg, Path(config_path), force)
         dist = distributed.setup(cfg.train.device)
