@@ -261,7 +261,10 @@ def parse(
     label = labels or Labels(flags=flags, source=source)
     if not isinstance(raw, Mapping):
         raise UserError(f"{label.section()}: expected a mapping of settings, got {_kind(raw)}.")
-    for key, who in (owned or {}).items():
+    # Keys of `cls` that another part of the program sets: the caller's, and the class's own
+    # (a ClassVar OWNED: {key: who sets it}). Refused by name, and left out of "known keys".
+    owned = {**getattr(cls, "OWNED", {}), **(owned or {})}
+    for key, who in owned.items():
         if key in raw:
             raise UserError(f"{label(key)}: not set here; {who}.")
     values = {**raw, **(fixed or {})}
@@ -275,7 +278,8 @@ def parse(
     named = [n for f in _named_fields(cls) for n in f.metadata["named"].names()]
     unknown = [k for k in values if k not in known and k not in named]
     if unknown:
-        raise UserError(_unknown_message(unknown, label, known + named))
+        raise UserError(_unknown_message(unknown, label, [k for k in known if k not in owned]
+                                         + named))
     obj = _build(cls, values, "", label, chosen)
     check(obj, labels=label)
     return obj

@@ -62,7 +62,8 @@ RUN_ERRORS = [
     ({"doremi": {"rounds": {"until": 0.1, "mx": 3}}}, r"unknown key 'mx' \(did you mean 'max'\?\)"),
     ({"doremi": {"rounds": True}}, r"doremi.rounds True: not an integer or a mapping"),
     ({"rounds": 2}, r"rounds: an option of the doremi method now; write it as doremi: \{rounds: N\}"),
-    ({"doremi": {"etta": 2}}, r"doremi: unknown key 'etta' \(did you mean 'eta'\?\)"),
+    ({"doremi": {"etta": 2}}, r"doremi: unknown key 'etta' \(did you mean 'eta'\?\); known keys: "
+                              r"proxy_sampling, eta,"),  # not reference, which is refused
     ({"doremi": {"eta": 0}}, r"doremi.eta 0: must be positive"),
     ({"doremi": {"smoothing": 1}}, r"doremi.smoothing 1: must be in \[0, 1\)"),
     ({"doremi": {"loss_normalization": "tokens"}}, r"use one of domain, token \(did you mean 'token'\?\)"),

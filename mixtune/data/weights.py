@@ -17,6 +17,7 @@ read everywhere a weights file is taken (any order, not necessarily normalised):
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -201,10 +202,9 @@ def weights_from_mapping(
             f"{where}: unknown domain(s) {', '.join(map(repr, unknown))}; "
             f"the dataset has {', '.join(domains)}."
         )
-    omitted = [d for d in domains if d not in obj]
+    omitted = tuple(d for d in domains if d not in obj)
     if omitted:
-        log.warning("%s leaves out domain(s) %s: they get weight 0 and are never sampled.",
-                    where, ", ".join(omitted))
+        _warn_omitted(where, omitted)
     w = np.zeros(len(domains))
     for i, d in enumerate(domains):
         if d not in obj:
@@ -263,3 +263,10 @@ def check_layout(layout: str) -> None:
     """Refuse an unknown weights-file layout before any work that would end in writing it."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown weights layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+
+
+@functools.cache
+def _warn_omitted(where: str, omitted: tuple[str, ...]) -> None:
+    """Once per process: a run reads its weights more than once (the loop, the model record)."""
+    log.warning("%s leaves out domain(s) %s: they get weight 0 and are never sampled.",
+                where, ", ".join(omitted))

@@ -19,11 +19,11 @@ import logging
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from mixtune.data.weights import as_dict, mixture_name, read_weights
-from mixtune.errors import UserError
 from mixtune.io import read_jsonl, remove, write_figure
 from mixtune.mixing.base import METHODS, OfflineMethod, Proposal, compute_lines
 from mixtune.mixing.doremi import DoReMiConfig
@@ -52,13 +52,13 @@ class IteratedDoReMiConfig(DoReMiConfig):
     """The `doremi:` section of a run: every round's proxy (eta, smoothing, loss_normalization,
     proxy_sampling) and the rounds."""
 
+    OWNED: ClassVar[dict[str, str]] = {
+        "reference": "each round's reference is trained by the pipeline"}
     rounds: int | Rounds = setting(1, check=_rounds_problem)
     """Rounds of iterated DoReMi: a number, or {until: tol, max: n} on ‖ᾱ − α_ref‖∞."""
 
     def validate(self, label) -> None:
-        if self.reference is not None:
-            raise UserError(f"{label('reference')}: not set here; each round's reference is "
-                            "trained by the pipeline.")
+        """Nothing of the proxy's to require: each round's reference is the pipeline's (OWNED)."""
 
     @property
     def max_rounds(self) -> int:

@@ -177,8 +177,8 @@ class RunConfig:
             problem = spec_problem(m)
             if problem:
                 raise UserError(
-                    f"{label('mixtures')}[{i}] {m!r}: {problem}, or reference, "
-                    f"{', '.join(methods)}"
+                    f"{label('mixtures')}[{i}] {m!r}: {problem}; a mixture is a weights spec or "
+                    f"one of reference, {', '.join(methods)}"
                     f"{schema.did_you_mean(m, ['reference', *methods, 'natural', 'uniform'])}."
                 )
         for m in self.mixtures:  # a method's defaults must do without a section (DoReMi's do)

@@ -23,6 +23,9 @@ def test_json_file_any_order_unnormalised_missing_excluded(tmp_path, caplog):
     f.write_text(json.dumps({"c": 2, "a": 6}))
     assert np.allclose(resolve_weights(str(f), DOMAINS, TOKENS), [0.75, 0.0, 0.25])
     assert "leaves out domain(s) b: they get weight 0" in caplog.text  # said, not silent
+    caplog.clear()
+    resolve_weights(str(f), DOMAINS, TOKENS)  # a run reads its weights twice: said once
+    assert "leaves out" not in caplog.text
 
 
 def test_doremi_layout_is_read(tmp_path):
