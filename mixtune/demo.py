@@ -17,7 +17,7 @@ def demo_config() -> dict:
 
 
 QUICK_STEPS = 150
-"""The quick look's steps per model: the whole chain and its report in about 2 minutes on two
+"""The quick look's steps per model: the whole chain and its report in about 1.5 minutes on two
 idle cores, too short for DoReMi's weights to settle (--full: demo.yaml's 600)."""
 
 
