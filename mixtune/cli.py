@@ -185,6 +185,11 @@ def cmd_run(args) -> int:
         os.environ.get("RANK") and os.environ.get("MIXTUNE_LAUNCHED")
     ):
         return 0
+    from mixtune.report.terminal import print_outcome
+
+    if (out / "summary.json").is_file():
+        print_outcome(out)
+        print()
     print(f"report: {out}/report/report.md")
     if (out / "mixtures" / "doremi.json").is_file():
         print(f"DoReMi weights: {out}/mixtures/doremi.json")
@@ -447,7 +452,10 @@ def _refuse_unknown(parser: argparse.ArgumentParser, args, extra: list[str]) -> 
     flags = [x.split("=")[0] for x in extra if x.startswith("--")]
     hints = "".join(f" ({f}: did you mean {m[0]}?)" for f in flags
                     if (m := difflib.get_close_matches(f, known, n=1)))
-    sub.error(f"unrecognized arguments: {' '.join(extra)}{hints}; see {sub.prog} --help")
+    # One line, as every other bad input: the hint, not argparse's whole usage block above it.
+    print(f"{sub.prog}: error: unrecognized arguments: {' '.join(extra)}{hints}; see {sub.prog} "
+          "--help", file=sys.stderr)
+    sys.exit(2)
 
 
 def _swarm_commands(command) -> None:

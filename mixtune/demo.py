@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from mixtune.pipeline import run_pipeline
-from mixtune.records import RunSummary
+from mixtune.report.terminal import print_outcome
 
 
 def demo_config() -> dict:
@@ -36,25 +35,6 @@ def run_demo(out: str | Path, steps: int | None = None, force: list[str] | None 
     config_path = out / "demo.yaml"
     config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     run_pipeline(config_path, force=force)
-    summary = RunSummary.from_json(json.loads((out / "summary.json").read_text()))
-    print_weights(summary)
-    print_mixtures(summary, out)
+    print_outcome(out)
     print(f"\nDoReMi weights: {out}/mixtures/doremi.json\nreport:         {out}/report/report.md")
     return out
-
-
-def print_weights(summary: RunSummary) -> None:
-    names = list(summary.mixtures)
-    print("\n" + "domain".ljust(16) + "".join(n.rjust(12) for n in names))
-    for d in summary.domains:
-        print(d.ljust(16) + "".join(f"{summary.mixtures[n][d]:12.3f}" for n in names))
-
-
-def print_mixtures(summary: RunSummary, out: Path) -> None:
-    from mixtune.report.collect import OutputFolder
-    from mixtune.report.tables import text_table
-    from mixtune.report.verdict_section import plain_sentence
-
-    folder = OutputFolder.read(out)
-    print("\n" + "\n".join(text_table(folder.table)))
-    print(plain_sentence(folder.verdict))

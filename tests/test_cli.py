@@ -75,6 +75,7 @@ def test_a_mistyped_flag_gets_a_did_you_mean(capsys):
     err = capsys.readouterr().err
     assert "mixtune train: error: unrecognized arguments: --weigths natural (--weigths: did " \
            "you mean --weights?)" in err
+    assert len(err.strip().splitlines()) == 1  # the hint alone, not the usage block
 
 
 def test_list_operations_tells_about_domains(capsys):

@@ -168,6 +168,9 @@ def test_pipeline_under_torchrun_nproc_2(tmp_path):
     assert proc.stdout.count("report:") == 1, proc.stdout + proc.stderr[-2000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert set(summary["mixtures"]) == {"natural", "doremi"}
+    # the outcome once, in the terminal: each mixture's weights and results, and the verdict
+    assert proc.stdout.count(summary["verdict"]["sentence"]) == 1, proc.stdout
+    assert proc.stdout.count("average log-ppl") == 1
     assert (tmp_path / "out" / "main" / "doremi" / "seed-0" / "final" / "config.json").is_file()
 
 

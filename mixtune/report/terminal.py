@@ -1,0 +1,25 @@
+"""What `mixtune run` and `mixtune demo` print when they finish: each mixture's weights, each
+mixture's results, and the verdict, in plain text (the report has the same in Markdown)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mixtune.records import RunSummary
+
+
+def print_outcome(out: Path) -> None:
+    """The weights, the results table and the verdict of the finished run in `out`."""
+    from mixtune.report.collect import OutputFolder
+    from mixtune.report.tables import text_table
+    from mixtune.report.verdict_section import plain_sentence
+
+    summary = RunSummary.from_json(json.loads((out / "summary.json").read_text()))
+    names = list(summary.mixtures)
+    print("\n" + "domain".ljust(16) + "".join(n.rjust(12) for n in names))
+    for d in summary.domains:
+        print(d.ljust(16) + "".join(f"{summary.mixtures[n][d]:12.3f}" for n in names))
+    folder = OutputFolder.read(out)
+    print("\n" + "\n".join(text_table(folder.table)))
+    print(plain_sentence(folder.verdict))
