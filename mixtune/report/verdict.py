@@ -229,7 +229,7 @@ def _beats_sentence(v: Verdict, name, what: str, digits: int) -> str:
     if group:
         cost = v.costs.get(pick.mixture)
         why = ("the best on average; their costs are unknown" if cost is None else
-               "which costs least (no method's runs)" if cost == 0 else
+               "which costs least (no method's runs in this run)" if cost == 0 else
                f"which costs least ({cost:.0%} of a main run beyond its own)")
         text += (f". {_beat([name(m) for m in group])} it too, within noise of "
                  f"{name(pick.mixture)}, {why}")

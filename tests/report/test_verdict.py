@@ -127,7 +127,7 @@ def test_among_winners_within_noise_of_each_other_the_cheapest_is_recommended():
     assert v.recommended == "b"
     text = sentence(v)
     assert text.startswith("**Train on b**: it beats the reference mixture natural")
-    assert "a beats it too, within noise of b, which costs least (no method's runs)" in text
+    assert "a beats it too, within noise of b, which costs least (no method's runs in this run)" in text
     assert "; c also beats it, by less beyond the spread." in text
     assert verdict._beat(["u", "v", "w"], "also ") == "u, v and w also beat"
     # without costs the best on average stays the recommendation, and the sentence says why
