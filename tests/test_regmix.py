@@ -71,15 +71,15 @@ def test_a_target_over_several_domains_fits_one_law_per_domain():
 
 
 def test_a_swarm_that_leaves_a_domain_open_is_not_extrapolated_wildly():
-    # 4 runs for 3 domains (as many parameters as runs), web never above 3%: without a prior on
-    # the exponents the law interpolated these exactly with t_web ~ 375 and predicted 4e73 for
-    # the uniform mixture. With it, every mixture stays within the measured range's neighbourhood.
+    # 4 runs for 3 domains (as many parameters as runs), web never above 3%: the law interpolates
+    # these exactly with t_web ~ 375, and predicted 4e73 for the uniform mixture unbounded. Now
+    # every mixture's prediction stays within the measured range widened by its width.
     w = np.array([[0.3209, 0.6472, 0.0319], [0.1289, 0.8711, 0.0], [0.0, 1.0, 0.0],
                   [0.9996, 0.0004, 0.0]])
     y = np.array([6.8508, 6.8398, 6.8476, 6.8917])
     model = regmix.fit(w, y, "loglinear")
-    assert np.abs(model.t).max() < 10
     span = np.ptp(y)
+    assert (model.low, model.high) == pytest.approx((y.min() - span, y.max() + span))
     probe = np.vstack([np.full(3, 1 / 3), np.eye(3)])
     assert np.all(np.abs(model.predict(probe) - y.mean()) < 2 * span)
     assert np.abs(model.predict(w) - y).max() < span / 4  # still fits what it saw

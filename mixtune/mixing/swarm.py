@@ -71,8 +71,8 @@ class RegMixConfig:
     {domain: weight}, downstream or downstream:<suite> (eval: must score tasks)."""
     regressor: Literal["lightgbm", "loglinear"] = "lightgbm"
     """lightgbm (RegMix's) or loglinear, the data-mixing law L = c + k·exp(Σ t_j·w_j), one per
-    measure of the target, summed with its weights (fitted with a weak prior on t, which keeps
-    what the swarm leaves open flat)."""
+    measure of the target, summed with its weights (its predictions bounded to the swarm's
+    measured range, widened by its width)."""
     candidates: int = setting(100_000, check=at_least(1))
     """Mixtures sampled in the search."""
     top: int = setting(100, check=at_least(1))
