@@ -161,16 +161,17 @@ def cmd_eval(args) -> int:
 
 def cmd_scales(args) -> int:
     from mixtune.model.catalog import scales_lines
+    from mixtune.schema import at_least, positive
 
-    for flag, value, ok, need in [
-        ("--vocab-size", args.vocab_size, args.vocab_size >= 1, "at least 1"),
-        ("--chinchilla-multiplier", args.chinchilla_multiplier, args.chinchilla_multiplier > 0,
-         "positive"),
-        ("--seq-len", args.seq_len, args.seq_len >= 1, "at least 1"),
-        ("--mfu", args.mfu, 0 < args.mfu <= 1, "a fraction in (0, 1]: 0.4 for 40%"),
-    ]:
-        if not ok:
-            raise UserError(f"{flag} {value:g}: must be {need}.")
+    def fraction(v) -> str | None:  # the MFU a user may well write as a percentage
+        return None if 0 < v <= 1 else "must be a fraction in (0, 1]: 0.4 for 40%"
+
+    for flag, value, check in [("--vocab-size", args.vocab_size, at_least(1)),
+                               ("--chinchilla-multiplier", args.chinchilla_multiplier, positive),
+                               ("--seq-len", args.seq_len, at_least(1)),
+                               ("--mfu", args.mfu, fraction)]:
+        if problem := check(value):
+            raise UserError(f"{flag} {value:g}: {problem}.")
     print("\n".join(scales_lines(args.vocab_size, args.chinchilla_multiplier, args.seq_len,
                                   args.mfu)))
     return 0

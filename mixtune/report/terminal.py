@@ -3,10 +3,7 @@ mixture's results, and the verdict, in plain text (the report has the same in Ma
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-from mixtune.records import RunSummary
 
 
 def print_outcome(out: Path) -> None:
@@ -15,11 +12,11 @@ def print_outcome(out: Path) -> None:
     from mixtune.report.tables import text_table
     from mixtune.report.verdict_section import plain_sentence
 
-    summary = RunSummary.from_json(json.loads((out / "summary.json").read_text()))
+    folder = OutputFolder.read(out)  # summary.json and the runs, read once
+    summary = folder.summary
     names = list(summary.mixtures)
     print("\n" + "domain".ljust(16) + "".join(n.rjust(12) for n in names))
     for d in summary.domains:
         print(d.ljust(16) + "".join(f"{summary.mixtures[n][d]:12.3f}" for n in names))
-    folder = OutputFolder.read(out)
     print("\n" + "\n".join(text_table(folder.table)))
     print(plain_sentence(folder.verdict))
