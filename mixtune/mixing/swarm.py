@@ -139,7 +139,7 @@ class RegMix(OfflineMethod):
         opts, domains = self.opts, ctx.domains
         n = swarm_size(opts.proxies, len(domains))
         target = check_target(ctx.cfg.target if opts.target is None else opts.target, domains,
-                              "regmix.target")
+                              ctx.label("regmix.target"))
         prior = ctx.tokens / ctx.tokens.sum()
         weights = regmix.candidate_mixtures(len(domains), np.maximum(prior, 1e-12), n, opts.seed)
         stages = []

@@ -10,6 +10,7 @@ gain-only LayerNorm and applies qk-norm over the full width; Qwen3 uses RMSNorm,
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from transformers import (
     Qwen3Config,
     Qwen3ForCausalLM,
 )
+from transformers.utils import logging as hf_logging
 
 from mixtune.data.store import tokenizer_hash
 from mixtune.model.scales import get_scale
@@ -71,6 +73,20 @@ def same_tokenizer(final: Path, dataset) -> bool:
 def load_model(path: str | Path) -> PreTrainedModel:
     """Load a trained model: a run folder or its `final/` (safetensors, no custom code, no pickle)."""
     path = final_dir(Path(path)) or Path(path)
-    return AutoModelForCausalLM.from_pretrained(
-        str(path), attn_implementation="sdpa", use_safetensors=True
-    )
+    with _no_progress_bar():
+        return AutoModelForCausalLM.from_pretrained(
+            str(path), attn_implementation="sdpa", use_safetensors=True
+        )
+
+
+@contextmanager
+def _no_progress_bar():
+    """Without transformers' "Loading weights" bar: a tiny model loads in milliseconds, and a bar
+    per load fills a user's loop's output. Restored after, as the caller had it."""
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()

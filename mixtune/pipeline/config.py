@@ -234,8 +234,8 @@ def load_run_config(path: Path) -> RunConfig:
 
 
 def _rel(base: Path, p: str) -> Path:
-    p = Path(os.path.expanduser(p))
-    return p if p.is_absolute() else base / p
+    # resolve(): `../runs` beside examples/ prints as /…/runs, not /…/examples/../runs
+    return (base / os.path.expanduser(p)).resolve()
 
 
 def _weights_path(base: Path, spec: str) -> str:

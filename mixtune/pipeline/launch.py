@@ -35,7 +35,7 @@ def run_pipeline(config_path: str | Path, force: list[str] | None = None) -> Pat
         if cfg.nproc > 1 and "WORLD_SIZE" not in os.environ:
             return _relaunch(cfg, Path(config_path), force)
         dist = distributed.setup(cfg.train.device)
-        return Runner(Path(cfg.output), dist, force, stage_names(cfg)).drive(plan(cfg, dist))
+        return Runner(Path(cfg.output), dist, force, stage_names(cfg)).drive(plan(cfg, dist, str(config_path)))
 
 
 def _relaunch(cfg: RunConfig, config_path: Path, force: list[str]) -> Path:

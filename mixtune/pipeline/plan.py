@@ -65,6 +65,8 @@ class PlanContext:
     data_path: Path
     data_deps: tuple[str, ...]
     dist: distributed.Dist
+    source: str = ""
+    """The run YAML, named in the errors its values cause against the dataset ("" from Python)."""
     planned: dict[str, Stage] = field(default_factory=dict)
     """Train stages planned so far, by name (a main run identical to one of them reuses it)."""
 
@@ -93,9 +95,18 @@ class PlanContext:
         tokens = spec.steps * spec.global_batch * seq_len
         return tokens * flops_per_token(spec.scale, self.dataset.vocab_size, seq_len)
 
-    def weights(self, spec: str) -> np.ndarray:
-        return resolve_weights(spec, self.domains, self.dataset.counts("train"),
-                               budget_tokens=self.main_tokens)
+    def weights(self, spec: str, key: str = "reference_weights") -> np.ndarray:
+        """The weights of `spec`, the YAML's `key`; a spec the dataset refuses (a file naming a
+        domain it lacks) is an error naming the YAML and the key."""
+        try:
+            return resolve_weights(spec, self.domains, self.dataset.counts("train"),
+                                   budget_tokens=self.main_tokens)
+        except UserError as e:
+            raise UserError(f"{self.label(key)}: {e}") from None
+
+    def label(self, key: str) -> str:
+        """`key` of the run YAML as an error names it: `run.yaml: key`."""
+        return f"{self.source}: {key}" if self.source else key
 
     def on_main(self, write) -> None:
         """Call `write()` on rank 0 alone (a file every rank then reads), then wait for it."""
@@ -156,8 +167,8 @@ def _train(tc: TrainConfig, brief: str | None, _folder: Path) -> None:
                  result["average"], result["worst"], result["worst_domain"])
 
 
-def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
-    """Every stage of the run, in order; returns the output folder."""
+def plan(cfg: RunConfig, dist: distributed.Dist, source: str = "") -> Plan:
+    """Every stage of the run, in order; returns the output folder. `source`: the run YAML."""
     out = Path(cfg.output)
     if cfg.data.dataset is not None:
         data, data_deps = Path(cfg.data.dataset), ()
@@ -169,14 +180,14 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
     ds = open_dataset(data)
     if len(ds.domains) == 1:
         log.warning("the dataset has one domain (%s): every mixture is the same.", ds.domains[0])
-    check_target(cfg.target, ds.domains)  # before anything trains for it
-    ctx = PlanContext(cfg, out, ds, data, data_deps, dist)
+    ctx = PlanContext(cfg, out, ds, data, data_deps, dist, source)
+    check_target(cfg.target, ds.domains, ctx.label("target"))  # before anything trains for it
     mixtures: dict[str, tuple[np.ndarray | None, tuple[str, ...]]] = {}
     methods: dict[str, dict] = {}  # each method's record, under its name in summary.json
     capped: dict[str, dict] = {}  # the proposals the repetition cap changed
     origins: dict[str, str] = {}  # mixture -> the method behind it
     offline = {}
-    for m in cfg.mixtures:
+    for i, m in enumerate(cfg.mixtures):
         if m == "reference":
             _add(mixtures, baseline_name(cfg), ctx.weights(cfg.reference_weights), ())
         elif METHOD_OPTIONS.is_offline(m):
@@ -190,7 +201,7 @@ def plan(cfg: RunConfig, dist: distributed.Dist) -> Plan:
             mixtures[m], methods[m] = (None, ()), _online_record(ctx)
             origins[m] = m
         else:
-            _add(mixtures, mixture_name(m), ctx.weights(m), ())
+            _add(mixtures, mixture_name(m), ctx.weights(m, f"mixtures[{i}]"), ())
     fixed = {n: w for n, (w, _) in mixtures.items() if w is not None}
     for m, method in offline.items():  # e.g. RegMix's predicted target of every mixture
         methods[m].update(method.annotate(fixed))

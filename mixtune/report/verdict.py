@@ -198,8 +198,18 @@ def _separated(values: dict[str, dict[str, float]], a: str, b: str) -> bool:
     return low is not None and (low > 0 or high < 0)
 
 
-def sentence(v: Verdict, name=str, target_text=str, digits: int = 4) -> str:
-    """The verdict in one plain sentence (two where it helps), names as `name` writes them."""
+def _md_bold(text: str) -> str:
+    return f"**{text}**"
+
+
+def _md_code(text: str) -> str:
+    return f"`{text}`"
+
+
+def sentence(v: Verdict, name=str, target_text=str, digits: int = 4, *, bold=_md_bold,
+             code=_md_code) -> str:
+    """The verdict in one sentence (two where it helps), names as `name` writes them; Markdown
+    by default, plain text with `bold` and `code` as `str`."""
     ref = name(v.reference)
     what = target_text(v.target)
     if v.outcome == NO_DATA:
@@ -207,22 +217,22 @@ def sentence(v: Verdict, name=str, target_text=str, digits: int = 4) -> str:
                 "of another mixture with the same seed.")
     best = next(c for c in v.comparisons if c.n)
     if v.outcome == BEATS:
-        return _beats_sentence(v, name, what, digits)
+        return _beats_sentence(v, name, what, digits, bold)
     evidence = _evidence(best, digits)
     if v.outcome == WITHIN_NOISE:
-        need = _seeds_needed(best)
-        return (f"**Keep the reference mixture {ref}**: the difference is within noise. The best "
-                f"on average, {name(best.mixture)}, is {evidence} on the {what}, which the seed "
-                f"spread does not separate from 0{need}.")
+        need = _seeds_needed(best, code)
+        return (f"{bold(f'Keep the reference mixture {ref}')}: the difference is within noise. "
+                f"The best on average, {name(best.mixture)}, is {evidence} on the {what}, which "
+                f"the seed spread does not separate from 0{need}.")
     worst = [name(c.mixture) for c in v.comparisons if c.worse]
     worse = f" ({', '.join(worst)} worse beyond the spread)" if worst else ""
-    return (f"**Keep the reference mixture {ref}**: no mixture beats it on the {what}: the "
-            f"closest, {name(best.mixture)}, is {evidence}{worse}.")
+    return (f"{bold(f'Keep the reference mixture {ref}')}: no mixture beats it on the {what}: "
+            f"the closest, {name(best.mixture)}, is {evidence}{worse}.")
 
 
-def _beats_sentence(v: Verdict, name, what: str, digits: int) -> str:
+def _beats_sentence(v: Verdict, name, what: str, digits: int, bold) -> str:
     pick = next(c for c in v.comparisons if c.mixture == v.recommended)
-    text = (f"**Train on {name(pick.mixture)}**: it beats the reference mixture {name(v.reference)} "
+    text = (f"{bold(f'Train on {name(pick.mixture)}')}: it beats the reference mixture {name(v.reference)} "
             f"on the {what} beyond the seed spread: {_evidence(pick, digits)}")
     group = [m for m in [next(c.mixture for c in v.comparisons if c.beats), *v.tied]
              if m != pick.mixture]
@@ -253,9 +263,10 @@ def _evidence(c: Comparison, digits: int) -> str:
             f"[{c.low:+.{digits}f}, {c.high:+.{digits}f}])")
 
 
-def _seeds_needed(c: Comparison) -> str:
+def _seeds_needed(c: Comparison, code) -> str:
     if c.seeds_needed is None:
-        return ("; the spread between seeds is unknown: run at least 3 seeds (`seeds: [0, 1, 2]`)"
+        return (f"; the spread between seeds is unknown: run at least 3 seeds "
+                f"({code('seeds: [0, 1, 2]')})"
                 if c.n < 2 else "; no feasible number of seeds would resolve a difference this "
                 "small at this spread")
     if c.n >= c.seeds_needed:  # the interval excludes 0 on the other side: the mixture is worse

@@ -23,7 +23,7 @@ WORDS = {"beats": "better, beyond the spread", "worse": "worse, beyond the sprea
 
 def plain_sentence(v: Verdict) -> str:
     """The verdict sentence without Markdown (summary.json, the leaderboard page, the terminal)."""
-    return sentence(v, target_text=target_text).replace("**", "")
+    return sentence(v, target_text=target_text, bold=str, code=str)
 
 
 def verdict_section(v: Verdict) -> list[str]:

@@ -89,9 +89,19 @@ pytestmark_slow = pytest.mark.slow
 @pytestmark_slow
 def test_an_unknown_target_domain_stops_the_run_before_any_proxy_trains(tmp_path):
     path = write_config(tmp_path / "c.yaml", tmp_path / "out", regmix={"target": "web"})
-    with pytest.raises(UserError, match="regmix.target: no domain 'web'"):
+    with pytest.raises(UserError, match="regmix.target: no domain 'web'") as e:
         run_pipeline(path)
+    assert str(e.value).startswith(f"{path}: regmix.target")  # names the YAML it came from
     assert not (tmp_path / "out" / "regmix").exists()
+
+
+@pytestmark_slow
+def test_a_weights_file_the_dataset_refuses_names_the_yaml_and_its_key(tmp_path):
+    (tmp_path / "w.json").write_text('{"web": 1}')
+    path = write_config(tmp_path / "c.yaml", tmp_path / "out", mixtures=["reference", "w.json"])
+    with pytest.raises(UserError, match=r"c.yaml: mixtures\[1\]: weights file .*w.json: "
+                                        "unknown domain"):
+        run_pipeline(path)
 
 
 @pytestmark_slow

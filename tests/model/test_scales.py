@@ -120,3 +120,18 @@ def test_scales_says_which_names_are_one_model():
     assert lines.index(notes[0]) == 1 + len(SCALES)  # under the shapes table
     assert count_params("120M", 50_277)[0] == pytest.approx(124e6, rel=0.005)
     assert count_params("280M", 256_000)[0] == pytest.approx(282e6, rel=0.005)
+
+
+def test_load_model_draws_no_progress_bar_and_leaves_the_setting_as_it_was(tmp_path, capfd):
+    """The Python API's load_model: no "Loading weights" bar per load in a user's loop, and
+    transformers' own switch as the caller had it afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    from mixtune.model.build import build_model, load_model
+
+    build_model("tiny", 64, 16, 0, seed=0).save_pretrained(tmp_path)
+    capfd.readouterr()
+    hf_logging.enable_progress_bar()
+    load_model(tmp_path)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()

@@ -85,7 +85,10 @@ def test_one_seed_never_makes_a_win():
     assert not v.comparisons[0].beats and v.comparisons[0].std is None
     text = sentence(v)
     assert "with one seed (no spread: one seed never makes a win)" in text
-    assert "the spread between seeds is unknown: run at least 3 seeds" in text
+    assert "the spread between seeds is unknown: run at least 3 seeds (`seeds: [0, 1, 2]`)" in text
+    plain = sentence(v, bold=str, code=str)  # summary.json's, the terminal's, the leaderboard's
+    assert "*" not in plain and "`" not in plain and "(seeds: [0, 1, 2])" in plain
+    assert plain.startswith("Keep the reference mixture natural: the difference is within noise")
 
 
 def test_one_paired_seed_borrows_the_spread_the_run_shows_elsewhere():
