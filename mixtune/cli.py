@@ -13,9 +13,13 @@ import difflib
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mixtune.errors import UserError
+
+log = logging.getLogger("mixtune")
 
 RESUME = "rerun the same command to continue from the last checkpoint."
 
@@ -246,28 +250,81 @@ def cmd_swarm_fit(args) -> int:
     from mixtune import regmix
     from mixtune.tables import aligned
 
+    if args.seed < 0:
+        raise UserError(f"--seed {args.seed}: must be at least 0.")
+    # Every file is read and the output checked before the fit and its cross-validation.
     swarm = regmix.read_swarm(args.mixtures, args.results)
-    fitted = regmix.fit_swarm(swarm, regmix.parse_target(args.target), args.regressor, args.seed)
-    if args.predict:
-        from mixtune.io import write_text_atomic
-
-        ids, predicted = regmix.predict_file(fitted.model, swarm.domains, args.predict)
-        out = Path(args.out or "predicted.csv")
-        write_text_atomic(out, "id,predicted\n" + "".join(
-            f"{i},{v:.6g}\n" for i, v in zip(ids, predicted, strict=True)))
+    target = regmix.parse_target(args.target)
+    regmix.target_parts(swarm, target)
+    candidates = regmix.read_candidates(args.predict, swarm.domains) if args.predict else None
+    out = _output_file(args.out or ("predicted.csv" if args.predict else "proposal.json"),
+                       [args.mixtures, args.results] + ([args.predict] if args.predict else []))
+    fitted = regmix.fit_swarm(swarm, target, args.regressor, args.seed)
+    n, rho = len(swarm.ids), fitted.rank_correlation
+    if fitted.flat:
+        log.warning("the %s fit predicts one value for every run: it learned nothing from %d runs "
+                    "(LightGBM splits only with 10 or more; try --regressor loglinear, or more "
+                    "runs). The proposal is the swarm's mean mixture, no evidence.",
+                    args.regressor, n)
+    elif rho < 0.5:
+        log.warning("out-of-fold rank correlation %.3f: too low to trust the fit's ranking, so "
+                    "its proposal is weak evidence (more runs, or the other --regressor).", rho)
+    if candidates is not None:
+        id_column, ids, weights = candidates
+        rows = zip(ids, fitted.model.predict(weights), strict=True)
+        _write_csv(out, [id_column, "predicted"], [[i, f"{v:.6g}"] for i, v in rows])
         print(f"predictions for {len(ids)} mixtures: {out}")
         return 0
     print("\n".join(aligned([["domain", "proposed weight"]] + [
         [d, f"{w:.4f}"] for d, w in zip(swarm.domains, fitted.proposal, strict=True)])))
     print(f"\npredicted {args.target}: " + ", ".join(
         f"{name} {v:.4f}" for name, v in fitted.predicted.items()))
-    print(f"out-of-fold rank correlation of the {args.regressor} fit over {len(swarm.ids)} runs: "
-          f"{fitted.rank_correlation:.3f}")
-    if args.out:
+    print(f"out-of-fold rank correlation of the {args.regressor} fit over {n} runs: {rho:.3f}")
+    if out.suffix.lower() == ".csv":  # M.csv's layout: a row to hand back as --predict
+        _write_csv(out, ["id", *swarm.domains],
+                   [["proposal", *(f"{w:.6g}" for w in fitted.proposal)]])
+    else:
         from mixtune.data.weights import write_weights
 
-        print(f"proposal: {write_weights(args.out, fitted.proposal, swarm.domains)}")
+        with _writing_output(out):
+            write_weights(out, fitted.proposal, swarm.domains)
+    print(f"proposal: {out}")
     return 0
+
+
+def _output_file(path: str, inputs: list[str]) -> Path:
+    """An --out file, checked before any work: not one of the inputs, not a folder or a device
+    (an atomic write would rename a file over /dev/null)."""
+    out = Path(path)
+    for given in inputs:
+        if out.resolve() == Path(given).resolve():
+            raise UserError(f"--out {out}: that is an input ({given}); write elsewhere.")
+    if out.exists() and not out.is_file():
+        raise UserError(f"--out {out}: {'a folder' if out.is_dir() else 'not a regular file'}; "
+                        "give the path of a file to write.")
+    return out
+
+
+@contextmanager
+def _writing_output(out: Path) -> Iterator[None]:
+    """A file the user named that cannot be written (no permission, a parent that is a file) is
+    their mistake to fix: one line, no traceback."""
+    try:
+        yield
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write it ({e.strerror or e}).") from None
+
+
+def _write_csv(out: Path, header: list[str], rows: list[list[str]]) -> None:
+    import csv
+    import io
+
+    from mixtune.io import write_text_atomic
+
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([header, *rows])  # quotes what needs it
+    with _writing_output(out):
+        write_text_atomic(out, text.getvalue())
 
 
 def cmd_config(args) -> int:
@@ -323,7 +380,7 @@ def _step_commands(command) -> None:
     _train_commands(command)
 
     p = command("eval", "score a model: per-domain validation log-ppl, downstream tasks (CORE, ...)",
-                cmd_eval, "interrupted; nothing was written.")
+                cmd_eval, "nothing was written.")
     p.add_argument("model", help="run folder (or its final/), Hugging Face model folder, or .gguf file")
     schema.add_flags(p, EvalOptions)
 
@@ -395,7 +452,7 @@ def _chain_commands(command) -> None:
                    help="as for mixtune run (default: none)")
 
     p = command("report", "(re)write OUTPUT/report/ from a finished or partial run", cmd_report,
-                "interrupted; the report is written atomically, rerun to write it.")
+                "the report is written atomically, rerun to write it.")
     p.add_argument("output", help="output folder of mixtune run")
 
     _leaderboard_command(command)
@@ -468,7 +525,7 @@ def _swarm_commands(command) -> None:
     p = swarm.add_parser("fit", help="fit a regressor on a swarm's mixtures and results; propose "
                          "the mixture with the best predicted target, or predict given mixtures",
                          description="fit a regressor on a swarm's mixtures and results (RegMix)")
-    p.set_defaults(func=cmd_swarm_fit, interrupted="interrupted; nothing was written.")
+    p.set_defaults(func=cmd_swarm_fit, interrupted="nothing was written.")
     p.add_argument("--mixtures", required=True, metavar="M.csv",
                    help="id column, then one weight column per training domain (or RegMix's "
                    "train_<domain> columns)")
@@ -483,9 +540,11 @@ def _swarm_commands(command) -> None:
                    help="predict these mixtures (M.csv's layout) instead of proposing one "
                    "(default: none)")
     p.add_argument("--out", default=None,
-                   help="the predictions (with --predict; default predicted.csv) or the proposal's "
-                   "weights file (default: printed only)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the fit and the search (default: 0)")
+                   help="the predictions (with --predict; default predicted.csv) or the proposal: "
+                   "a weights file for mixtures: (default proposal.json), or a .csv in M.csv's "
+                   "layout")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the fit and the search (default: 0)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,6 +74,11 @@ class Model(Protocol):
 
     def predict(self, weights: np.ndarray) -> np.ndarray: ...
 
+    @property
+    def k_domains(self) -> int:
+        """k: the domains it was fitted on."""
+        ...
+
 
 # ---- reading a swarm ---------------------------------------------------------------------------
 
@@ -85,7 +90,15 @@ def read_swarm(mixtures_csv: Path | str, results_csv: Path | str) -> Swarm:
     and the column."""
     m_path, r_path = Path(mixtures_csv), Path(results_csv)
     m_ids, domains, weights = read_mixtures(m_path)
-    r_ids, measures, r_rows = _read_table(r_path)
+    if len(domains) < 2:
+        raise UserError(f"{m_path}: header: one domain ({domains[0]!r}); a mixture needs two or "
+                        "more.")
+    unused = np.flatnonzero(weights.max(axis=0) == 0)
+    if unused.size:
+        raise UserError(f"{m_path}: column {domains[unused[0]]!r}: 0 in every run, so the swarm "
+                        "says nothing of that domain; drop the column, or add runs that train on "
+                        "it.")
+    _, r_ids, measures, r_rows = _read_table(r_path)
     measures = _unique([_measure_name(c) for c in measures], r_path)
     _check_same_ids(m_ids, r_ids, m_path, r_path)
     if len(m_ids) < len(domains) + 1:
@@ -104,22 +117,28 @@ def read_swarm(mixtures_csv: Path | str, results_csv: Path | str) -> Swarm:
 def read_mixtures(path: Path | str) -> tuple[list[str], list[str], np.ndarray]:
     """A mixtures CSV alone (M.csv's layout, or RegMix's `train_<domain>` columns): its ids, its
     domains and the weights [n, k], each row summing to 1."""
-    path = Path(path)
-    ids, domains, rows = _read_table(path)
+    _, ids, domains, weights = _read_mixtures(Path(path))
+    return ids, domains, weights
+
+
+def _read_mixtures(path: Path) -> tuple[str, list[str], list[str], np.ndarray]:
+    id_column, ids, domains, rows = _read_table(path)
     if all(d.startswith("train_") for d in domains):  # RegMix's published M.csv
         domains = _unique([d.removeprefix("train_") for d in domains], path)
     weights = np.empty((len(ids), len(domains)))
     for i, (rid, cells) in enumerate(zip(ids, rows, strict=True)):
         weights[i] = _weight_row(cells, domains, _where(path, i, rid))
-    return ids, domains, weights
+    return id_column, ids, domains, weights
 
 
-def _read_table(path: Path) -> tuple[list[str], list[str], list[list[str]]]:
-    """(ids, column names after the id column, cells per row) of a CSV; refuses a ragged file,
-    duplicate ids or columns and empty ids."""
+def _read_table(path: Path) -> tuple[str, list[str], list[str], list[list[str]]]:
+    """(the id column's name, ids, column names after the id column, cells per row) of a CSV;
+    refuses a ragged file, duplicate ids or columns and empty ids."""
     try:
-        with path.open(newline="") as f:
-            rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name;
+        # skipinitialspace: `a, "b"` is two cells, as it reads.
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f, skipinitialspace=True) if any(c.strip() for c in r)]
     except FileNotFoundError:
         raise UserError(f"{path}: not found.") from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
@@ -144,7 +163,7 @@ def _read_table(path: Path) -> tuple[list[str], list[str], list[list[str]]]:
         ids.append(rid)
     if not ids:
         raise UserError(f"{path}: no data rows under the header.")
-    return ids, columns, [[c.strip() for c in row[1:]] for row in rows[1:]]
+    return header[0], ids, columns, [[c.strip() for c in row[1:]] for row in rows[1:]]
 
 
 def _unique(columns: list[str], path: Path) -> list[str]:
@@ -198,7 +217,7 @@ def _weight_row(cells: list[str], domains: list[str], where: str) -> np.ndarray:
         if value < 0:
             raise UserError(f"{where}, column {domain!r}: negative weight {value:g}.")
     total = float(row.sum())
-    if abs(total - 1.0) > SUM_TOLERANCE:
+    if abs(total - 1.0) > SUM_TOLERANCE + 1e-9:  # 0.33 * 3 is 0.9900000000000001 in floats
         raise UserError(f"{where}, columns {domains[0]!r}..{domains[-1]!r}: the weights sum to "
                         f"{total:.4g}, not 1 (+-{SUM_TOLERANCE}).")
     return row / total
@@ -217,10 +236,14 @@ def target_parts(swarm: Swarm, target: str | Mapping[str, float]) -> tuple[np.nd
         mix = {target: 1.0} if isinstance(target, str) else dict(target)
     if not mix:
         raise UserError("target: an empty mapping; name one or more measures.")
+    # RegMix's column names (`metric/web_val_loss`) name the measure they were read as.
+    mix = {n if n in swarm.measures else _measure_name(n): w for n, w in mix.items()}
     for name, w in mix.items():
         if name not in swarm.measures:
             raise UserError(f"target: no measure {name!r}; the measures are "
                             f"{', '.join(swarm.measures)} (or \"average\").")
+        if isinstance(w, bool) or not isinstance(w, int | float):
+            raise UserError(f"target: weight {w!r} for {name!r}; use a non-negative number.")
         if not (math.isfinite(w) and w >= 0):
             raise UserError(f"target: weight {w!r} for {name!r}; use a non-negative number.")
     total = sum(mix.values())
@@ -249,6 +272,10 @@ class LightGBMModel:
         return np.asarray(self.booster.predict(np.asarray(weights, dtype=np.float64)),
                           dtype=np.float64)
 
+    @property
+    def k_domains(self) -> int:
+        return int(self.booster.num_feature())
+
 
 @dataclass(frozen=True)
 class LogLinearModel:
@@ -269,6 +296,10 @@ class LogLinearModel:
     low: float = -math.inf
     high: float = math.inf
 
+    @property
+    def k_domains(self) -> int:
+        return len(self.t)
+
     def predict(self, weights: np.ndarray) -> np.ndarray:
         weights = np.asarray(weights, dtype=np.float64)
         if self.k == 0:  # a flat law (0 · an overflowed exp would be NaN)
@@ -288,12 +319,21 @@ class SumModel:
     def predict(self, weights: np.ndarray) -> np.ndarray:
         return sum(w * model.predict(weights) for w, model in self.parts)
 
+    @property
+    def k_domains(self) -> int:
+        return self.parts[0][1].k_domains
+
 
 def fit(weights: np.ndarray, y: np.ndarray, regressor: str = "lightgbm", seed: int = 0) -> Model:
     """Fit `regressor` ("lightgbm" or "loglinear") from mixtures [n, k] to targets [n]."""
     weights, y = np.asarray(weights, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if weights.ndim != 2 or y.shape != (weights.shape[0],):
-        raise ValueError(f"weights [n, k] and y [n] expected, got {weights.shape} and {y.shape}")
+        raise UserError(f"fit: weights [n, k] and y [n] expected, got {weights.shape} and "
+                        f"{y.shape}.")
+    for name, values in (("weights", weights), ("y", y)):
+        bad = np.flatnonzero(~np.isfinite(values).reshape(len(values), -1).all(axis=1))
+        if bad.size:
+            raise UserError(f"fit: {name}, row {bad[0]}: not a finite number (NaN or inf).")
     if regressor == "lightgbm":
         return _fit_lightgbm(weights, y, seed)
     if regressor == "loglinear":
@@ -330,6 +370,11 @@ def _fit_loglinear(weights: np.ndarray, y: np.ndarray, seed: int,
 
     The loss surface of an exponential law has flat valleys, so one start can stall; a handful of
     random t's (c and k then set by linear least squares) finds the basin reliably."""
+    with np.errstate(over="ignore"):
+        squares = float(np.dot(y, y))
+    if not math.isfinite(squares):  # past the float limit: no least squares in float64
+        raise UserError(f"the log-linear law: no finite fit to targets from {y.min():g} to "
+                        f"{y.max():g}; rescale them (losses, bits per byte) or use lightgbm.")
     rng = np.random.default_rng(seed)
     best, best_sse = None, math.inf
     for r in range(restarts):
@@ -339,7 +384,7 @@ def _fit_loglinear(weights: np.ndarray, y: np.ndarray, seed: int,
         sse = _sse(weights, y, params)
         if sse < best_sse:
             best, best_sse = params, sse
-    assert best is not None
+    assert best is not None  # the first start's linear (c, k) is finite when y·y is
     c, k, t = best[0], best[1], best[2:]
     shift = float(t.mean())  # the gauge: weights sum to 1, so k * exp(s) and t - s are the same law
     span = float(np.ptp(y))
@@ -392,6 +437,13 @@ def _levenberg_marquardt(weights: np.ndarray, y: np.ndarray, params: np.ndarray,
     return params
 
 
+def is_flat(model: Model, weights: np.ndarray) -> bool:
+    """Whether `model` predicts one value for every row of `weights`: a regressor that learned
+    nothing (LightGBM on fewer runs than two of its leaves hold), whose "best" candidates would
+    be an arbitrary few."""
+    return bool(np.ptp(model.predict(weights)) == 0)
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman's rank correlation (ties get their average rank); 0.0 if either side is constant,
     as constant predictions rank nothing."""
@@ -417,7 +469,8 @@ def cross_validated_rank_correlation(weights: np.ndarray, values: np.ndarray, re
     """Spearman between the target and out-of-fold predictions: each run predicted by a regressor
     fitted without its fold (folds from a seeded shuffle). What RegMix reports, minus a second
     swarm. `values`: the target [n]; with `mix`, the measures [n, m] whose `mix`-weighted sum is
-    the target, fitted one by one (`fit_parts`)."""
+    the target, fitted one by one (`fit_parts`). 0.0 when every fold's fit is flat (`is_flat`):
+    each fold's constant would otherwise make a correlation out of nothing."""
     weights, values = np.asarray(weights, dtype=np.float64), np.asarray(values, dtype=np.float64)
     if mix is None:
         parts, mix = values[:, None], np.ones(1)
@@ -430,11 +483,13 @@ def cross_validated_rank_correlation(weights: np.ndarray, values: np.ndarray, re
     fold_of = np.empty(len(y), dtype=np.int64)
     fold_of[np.random.default_rng(seed).permutation(len(y))] = np.arange(len(y)) % folds
     predicted = np.empty(len(y))
+    flat = 0
     for f in range(folds):
         held = fold_of == f
         model = fit_parts(weights[~held], parts[~held], mix, regressor, seed=seed)
         predicted[held] = model.predict(weights[held])
-    return spearman(predicted, y)
+        flat += is_flat(model, weights[~held])
+    return 0.0 if flat == folds else spearman(predicted, y)
 
 
 # ---- search ------------------------------------------------------------------------------------
@@ -482,6 +537,10 @@ def propose(model: Model, k_domains: int, prior: Sequence[float] | np.ndarray | 
     a single argmin. Returns float64 [k_domains] summing to 1."""
     if not 1 <= top <= samples:
         raise UserError(f"top: {top}; use 1 <= top <= samples ({samples}).")
+    fitted = getattr(model, "k_domains", k_domains)
+    if k_domains < 2 or fitted != k_domains:
+        raise UserError(f"propose: k_domains {k_domains}; the model was fitted on {fitted} "
+                        "domains (a mixture needs 2 or more).")
     candidates = candidate_mixtures(k_domains, prior, samples, seed)
     predicted = model.predict(candidates)
     best = np.argsort(predicted, kind="stable")[:top]
@@ -504,6 +563,8 @@ class SwarmFit:
     rank_correlation: float
     """Spearman between out-of-fold predictions and the measured target."""
     model: Model
+    flat: bool = False
+    """The fit predicts one value for every run (`is_flat`): the proposal is the swarm's mean."""
 
 
 def fit_swarm(swarm: Swarm, target: str | Mapping[str, float], regressor: str = "lightgbm",
@@ -514,14 +575,15 @@ def fit_swarm(swarm: Swarm, target: str | Mapping[str, float], regressor: str = 
     model = fit_parts(swarm.weights, parts, mix, regressor, seed)
     k = len(swarm.domains)
     prior = swarm.weights.mean(axis=0)
-    proposal = propose(model, k, prior, seed=seed)
+    flat = is_flat(model, swarm.weights)
+    proposal = prior / prior.sum() if flat else propose(model, k, prior, seed=seed)
     baselines = np.stack([proposal, prior / prior.sum(), np.full(k, 1.0 / k)])
     values = model.predict(baselines)
     return SwarmFit(
         swarm.domains, proposal,
         {"proposal": float(values[0]), "swarm mean": float(values[1]), "uniform": float(values[2])},
         cross_validated_rank_correlation(swarm.weights, parts, regressor, seed=seed, mix=mix),
-        model)
+        model, flat)
 
 
 def parse_target(text: str) -> str | dict[str, float]:
@@ -540,11 +602,11 @@ def parse_target(text: str) -> str | dict[str, float]:
     return {str(k): float(v) for k, v in obj.items()}
 
 
-def predict_file(model: Model, domains: list[str], path: Path | str) -> tuple[list[str], np.ndarray]:
-    """The ids of a mixtures CSV and the model's prediction for each row; its domains must be the
-    swarm's."""
-    ids, theirs, weights = read_mixtures(path)
+def read_candidates(path: Path | str, domains: list[str]) -> tuple[str, list[str], np.ndarray]:
+    """Mixtures to predict (M.csv's layout): the id column's name, the ids and the weights [n, k];
+    their domains must be the swarm's. Read before the fit, so a wrong file costs no fit."""
+    id_column, ids, theirs, weights = _read_mixtures(Path(path))
     if theirs != domains:
         raise UserError(f"{path}: header: its domains {theirs} differ from the swarm's {domains} "
                         "(the same columns, in the same order).")
-    return ids, model.predict(weights)
+    return id_column, ids, weights

@@ -158,6 +158,17 @@ def test_rounded_weights_are_normalised(tmp_path):
     assert swarm.weights[0].sum() == pytest.approx(1.0, abs=1e-12)
 
 
+def test_sums_at_the_tolerance_and_spreadsheet_habits_are_read(tmp_path):
+    """0.33 x 3 sums to 0.99 (in floats a hair under): normalised, as the tolerance says. A
+    byte-order mark and `a, "b"` cells, as spreadsheets write them, read as they look."""
+    m = ["\ufeffid,a,b,c", 'r1, "0.33", 0.33, 0.33', "r2,0.34,0.34,0.33", *M_GOOD[3:]]
+    swarm = regmix.read_swarm(*_write(tmp_path, m, R_GOOD))
+    np.testing.assert_allclose(swarm.weights[:2], [[1 / 3] * 3, [0.34 / 1.01, 0.34 / 1.01,
+                                                                0.33 / 1.01]])
+    with pytest.raises(UserError, match="column 'id': duplicate id"):  # the id column's own name
+        regmix.read_swarm(*_write(tmp_path, [*m, "r1,1,0,0"], R_GOOD))
+
+
 def test_reads_regmix_published_layout(tmp_path):
     m = ["index,train_the_pile_arxiv,train_the_pile_github,train_the_pile_pile_cc",
          "1,0.0,0.209,0.787", "2,0.333,0.333,0.333", "3,0.5,0.25,0.25", "4,0.1,0.1,0.8"]
@@ -167,6 +178,9 @@ def test_reads_regmix_published_layout(tmp_path):
     assert swarm.domains == ["the_pile_arxiv", "the_pile_github", "the_pile_pile_cc"]
     assert list(swarm.measures) == ["the_pile_arxiv", "the_pile_pile_cc", "average"]
     np.testing.assert_allclose(swarm.weights.sum(axis=1), 1.0)  # 0.996 and 0.999 normalised
+    # A target may name the column as the file has it.
+    np.testing.assert_allclose(regmix.target_values(swarm, "metric/the_pile_arxiv_val_loss"),
+                               swarm.measures["the_pile_arxiv"])
 
 
 def _replace(lines, index, line):
@@ -191,6 +205,9 @@ BAD = {  # name: (M lines, R lines, fragments the one-line message must hold)
     "ragged row": (_replace(M_GOOD, 1, "r1,0.5,0.5"), R_GOOD, ["M.csv", "row 1", "cells"]),
     "too few runs": (M_GOOD[:4], R_GOOD[:1] + [x for x in R_GOOD[1:] if not x.startswith("r4")],
                      ["M.csv", "3 runs for 3 domains", "at least"]),
+    "a domain no run trains on": (["id,a,b,c", "r1,0.5,0.5,0", "r2,0.2,0.8,0", "r3,0.9,0.1,0",
+                                   "r4,1,0,0"], R_GOOD, ["M.csv", "column 'c'", "0 in every run"]),
+    "one domain": (["id,a", "r1,1", "r2,1", "r3,1", "r4,1"], R_GOOD, ["M.csv", "one domain"]),
 }
 
 
@@ -220,6 +237,8 @@ def test_targets(tmp_path):
         regmix.target_values(swarm, "z")
     with pytest.raises(UserError, match="no measure 'z'"):
         regmix.target_values(swarm, {"a": 1, "z": 1})
+    with pytest.raises(UserError, match="weight 'x' for 'a'"):
+        regmix.target_values(swarm, {"a": "x"})
 
 
 def test_refusals_outside_the_files():
@@ -231,6 +250,26 @@ def test_refusals_outside_the_files():
         regmix.propose(model, K, prior=[0.5, 0.3, 0.2])
     with pytest.raises(UserError, match="positive"):
         regmix.propose(model, K, prior=[0.5, 0.5, 0.0, 0.0, 0.0])
+    for k in (K - 1, 0):  # the model's domains, or none at all
+        with pytest.raises(UserError, match=f"k_domains {k}; the model was fitted on {K}"):
+            regmix.propose(model, k)
+    with pytest.raises(UserError, match="fit: y, row 3: not a finite number"):
+        regmix.fit(w, np.where(np.arange(len(y)) == 3, np.nan, y), "loglinear")
+    with pytest.raises(UserError, match="the log-linear law: no finite fit"):
+        regmix.fit(w, y * 1e300, "loglinear")
+
+
+def test_a_fit_that_learned_nothing_proposes_the_swarm_mean_and_ranks_nothing(tmp_path):
+    """LightGBM (5 runs per leaf) cannot split 8 runs: every prediction is one constant, so the
+    "best" candidates would be arbitrary and each fold's constant a correlation out of nothing."""
+    pytest.importorskip("lightgbm")
+    w, y = _loglinear_swarm(8)
+    swarm = regmix.Swarm([f"r{i}" for i in range(8)], [f"d{j}" for j in range(K)], w,
+                         {"loss": y})
+    fitted = regmix.fit_swarm(swarm, "loss", "lightgbm")
+    assert fitted.flat and fitted.rank_correlation == 0.0
+    np.testing.assert_allclose(fitted.proposal, w.mean(axis=0) / w.mean(axis=0).sum())
+    assert not regmix.fit_swarm(swarm, "loss", "loglinear").flat
 
 
 def test_swarm_fit_command_proposes_and_predicts(tmp_path, capsys):
@@ -263,3 +302,47 @@ def test_swarm_fit_command_proposes_and_predicts(tmp_path, capsys):
     (tmp_path / "P.csv").write_text("id,web,books,code\na,1,0,0\n")
     assert main([*args, "--predict", str(tmp_path / "P.csv")]) == 2  # other domains: refused
     assert "differ from the swarm's" in capsys.readouterr().err
+
+
+def test_swarm_fit_outputs_are_checked_before_the_fit_and_written_as_csv(tmp_path, capsys,
+                                                                          monkeypatch):
+    """--out: a folder or an input file refused in one line (exit 2) before anything is fitted;
+    OUT.csv quotes an id holding a comma and keeps P.csv's id column name; a proposal goes to
+    proposal.json by default, or in M.csv's layout to a .csv; --seed below 0 refused."""
+    import csv
+
+    from mixtune.cli import main
+
+    w, y = _loglinear_swarm(24)
+    domains = [f"d{j}" for j in range(K)]
+    (tmp_path / "M.csv").write_text("id," + ",".join(domains) + "\n" + "".join(
+        f"r{i}," + ",".join(f"{x:.9f}" for x in row) + "\n" for i, row in enumerate(w)))
+    (tmp_path / "R.csv").write_text("id,loss\n" + "".join(f"r{i},{v}\n" for i, v in enumerate(y)))
+    (tmp_path / "P.csv").write_text("run," + ",".join(domains) + '\n"a,1",1,0,0,0,0\n')
+    monkeypatch.chdir(tmp_path)
+    args = ["swarm", "fit", "--mixtures", "M.csv", "--results", "R.csv", "--regressor",
+            "loglinear"]
+    fitted, real_fit = [], regmix.fit_swarm
+
+    def counted_fit(*a, **k):
+        fitted.append(a)
+        return real_fit(*a, **k)
+
+    monkeypatch.setattr(regmix, "fit_swarm", counted_fit)
+    for bad, message in [(["--out", "."], "--out .: a folder"),
+                         (["--predict", "P.csv", "--out", "M.csv"], "--out M.csv: that is an input"),
+                         (["--seed", "-1"], "--seed -1: must be at least 0")]:
+        assert main([*args, *bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and err.count("\n") == 1, err
+    assert not fitted
+    assert main([*args, "--predict", "P.csv"]) == 0 and fitted
+
+    header, row = list(csv.reader((tmp_path / "predicted.csv").open()))
+    assert header == ["run", "predicted"] and row[0] == "a,1"
+    assert main(args) == 0 and "proposal: proposal.json" in capsys.readouterr().out
+    assert (tmp_path / "proposal.json").is_file()
+    assert main([*args, "--out", "proposal.csv"]) == 0
+    _, ids, theirs, weights = regmix._read_mixtures(tmp_path / "proposal.csv")
+    assert ids == ["proposal"] and theirs == domains and weights.sum() == pytest.approx(1.0)
+

@@ -155,7 +155,7 @@ class RegMix(OfflineMethod):
         self.model = regmix.fit_parts(swarm.weights, parts, mix, opts.regressor, opts.seed)
         proposal = regmix.propose(self.model, len(domains), np.maximum(prior, 1e-12),
                                   samples=opts.candidates, top=opts.top, seed=opts.seed + 1)
-        flat = bool(np.ptp(self.model.predict(swarm.weights)) == 0)
+        flat = regmix.is_flat(self.model, swarm.weights)
         if flat:  # then the "best" candidates are an arbitrary few: say so, propose the prior
             log.warning("regmix: the fit predicts the same target for every proxy (too few "
                         "proxies, or the target does not depend on the mixture); proposing the "
