@@ -91,8 +91,12 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a temp file beside `path`, fsync, then rename it over `path`."""
+    """Write `data` to a temp file beside `path`, fsync, then rename it over `path`; never over a
+    folder or a device (renamed over /dev/null, the file would replace it)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path}: {'a folder' if path.is_dir() else 'not a regular file'}; "
+                        "give the path of a file to write.")
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -43,6 +43,21 @@ def test_failed_write_keeps_the_old_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 
 
+def test_an_atomic_write_never_replaces_a_device_or_a_folder(tmp_path):
+    """A rename over /dev/null (root may) would make it a file: any path that is not a regular
+    file is refused, a FIFO standing in for the device here."""
+    from mixtune.errors import UserError
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="fifo: not a regular file"):
+        write_json_atomic(fifo, {"a": 1})
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    with pytest.raises(UserError, match=": a folder"):
+        write_json_atomic(tmp_path, {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
+
+
 def test_staged_dir_publishes_only_when_complete(tmp_path):
     final = tmp_path / "out"
     with staged_dir(final) as staged:
