@@ -66,7 +66,8 @@ class Swarm:
     ids: list[str]
     domains: list[str]
     weights: np.ndarray  # [n, k] float64, each row sums to 1
-    measures: dict[str, np.ndarray]  # measure name -> [n] float64, rows in `ids` order
+    measures: dict[str, np.ndarray]  # measure name -> [n] float64, rows in `ids` order; NaN: not
+    # measured (an empty cell), refused when a target needs it
 
 
 class Model(Protocol):
@@ -108,7 +109,8 @@ def read_swarm(mixtures_csv: Path | str, results_csv: Path | str) -> Swarm:
     values = np.empty((len(m_ids), len(measures)))
     for i, rid in enumerate(m_ids):  # R's rows, put in M's order
         j = order[rid]
-        values[i] = [_number(c, _where(r_path, j, rid), name)
+        # An empty cell is a measure the run lacks (NaN): refused only if the target needs it.
+        values[i] = [math.nan if not c else _number(c, _where(r_path, j, rid), name)
                      for c, name in zip(r_rows[j], measures, strict=True)]
     return Swarm(ids=m_ids, domains=domains, weights=weights,
                  measures={name: values[:, j].copy() for j, name in enumerate(measures)})
@@ -250,6 +252,11 @@ def target_parts(swarm: Swarm, target: str | Mapping[str, float]) -> tuple[np.nd
     if total <= 0:
         raise UserError("target: the weights sum to 0; give at least one a positive weight.")
     parts = np.stack([swarm.measures[name] for name in mix], axis=1)
+    missing = np.argwhere(np.isnan(parts))
+    if missing.size:
+        i, j = missing[0]
+        raise UserError(f"target: run {swarm.ids[i]!r} has no value for {list(mix)[j]!r} (an empty "
+                        "cell); measure it, drop the run, or leave the measure out of the target.")
     return parts, np.array([w / total for w in mix.values()])
 
 

@@ -239,6 +239,12 @@ def test_targets(tmp_path):
         regmix.target_values(swarm, {"a": 1, "z": 1})
     with pytest.raises(UserError, match="weight 'x' for 'a'"):
         regmix.target_values(swarm, {"a": "x"})
+    # A run that lacks a measure (an empty cell) stops only the targets that need it.
+    swarm = regmix.read_swarm(*_write(tmp_path, M_GOOD, _replace(R_GOOD, 1, "r3,3.1,2.1,")))
+    np.testing.assert_allclose(regmix.target_values(swarm, "b"), [2.0, 2.2, 2.1, 2.6])
+    for target in ("other", "average", {"a": 1, "other": 1}):
+        with pytest.raises(UserError, match="run 'r3' has no value for 'other'"):
+            regmix.target_values(swarm, target)
 
 
 def test_refusals_outside_the_files():
