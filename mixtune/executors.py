@@ -152,13 +152,19 @@ def run_calls(calls: Sequence[Callable[[], None]], opts: ExecutorOptions, logs: 
             on_finished(i)
 
 
-def _local(stages: list[Stage], opts: ExecutorOptions, logs, start_method: str = "fork") -> None:
-    from datatrove.executor import LocalPipelineExecutor
+def _quiet_tasks() -> None:
+    """datatrove's tasks log to their files alone (its console banner per task is noise)."""
     from datatrove.executor import base as executor_base
 
     executor_base.add_task_logger = _quiet_task_logger
     executor_base.close_task_logger = _quiet_close_task_logger
     quiet_console()
+
+
+def _local(stages: list[Stage], opts: ExecutorOptions, logs, start_method: str = "fork") -> None:
+    from datatrove.executor import LocalPipelineExecutor
+
+    _quiet_tasks()
     workers = opts.workers or min(opts.tasks, os.cpu_count() or 1)
     last = None
     for stage in stages:
@@ -201,7 +207,15 @@ def die_with_parent() -> None:
 
 
 def _init_worker(initializer: Callable | None, initargs: tuple) -> None:
+    """A pool worker: dies with its parent, and leaves Ctrl-C to it. The terminal sends SIGINT to
+    every process of the job; each worker printed its own KeyboardInterrupt traceback (a swarm's
+    two workers, 35 lines) and stopped wherever it was, while the parent, which handles it, ends
+    the pool anyway (its workers then die as a kill would leave them: resumable)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
+    _quiet_tasks()  # a spawned worker imported datatrove afresh: its task logger is loud again
     if initializer is not None:
         initializer(*initargs)
 

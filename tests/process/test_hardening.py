@@ -165,3 +165,21 @@ def test_sigkill_of_the_main_process_leaves_no_helper(tmp_path, method):
     finally:
         for pid in session_members(main.pid):  # left by a failure: not for the next tests
             os.kill(pid, signal.SIGKILL)
+
+
+
+def _sigint_handler(_=None):
+    return int(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
+
+
+def test_pool_workers_leave_ctrl_c_to_the_main_process():
+    """Ctrl-C reaches every process of the job: a pool worker busy outside its task's own
+    try (a swarm's worker in a checkpoint's rmtree) printed a KeyboardInterrupt traceback of
+    its own. The workers ignore SIGINT; the main process ends the pool, and they die with it."""
+    import multiprocess
+
+    from mixtune.executors import _MortalMultiprocess
+
+    ctx = _MortalMultiprocess(multiprocess).get_context("spawn")
+    with ctx.Pool(1) as pool:
+        assert pool.map(_sigint_handler, [0]) == [1]
