@@ -81,6 +81,13 @@ class Comparison:
     def worse(self) -> bool:
         return self.n >= 2 and self.low is not None and self.low > 0
 
+    @property
+    def same(self) -> bool:
+        """The reference's own models: not a difference of 0 that a spread could hide, but the
+        same numbers on every seed (a run links a mixture whose weights are the reference's, as
+        RegMix's fallback to the token-share prior is, to the reference's runs)."""
+        return self.n >= 1 and all(d == 0.0 for d in self.diffs)
+
 
 def interval(diffs: list[float]) -> tuple[float | None, float | None, float | None, float | None]:
     """(mean, sample std, low, high) of the 90% t-interval; std and bounds None below 2 values."""
@@ -215,19 +222,25 @@ def sentence(v: Verdict, name=str, target_text=str, digits: int = 4, *, bold=_md
     if v.outcome == NO_DATA:
         return (f"No verdict yet: it needs finished main runs of the reference mixture {ref} and "
                 "of another mixture with the same seed.")
-    best = next(c for c in v.comparisons if c.n)
     if v.outcome == BEATS:
         return _beats_sentence(v, name, what, digits, bold)
+    same = [name(c.mixture) for c in v.comparisons if c.same]
+    alias = (f"; {_listed(same)} {'is' if len(same) == 1 else 'are'} {ref} itself (the same "
+             "weights, so the same models)") if same else ""
+    best = next((c for c in v.comparisons if c.n and not c.same), None)
+    if best is None:
+        return (f"{bold(f'Keep the reference mixture {ref}')}: no other mixture to compare"
+                f"{alias}.")
     evidence = _evidence(best, digits)
     if v.outcome == WITHIN_NOISE:
         need = _seeds_needed(best, code)
         return (f"{bold(f'Keep the reference mixture {ref}')}: the difference is within noise. "
                 f"The best on average, {name(best.mixture)}, is {evidence} on the {what}, which "
-                f"the seed spread does not separate from 0{need}.")
+                f"the seed spread does not separate from 0{need}{alias}.")
     worst = [name(c.mixture) for c in v.comparisons if c.worse]
     worse = f" ({', '.join(worst)} worse beyond the spread)" if worst else ""
     return (f"{bold(f'Keep the reference mixture {ref}')}: no mixture beats it on the {what}: "
-            f"the closest, {name(best.mixture)}, is {evidence}{worse}.")
+            f"the closest, {name(best.mixture)}, is {evidence}{worse}{alias}.")
 
 
 def _beats_sentence(v: Verdict, name, what: str, digits: int, bold) -> str:
@@ -247,13 +260,24 @@ def _beats_sentence(v: Verdict, name, what: str, digits: int, bold) -> str:
             if c.beats and c.mixture != pick.mixture and c.mixture not in group]
     if rest:
         text += f"; {_beat(rest, 'also ')} it, by less beyond the spread"
+    # A lower mean the spread does not separate from the reference is no win, but hiding it
+    # would make the pick look like the best on average.
+    lower = [name(c.mixture) for c in v.comparisons
+             if not c.beats and c.n >= 2 and c.mean is not None and c.mean < pick.mean]
+    if lower:
+        text += (f"; {_listed(lower)} {'is' if len(lower) == 1 else 'are'} lower on average, "
+                 f"but within noise of {name(v.reference)}")
     return text + "."
+
+
+def _listed(names: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _beat(names: list[str], also: str = "") -> str:
     """"a beats", "a and b beat", "a, b and c beat": the names with their verb."""
-    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-    return f"{listed} {also}{'beats' if len(names) == 1 else 'beat'}"
+    return f"{_listed(names)} {also}{'beats' if len(names) == 1 else 'beat'}"
 
 
 def _evidence(c: Comparison, digits: int) -> str:

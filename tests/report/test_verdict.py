@@ -137,3 +137,28 @@ def test_among_winners_within_noise_of_each_other_the_cheapest_is_recommended():
     unknown = decide(values, "natural", "average")
     assert unknown.recommended == v.comparisons[0].mixture
     assert "the best on average; their costs are unknown" in sentence(unknown)
+
+
+def test_a_lower_mean_within_noise_is_named_beside_the_pick():
+    """a beats natural beyond the spread; b has the lower mean but a spread that does not
+    separate it from natural: the sentence says so rather than let a look best on average."""
+    values = {"natural": {"0": 1.0, "1": 1.1, "2": 1.2},
+              "a": {"0": 0.97, "1": 1.07, "2": 1.17},
+              "b": {"0": 0.80, "1": 1.15, "2": 1.05}}
+    text = sentence(decide(values, "natural", "average"))
+    assert text.startswith("**Train on a**")
+    assert text.endswith("; b is lower on average, but within noise of natural.")
+
+
+def test_a_mixture_that_is_the_reference_is_named_so_not_compared():
+    """RegMix falling back to the token-share prior trains natural's own models (linked runs):
+    not 'the closest, +0.0000 ± 0.0000', but the reference itself."""
+    values = {"natural": {"0": 1.0, "1": 1.1, "2": 1.2}, "regmix": {"0": 1.0, "1": 1.1, "2": 1.2},
+              "b": {"0": 1.10, "1": 1.15, "2": 1.25}}
+    v = decide(values, "natural", "average")
+    text = sentence(v)
+    assert v.outcome == NONE_BETTER and "the closest, b, is +0.0667" in text
+    assert text.endswith("; regmix is natural itself (the same weights, so the same models).")
+    alone = sentence(decide({m: values[m] for m in ("natural", "regmix")}, "natural", "average"))
+    assert alone == ("**Keep the reference mixture natural**: no other mixture to compare; regmix "
+                     "is natural itself (the same weights, so the same models).")
