@@ -23,6 +23,7 @@ import io
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,7 +221,7 @@ def collect(paths: list[Path], proxies: bool = False,
     summaries: dict[Path, dict] = {}
     for model_uuid, e in found.newest_evals().items():
         model = found.models[model_uuid]
-        if is_proxy(model) and not proxies:
+        if (is_proxy(model) or found.only_a_reference(model_uuid)) and not proxies:
             continue
         ds = found.datasets.get(model.get("dataset_uuid")) or found.dataset_at(model)
         if ds is None:
@@ -297,6 +298,18 @@ class Records:
         names = {p.parent.name for p in map(Path.absolute, self.places[uuid])
                  if is_main_run(p) and p.parent.parent.parent == output}
         return tuple(sorted(names - {run.parent.name}))
+
+    def only_a_reference(self, uuid: str) -> bool:
+        """Whether a model is a DoReMi round's reference (static, on OUTPUT/round-N/<mixture>.json)
+        and no main run of its `mixtune run` as well: a main run identical to the reference is
+        that run, linked, and stays on the board; a reference of its own (other steps) is a
+        method's run, like a proxy."""
+        model = self.models[uuid]
+        spec = _dig(model, "mixture", "spec")
+        if model.get("method") != "static" or not isinstance(spec, str):
+            return False
+        in_round = re.fullmatch(r"round-\d+", Path(spec).parent.name) is not None
+        return in_round and not any(is_main_run(p) for p in self.places[uuid])
 
     def newest_evals(self) -> dict[str, dict]:
         """Each model's newest evaluation, by its model's uuid."""

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 
@@ -134,3 +135,29 @@ def test_the_dataset_column_names_the_dataset(tmp_path):
     assert [line.split("|")[2].strip() for line in table_lines(to_markdown(rows))[2:]] == names
     assert [r["dataset"] for r in csv.DictReader(io.StringIO(to_csv(rows)))] == names
     assert [r["values"]["dataset"] for r in to_board(rows)["rows"]] == names
+
+
+def test_a_doremi_reference_is_on_the_board_only_as_a_main_run(tmp_path):
+    """DoReMi's round reference (OUTPUT/round-1/reference, on round-1/natural.json) is a method's
+    run, like a proxy: shown with --proxies only, not as a second `natural` row. A main run
+    identical to it is that run (a link), and stays."""
+    data = tmp_path / "out" / "data" / "dataset"
+    write_json_atomic(data / DATASET_RECORD, new_record("dataset", kind="dataset"))
+    ds = read_record(data / DATASET_RECORD)
+
+    def trained(run, spec, ppl, tokens):
+        model = write_model_record(
+            run, dataset_name="out", dataset_uuid=ds["uuid"], dataset_path=str(data),
+            method="static", mixture={"name": "natural", "spec": str(spec), "weights": {"a": 1.0}},
+            hyperparameters={"scale": "tiny", "tokens": tokens, "seed": 0})
+        write_eval_record(run, model, eval_metrics={"average_log_ppl": ppl})
+
+    out = tmp_path / "out"
+    trained(out / "round-1" / "reference", out / "round-1" / "natural.json", 3.5, 512)
+    trained(out / "main" / "natural" / "seed-0", "natural", 3.0, 1024)
+    assert [r.first.model["hyperparameters"]["tokens"] for r in collect([out])[0]] == [1024]
+    assert len(collect([out], proxies=True)[0]) == 2
+    # The main run is the reference run itself: one model, found at both places, on the board.
+    shutil.rmtree(out / "main" / "natural" / "seed-0")
+    (out / "main" / "natural" / "seed-0").symlink_to(out / "round-1" / "reference")
+    assert [r.first.model["hyperparameters"]["tokens"] for r in collect([out])[0]] == [512]
