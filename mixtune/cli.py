@@ -266,7 +266,7 @@ def cmd_swarm_fit(args) -> int:
                     "(LightGBM splits only with 10 or more; try --regressor loglinear, or more "
                     "runs). The proposal is the swarm's mean mixture, no evidence.",
                     args.regressor, n)
-    elif rho < 0.5:
+    elif rho < regmix.LOW_RANK_CORRELATION:
         log.warning("out-of-fold rank correlation %.3f: too low to trust the fit's ranking, so "
                     "its proposal is weak evidence (more runs, or the other --regressor).", rho)
     if candidates is not None:

@@ -113,6 +113,15 @@ def test_valid_run_config_and_its_defaults(tmp_path):
     assert cfg.mixtures == ["reference", "uniform", "doremi"]
 
 
+def test_a_method_section_the_run_does_not_train_is_warned_about(tmp_path, caplog):
+    load(tmp_path, mixtures=["reference", "uniform"], regmix={"proxies": 8})
+    assert "regmix: options of a method the run does not train (it is not in mixtures: " \
+           "reference, uniform); they are unused" in caplog.text
+    caplog.clear()
+    load(tmp_path, mixtures=["reference", "regmix"], regmix={"proxies": 8})
+    assert "unused" not in caplog.text
+
+
 def test_force_and_mixture_names_are_checked_before_anything_runs(tmp_path):
     cfg = load(tmp_path, doremi={"rounds": 2}, seeds=[0, 1])
     assert stage_names(cfg) == [

@@ -266,16 +266,26 @@ def test_refusals_outside_the_files():
 
 
 def test_a_fit_that_learned_nothing_proposes_the_swarm_mean_and_ranks_nothing(tmp_path):
-    """LightGBM (5 runs per leaf) cannot split 8 runs: every prediction is one constant, so the
+    """A target the mixture does not move: LightGBM's every prediction is one constant, so the
     "best" candidates would be arbitrary and each fold's constant a correlation out of nothing."""
     pytest.importorskip("lightgbm")
-    w, y = _loglinear_swarm(8)
-    swarm = regmix.Swarm([f"r{i}" for i in range(8)], [f"d{j}" for j in range(K)], w,
-                         {"loss": y})
-    fitted = regmix.fit_swarm(swarm, "loss", "lightgbm")
+    w, y = _loglinear_swarm(12)
+    swarm = regmix.Swarm([f"r{i}" for i in range(12)], [f"d{j}" for j in range(K)], w,
+                         {"loss": y, "flat": np.full(12, 2.5)})
+    fitted = regmix.fit_swarm(swarm, "flat", "lightgbm")
     assert fitted.flat and fitted.rank_correlation == 0.0
     np.testing.assert_allclose(fitted.proposal, w.mean(axis=0) / w.mean(axis=0).sum())
-    assert not regmix.fit_swarm(swarm, "loss", "loglinear").flat
+
+
+def test_lightgbm_splits_a_small_swarm():
+    """12 runs (the default swarm of 3 domains) on a law LightGBM can follow: with 5 rows per
+    leaf no tree could split (a constant fit, rho 0); a third of the runs per leaf learns it."""
+    pytest.importorskip("lightgbm")
+    assert [regmix.min_data_in_leaf(n) for n in (4, 8, 12, 15, 20, 500)] == [2, 2, 4, 5, 5, 5]
+    w = regmix.candidate_mixtures(3, None, 12, seed=12)
+    y = 3 + 2 * w[:, 2] + np.random.default_rng(0).normal(0, 0.01, 12)
+    assert not regmix.is_flat(regmix.fit(w, y, "lightgbm"), w)
+    assert regmix.cross_validated_rank_correlation(w, y, "lightgbm") > 0.5
 
 
 def test_swarm_fit_command_proposes_and_predicts(tmp_path, capsys):

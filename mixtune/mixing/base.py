@@ -223,6 +223,12 @@ class OfflineMethod(ABC):
         `report_dir` (and must remove its own stale ones). Default: no section."""
         return []
 
+    @classmethod
+    def warnings(cls, record: dict) -> list[str]:
+        """Plain-text lines `mixtune run` prints when it finishes, where the report's section
+        holds a doubt about the proposal the user should not miss. Default: none."""
+        return []
+
 
 def compute_lines(flops) -> list[str]:
     """A method's training compute against one main run's (as the RegMix and DoReMi papers

@@ -137,7 +137,7 @@ class RegMix(OfflineMethod):
 
     def propose(self, ctx):
         opts, domains = self.opts, ctx.domains
-        n = swarm_size(opts.proxies, len(domains))
+        n = swarm_size(opts.proxies, len(domains), ctx.label("regmix.proxies"))
         target = check_target(ctx.cfg.target if opts.target is None else opts.target, domains,
                               ctx.label("regmix.target"))
         prior = ctx.tokens / ctx.tokens.sum()
@@ -183,15 +183,28 @@ class RegMix(OfflineMethod):
     def report_section(cls, record: dict, output: Path, report_dir: Path) -> list[str]:
         return report_lines(record, output)
 
+    @classmethod
+    def warnings(cls, record: dict) -> list[str]:
+        rc = finite(record.get("rank_correlation"))
+        if record.get("flat_fit"):
+            return ["regmix: the fit learned nothing (it predicts one value for every proxy), so "
+                    "its proposal is the token-share prior: train more proxies (regmix.proxies), "
+                    "or use regmix.regressor loglinear."]
+        if rc is not None and rc < regmix.LOW_RANK_CORRELATION:
+            return [f"regmix: the fit's out-of-fold rank correlation is {rc:.2f}, too low to "
+                    "trust its ranking: its proposal is weak evidence (more proxies, or the "
+                    "other regmix.regressor)."]
+        return []
+
 
 def proxy_name(i: int) -> str:
     return f"proxy-{i:03d}"
 
 
-def swarm_size(proxies: int | None, k: int) -> int:
+def swarm_size(proxies: int | None, k: int, label: str = "regmix.proxies") -> int:
     n = proxies if proxies is not None else max(MIN_PROXIES, PROXIES_PER_DOMAIN * k)
     if n < k + 1:
-        raise UserError(f"regmix.proxies {n}: a regression over {k} domains needs at least "
+        raise UserError(f"{label} {n}: a regression over {k} domains needs at least "
                         f"domains + 1 = {k + 1} proxies.")
     return n
 
@@ -252,7 +265,7 @@ def report_lines(record: dict, output: Path) -> list[str]:
         f"**{md_text(_target_text(record))}**, "
         f"and the mean of the best-predicted candidates as the proposal. Cross-validated rank "
         f"correlation of the fit (Spearman, out-of-fold predictions against measured): "
-        f"{fmt(rc)}{' — too low to trust the ranking' if rc is not None and rc < 0.5 else ''}.",
+        f"{fmt(rc)}{' — too low to trust the ranking' if rc is not None and rc < regmix.LOW_RANK_CORRELATION else ''}.",
         "",
     ]
     if record.get("flat_fit"):

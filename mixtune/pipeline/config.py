@@ -12,6 +12,7 @@ A run YAML is checked in full when it is loaded, before any stage runs (no torch
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from mixtune.process.config import ProcessSettings
 from mixtune.schema import at_least, named_sections, nonempty, positive, setting
 from mixtune.synthetic import SyntheticConfig
 from mixtune.train.config import TrainSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -221,6 +224,10 @@ def load_run_config(path: Path) -> RunConfig:
         raise UserError(f"{path}: rounds: an option of the doremi method now; write it as "
                         "doremi: {rounds: N} (or {until: tol, max: n}).")
     cfg = schema.parse(RunConfig, raw, str(path))
+    for name in raw:  # checked, but nothing will read it: most likely a method left out by mistake
+        if METHOD_OPTIONS.get(name) is not None and name not in cfg.mixtures:
+            log.warning("%s: %s: options of a method the run does not train (it is not in "
+                        "mixtures: %s); they are unused.", path, name, ", ".join(cfg.mixtures))
     # What is on disk is checked after the file's own shape, whose mistakes explain more.
     for i, source in enumerate(cfg.data.sources or []):
         if not Path(source).exists():

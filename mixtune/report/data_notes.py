@@ -44,10 +44,12 @@ _SMALL, _DUPLICATES, _IN_TRAIN, _MIXTURE = range(4)
 
 
 def data_notes(manifest: dict | Manifest, mixtures: dict[str, dict[str, float]],
-               main_tokens: int | None) -> list[str]:
+               main_tokens: int | None, max_epochs: float | None = MAX_EPOCHS) -> list[str]:
     """Plain-text notes on `manifest` (manifest.json as a dict, or a `Manifest`) and `mixtures`
     (name -> {domain: weight}, normalised here) for main runs of `main_tokens` training tokens
-    (None: unknown, so no passes are counted)."""
+    (None: unknown, so no passes are counted): a mixture repeating a domain more than
+    `max_epochs` times (the run's cap; None, no cap: MAX_EPOCHS) is noted."""
+    limit = MAX_EPOCHS if max_epochs is None else max_epochs
     if isinstance(manifest, Manifest):
         manifest = manifest.to_json()
     train, val = _entries(manifest, "train"), _entries(manifest, "validation")
@@ -57,7 +59,7 @@ def data_notes(manifest: dict | Manifest, mixtures: dict[str, dict[str, float]],
     notes = _every_domain_small(notes, val)
     for name, weights in mixtures.items():
         for d, w in _normalised(weights).items():
-            text = _mixture_note(name, d, w, train.get(d), main_tokens)
+            text = _mixture_note(name, d, w, train.get(d), main_tokens, limit)
             if text is not None:
                 notes.append((d, _MIXTURE, name, text))
     return [text for *_, text in sorted(notes)]
@@ -105,16 +107,16 @@ def _validation_notes(domain: str, entry: dict | None) -> list[tuple[int, str]]:
 
 
 def _mixture_note(name: str, domain: str, weight: float, entry: dict | None,
-                  main_tokens: int | None) -> str | None:
+                  main_tokens: int | None, max_epochs: float) -> str | None:
     """The note on `name` giving `domain` `weight` (of 1), if it repeats the domain's training
-    text more than MAX_EPOCHS times or weighs a domain of few documents."""
+    text more than `max_epochs` times or weighs a domain of few documents."""
     docs = _count(entry or {}, "documents")
     tokens = _count(entry or {}, "tokens")
     if weight <= 0 or not docs or not tokens:
         return None
     epochs = weight * main_tokens / tokens if main_tokens else None
     few = docs < FEW_TRAIN_DOCUMENTS and weight > FEW_DOCUMENTS_WEIGHT
-    if not few and (epochs is None or epochs <= MAX_EPOCHS):
+    if not few and (epochs is None or epochs <= max_epochs):
         return None
     head = (f"mixture {name} gives domain {domain} ({_docs(docs, 'training ')}, {tokens:,} "
             f"tokens) {_pct(weight)} of the weight")

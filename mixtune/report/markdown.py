@@ -78,7 +78,8 @@ def _data_section(summary: RunSummary) -> list[str]:
     if not isinstance(manifest, dict):
         return []
     mixtures = {n: mixture_weights(summary, n) for n in summary.mixtures}
-    notes = data_notes(manifest, {n: w for n, w in mixtures.items() if w}, summary.main_tokens)
+    notes = data_notes(manifest, {n: w for n, w in mixtures.items() if w}, summary.main_tokens,
+                       summary.max_epochs)
     if not notes:
         return []
     return ["### What the numbers rest on", "",
@@ -318,8 +319,9 @@ def _repetition_lines(summary: RunSummary) -> list[str]:
     lines = []
     for name, record in summary.capped.items():
         domains = record.get("capped") or {}
-        moved = ", ".join(f"{md_text(d)} {fmt(finite(e.get('epochs_before')), 1)} → "
-                          f"{fmt(finite(e.get('epochs_after')), 1)} epochs"
+        # Two decimals: a cap that bit by a little (4.01 -> 4) must not read "4.0 -> 4.0".
+        moved = ", ".join(f"{md_text(d)} {fmt(finite(e.get('epochs_before')), 2)} → "
+                          f"{fmt(finite(e.get('epochs_after')), 2)} epochs"
                           for d, e in domains.items() if isinstance(e, dict))
         if record.get("feasible") is False:
             lines.append(f"- **{md_text(name)}**: a main run needs more than {cap:g} epochs of all the data; "

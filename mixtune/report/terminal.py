@@ -8,6 +8,7 @@ from pathlib import Path
 
 def print_outcome(out: Path) -> None:
     """The weights, the results table and the verdict of the finished run in `out`."""
+    from mixtune.mixing.target import AVERAGE, target_text
     from mixtune.report.collect import OutputFolder
     from mixtune.report.tables import text_table
     from mixtune.report.verdict_section import plain_sentence
@@ -18,5 +19,12 @@ def print_outcome(out: Path) -> None:
     print("\n" + "domain".ljust(16) + "".join(n.rjust(12) for n in names))
     for d in summary.domains:
         print(d.ljust(16) + "".join(f"{summary.mixtures[n][d]:12.3f}" for n in names))
-    print("\n" + "\n".join(text_table(folder.table)))
+    target = None if summary.target == AVERAGE else target_text(summary.target)
+    print("\n" + "\n".join(text_table(folder.table, target)))
     print(plain_sentence(folder.verdict))
+    from mixtune.mixing import METHODS
+
+    for name, record in summary.methods.items():  # a method's doubts about its own proposal
+        method = METHODS.get(name)
+        for line in method.warnings(record) if hasattr(method, "warnings") else []:
+            print(f"warning: {line}")

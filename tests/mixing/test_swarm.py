@@ -53,6 +53,17 @@ def test_swarm_size_default_and_minimum():
         swarm_size(5, 5)
 
 
+def test_a_fit_to_doubt_is_a_warning_when_the_run_ends():
+    from mixtune.mixing.swarm import RegMix
+
+    assert RegMix.warnings({"proxies": 12, "rank_correlation": 0.8}) == []
+    assert "0.07, too low to trust" in RegMix.warnings({"proxies": 12, "rank_correlation": 0.07})[0]
+    assert "learned nothing" in RegMix.warnings({"proxies": 8, "flat_fit": True,
+                                                 "rank_correlation": 0.0})[0]
+    with pytest.raises(UserError, match="run.yaml: regmix.proxies 3: a regression over 3"):
+        swarm_size(3, 3, "run.yaml: regmix.proxies")
+
+
 def test_target_is_checked_against_the_domains():
     assert check_target({"a": 1.0}, ["a", "b"]) == {"a": 1.0}
     assert check_target("downstream:core", ["a"]) == "downstream:core"
@@ -195,3 +206,5 @@ def test_every_method_and_baseline_trains_and_is_reported(tmp_path):
     board = (out / "report" / "leaderboard.md").read_text().splitlines()
     rows = [line.split("|")[3].strip() for line in board if line.startswith("| ") and "---" not in line]
     assert names <= {name for cell in rows[1:] for name in cell.split(" = ")}
+    # once: DoReMi's reference (natural, at the proxy's steps) is a method's run, not a row
+    assert sum("natural" in cell.split(" = ") for cell in rows[1:]) == 1

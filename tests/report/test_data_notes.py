@@ -129,8 +129,12 @@ def test_few_documents_at_few_epochs_and_many_documents_at_many_epochs():
     assert notes == ["mixture a gives domain books (5,000 training documents, 40,000,000 tokens) "
                      "90% of the weight: about 22 passes over its training text in a main run of "
                      "1,000,000,000 tokens"]
-    # 3.0 and 3.4 passes: within MAX_EPOCHS.
+    # 3.0 and 3.4 passes: within MAX_EPOCHS, but not within a run's own max_epochs of 2.
     assert data_notes(healthy(), {"a": {"books": 0.15, "web": 0.85}}, 8 * 10**8) == []
+    notes = data_notes(healthy(), {"a": {"books": 0.15, "web": 0.85}}, 8 * 10**8, max_epochs=2)
+    assert [n.split(": ")[1] for n in notes] == [
+        "about 3.0 passes over its training text in a main run of 800,000,000 tokens",
+        "about 3.4 passes over its training text in a main run of 800,000,000 tokens"]
 
 
 def test_one_note_per_problem_sorted_by_domain():

@@ -385,3 +385,22 @@ def test_cautions_about_the_data_follow_the_verdict(tmp_path):
     md = write_report(out).read_text()
     assert md.index("## Verdict") < md.index("### What the numbers rest on") < md.index("## Headline")
     assert "- code: its validation set is 1 document (8,241 tokens)" in md
+
+
+def test_the_terminal_shows_and_ranks_by_a_target_that_is_not_the_average(tmp_path, capsys):
+    """`mixtune run`'s closing table: with `target: {web: 1}` the rows are ranked by web's
+    log-ppl, so that column is shown (the average beside it would not follow the order)."""
+    from mixtune.report.terminal import print_outcome
+
+    out = make_output(tmp_path)
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "target": {"web": 1.0}}))
+    print_outcome(out)
+    lines = capsys.readouterr().out.splitlines()
+    head = next(line for line in lines if line.startswith("mixture"))
+    assert head.split()[:4] == ["mixture", "target", "average", "log-ppl"]
+    assert "target: 1·web (lower is better), which ranks the rows" in lines
+    (out / "summary.json").write_text(json.dumps(summary))
+    print_outcome(out)
+    assert "target" not in next(line for line in capsys.readouterr().out.splitlines()
+                                if line.startswith("mixture"))
