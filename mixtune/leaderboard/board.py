@@ -37,7 +37,7 @@ from mixtune.provenance import (
     RecordError,
     read_record,
 )
-from mixtune.records import Metrics
+from mixtune.records import AVERAGE_TARGET, Metrics
 from mixtune.tables import NONE, csv_cell, fmt_ms, md_table, md_text, mean_curve, mean_std
 
 MEASURES = [  # key, label, better
@@ -403,8 +403,15 @@ def run_verdicts(rows: list[Row]) -> list[str]:
             run = Path(e.run).absolute()
             path = run.parent.parent.parent / SUMMARY
             if is_main_run(run) and path not in found:
-                sentence = _dig(_read_lenient(path), "verdict", "sentence")
+                summary = _read_lenient(path)
+                sentence = _dig(summary, "verdict", "sentence")
                 found[path] = sentence if isinstance(sentence, str) else None
+                target = _dig(summary, "target")
+                if found[path] and target not in (None, AVERAGE_TARGET):
+                    # Else the order below can contradict the sentence (a mixture first on the
+                    # average log-ppl that the verdict calls worse on the run's target).
+                    found[path] += (" The board ranks by its own measure below, not by this "
+                                    "run's target; the run's report ranks by the target.")
     return [f"{p.parent.name}: {s}" for p, s in found.items() if s]
 
 

@@ -92,7 +92,7 @@ def measures(result: EvalResult, downstream: DownstreamResult | None) -> dict[st
 def target_text(target) -> str:
     """The target as the report names it."""
     if isinstance(target, dict):
-        return ", ".join(f"{w:g}·{d}" for d, w in target.items())
+        return " + ".join(f"{w:g}·{d}" for d, w in target.items()) + " validation log-ppl"
     if target == AVERAGE:
         return "average validation log-ppl"
     if is_downstream(target):

@@ -161,3 +161,17 @@ def test_a_doremi_reference_is_on_the_board_only_as_a_main_run(tmp_path):
     shutil.rmtree(out / "main" / "natural" / "seed-0")
     (out / "main" / "natural" / "seed-0").symlink_to(out / "round-1" / "reference")
     assert [r.first.model["hyperparameters"]["tokens"] for r in collect([out])[0]] == [512]
+
+
+def test_a_run_with_its_own_target_says_the_board_ranks_otherwise(tmp_path):
+    """The verdict above the board is on the run's target; the board ranks by its own measure,
+    so a run whose target is not the average says so (the order could contradict the verdict)."""
+    data = tmp_path / "out" / "data" / "dataset"
+    write_json_atomic(data / DATASET_RECORD, new_record("dataset", kind="dataset"))
+    _trained(tmp_path / "out" / "main" / "natural" / "seed-0", data, "natural", ppl=3.0)
+    for target, noted in (({"web": 1.0}, True), ("average", False)):
+        write_json_atomic(tmp_path / "out" / "summary.json",
+                          {"target": target, "verdict": {"sentence": "Keep natural."}})
+        md = to_markdown(collect([tmp_path / "out"])[0])
+        assert md.startswith("Verdict, out: Keep natural.")
+        assert ("not by this run's target; the run's report ranks by the target." in md) == noted

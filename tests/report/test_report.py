@@ -399,7 +399,7 @@ def test_the_terminal_shows_and_ranks_by_a_target_that_is_not_the_average(tmp_pa
     lines = capsys.readouterr().out.splitlines()
     head = next(line for line in lines if line.startswith("mixture"))
     assert head.split()[:4] == ["mixture", "target", "average", "log-ppl"]
-    assert "target: 1·web (lower is better), which ranks the rows" in lines
+    assert "target: 1·web validation log-ppl (lower is better), which ranks the rows" in lines
     (out / "summary.json").write_text(json.dumps(summary))
     print_outcome(out)
     assert "target" not in next(line for line in capsys.readouterr().out.splitlines()
