@@ -136,6 +136,8 @@ class Runner:
             if action == "restart":
                 log.warning("stage %s: %s", stage.name, detail)
                 remove(folder)
+            elif action == "resume":  # said here: a task's own "resuming" is in its log alone
+                log.info("stage %s: started by an earlier run; resuming it", stage.name)
             StageRecord(stage.name, config_hash(stage.identity), stage.identity,
                         inputs=inputs).write(folder)
         distributed.barrier()

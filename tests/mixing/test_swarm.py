@@ -144,7 +144,8 @@ def test_regmix_finds_the_domain_only_its_own_data_lowers(tmp_path):
 
 
 @pytestmark_slow
-def test_a_killed_swarm_resumes_without_retraining_finished_proxies(tmp_path, monkeypatch):
+def test_a_killed_swarm_resumes_without_retraining_finished_proxies(tmp_path, monkeypatch,
+                                                                    caplog):
     path = write_config(tmp_path / "c.yaml", tmp_path / "out")
     real, calls = plan_module._train, []
 
@@ -161,7 +162,11 @@ def test_a_killed_swarm_resumes_without_retraining_finished_proxies(tmp_path, mo
     before = run_ids(tmp_path / "out", 6)
     finished = [p for p, rid in before.items() if rid]
     assert finished == ["proxy-000", "proxy-001", "proxy-002"]  # the swarm trains first
-    out = run_pipeline(path)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="mixtune"):
+        out = run_pipeline(path)
+    assert "stage regmix/proxy-003: started by an earlier run; resuming it" in caplog.text
+    assert "stage regmix/proxy-000: complete, skipped" in caplog.text
     after = run_ids(out, 6)
     assert all(after[p] == before[p] for p in finished)  # never retrained
     assert all(after.values())
