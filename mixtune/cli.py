@@ -263,9 +263,9 @@ def cmd_swarm_fit(args) -> int:
     n, rho = len(swarm.ids), fitted.rank_correlation
     if fitted.flat:
         log.warning("the %s fit predicts one value for every run: it learned nothing from %d runs "
-                    "(LightGBM splits only with 10 or more; try --regressor loglinear, or more "
-                    "runs). The proposal is the swarm's mean mixture, no evidence.",
-                    args.regressor, n)
+                    "(too few runs for it, or a target the mixture does not move; try more runs "
+                    "or the other --regressor). The proposal is the swarm's mean mixture, no "
+                    "evidence.", args.regressor, n)
     elif rho < regmix.LOW_RANK_CORRELATION:
         log.warning("out-of-fold rank correlation %.3f: too low to trust the fit's ranking, so "
                     "its proposal is weak evidence (more runs, or the other --regressor).", rho)

@@ -206,6 +206,10 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def _no_interrupt(signum, frame) -> None:
+    """SIGINT in a pool worker: the main process handles it."""
+
+
 def _init_worker(initializer: Callable | None, initargs: tuple) -> None:
     """A pool worker: dies with its parent, and leaves Ctrl-C to it. The terminal sends SIGINT to
     every process of the job; each worker printed its own KeyboardInterrupt traceback (a swarm's
@@ -213,7 +217,9 @@ def _init_worker(initializer: Callable | None, initargs: tuple) -> None:
     the pool anyway (its workers then die as a kill would leave them: resumable)."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A no-op handler, not SIG_IGN: an ignored signal is inherited through exec, and a task's
+    # own children (DataLoader workers, subprocesses) would then outlive Ctrl-C.
+    signal.signal(signal.SIGINT, _no_interrupt)
     die_with_parent()
     _quiet_tasks()  # a spawned worker imported datatrove afresh: its task logger is loud again
     if initializer is not None:

@@ -364,9 +364,9 @@ def fit_parts(weights: np.ndarray, parts: np.ndarray, mix: np.ndarray,
 
 def min_data_in_leaf(n: int) -> int:
     """Rows per LightGBM leaf: 5, or a third of a swarm under 15 runs (at least 2). Two leaves
-    of 5 need 10 rows: on the default swarm of 3 domains (12 proxies; its cross-validation fits
-    9 or 10) a fixed 5 let no tree split, and every fit was a constant (out-of-fold rho 0.00 on a
-    noise-free law, 0.78 with a third; 15 runs and more are fitted as before)."""
+    of 5 need 10 rows: on the default swarm of 3 domains (12 proxies) the cross-validation's
+    fits of 9 or 10 runs could not split, so its rho read 0.00 on a noise-free law (0.78 with a
+    third); 15 runs and more are fitted as before."""
     return min(5, max(2, n // 3))
 
 

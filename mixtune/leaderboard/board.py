@@ -300,16 +300,15 @@ class Records:
         return tuple(sorted(names - {run.parent.name}))
 
     def only_a_reference(self, uuid: str) -> bool:
-        """Whether a model is a DoReMi round's reference (static, on OUTPUT/round-N/<mixture>.json)
-        and no main run of its `mixtune run` as well: a main run identical to the reference is
-        that run, linked, and stays on the board; a reference of its own (other steps) is a
-        method's run, like a proxy."""
-        model = self.models[uuid]
-        spec = _dig(model, "mixture", "spec")
-        if model.get("method") != "static" or not isinstance(spec, str):
-            return False
-        in_round = re.fullmatch(r"round-\d+", Path(spec).parent.name) is not None
-        return in_round and not any(is_main_run(p) for p in self.places[uuid])
+        """Whether a model is a DoReMi round's reference (found at OUTPUT/round-N/reference) and
+        no main run of its `mixtune run` as well: a main run identical to the reference is that
+        run, linked, and stays on the board; a reference of its own (other steps) is a method's
+        run, like a proxy. (By where the run is, not where its weights file is: a user's own run
+        on a round's weights is no reference.)"""
+        places = [Path(p).absolute() for p in self.places[uuid]]
+        in_round = any(p.name == "reference" and re.fullmatch(r"round-\d+", p.parent.name)
+                       for p in places)
+        return in_round and not any(is_main_run(p) for p in places)
 
     def newest_evals(self) -> dict[str, dict]:
         """Each model's newest evaluation, by its model's uuid."""

@@ -224,8 +224,9 @@ def load_run_config(path: Path) -> RunConfig:
         raise UserError(f"{path}: rounds: an option of the doremi method now; write it as "
                         "doremi: {rounds: N} (or {until: tol, max: n}).")
     cfg = schema.parse(RunConfig, raw, str(path))
+    quiet = os.environ.get("RANK", "0") != "0" or os.environ.get("MIXTUNE_LAUNCHED")  # said once
     for name in raw:  # checked, but nothing will read it: most likely a method left out by mistake
-        if METHOD_OPTIONS.get(name) is not None and name not in cfg.mixtures:
+        if METHOD_OPTIONS.get(name) is not None and name not in cfg.mixtures and not quiet:
             log.warning("%s: %s: options of a method the run does not train (it is not in "
                         "mixtures: %s); they are unused.", path, name, ", ".join(cfg.mixtures))
     # What is on disk is checked after the file's own shape, whose mistakes explain more.
@@ -241,8 +242,10 @@ def load_run_config(path: Path) -> RunConfig:
 
 
 def _rel(base: Path, p: str) -> Path:
-    # resolve(): `../runs` beside examples/ prints as /…/runs, not /…/examples/../runs
-    return (base / os.path.expanduser(p)).resolve()
+    # Not resolve()d: these paths are in the stages' identities, and an output made with the
+    # path as written must resume (a resolved `examples/../runs` or symlink would refuse it).
+    p = Path(os.path.expanduser(p))
+    return p if p.is_absolute() else base / p
 
 
 def _weights_path(base: Path, spec: str) -> str:
