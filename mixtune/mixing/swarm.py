@@ -153,14 +153,15 @@ class RegMix(OfflineMethod):
         parts, mix = regmix.target_parts(swarm, measure_weights(target, domains))
         y = parts @ mix
         self.model = regmix.fit_parts(swarm.weights, parts, mix, opts.regressor, opts.seed)
-        proposal = regmix.propose(self.model, len(domains), np.maximum(prior, 1e-12),
-                                  samples=opts.candidates, top=opts.top, seed=opts.seed + 1)
         flat = regmix.is_flat(self.model, swarm.weights)
         if flat:  # then the "best" candidates are an arbitrary few: say so, propose the prior
             log.warning("regmix: the fit predicts the same target for every proxy (too few "
                         "proxies, or the target does not depend on the mixture); proposing the "
                         "token-share prior. Train more proxies (regmix.proxies).")
             proposal = prior
+        else:
+            proposal = regmix.propose(self.model, len(domains), np.maximum(prior, 1e-12),
+                                      samples=opts.candidates, top=opts.top, seed=opts.seed + 1)
         summary = {
             "flat_fit": flat,
             "proxies": n, "target": target, "regressor": opts.regressor,
@@ -189,7 +190,7 @@ class RegMix(OfflineMethod):
         if record.get("flat_fit"):
             return ["regmix: the fit learned nothing (it predicts one value for every proxy), so "
                     "its proposal is the token-share prior: train more proxies (regmix.proxies), "
-                    "or use regmix.regressor loglinear."]
+                    "or use the other regmix.regressor."]
         if rc is not None and rc < regmix.LOW_RANK_CORRELATION:
             return [f"regmix: the fit's out-of-fold rank correlation is {rc:.2f}, too low to "
                     "trust its ranking: its proposal is weak evidence (more proxies, or the "

@@ -26,5 +26,5 @@ def print_outcome(out: Path) -> None:
 
     for name, record in summary.methods.items():  # a method's doubts about its own proposal
         method = METHODS.get(name)
-        for line in method.warnings(record) if hasattr(method, "warnings") else []:
+        for line in method.warnings(record) if method is not None else []:
             print(f"warning: {line}")
